@@ -1,0 +1,88 @@
+// Backbones (per modality) and fusion models, chosen by name from a registry.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "automm/config.h"
+
+namespace automm {
+
+// One mini-batch of processed inputs; undefined tensors for absent modalities.
+struct Batch {
+  torch::Tensor numerical;    // [batch, num_numerical] float
+  torch::Tensor categorical;  // [batch, num_categorical] int64
+};
+
+struct BackboneOutput {
+  torch::Tensor features;  // [batch, feature_dim]
+  torch::Tensor logits;    // [batch, num_outputs]: the backbone's own head
+};
+
+// What a model needs to know about the data it is built for.
+struct ModelContext {
+  int64_t num_numerical = 0;
+  std::vector<int64_t> categorical_cardinalities;  // embedding rows per column
+  int64_t num_outputs = 1;                          // classes, or 1 for regression
+};
+
+class BackboneImpl : public torch::nn::Module {
+ public:
+  virtual BackboneOutput forward(const Batch& batch) = 0;
+  virtual int64_t feature_dim() const = 0;
+};
+
+// Parameters that never get weight decay: biases, norm weights, cls tokens and
+// feature-tokenizer parameters (named *_tokenizer.*).
+bool is_no_decay_parameter(const std::string& name);
+
+// Builds a backbone by its base name ("categorical_mlp", "numerical_mlp",
+// "ft_transformer"). `prefix` is the model's key in model.names (e.g.
+// "numerical_mlp_2"): its settings are read from model.<base name>.*.
+using BackboneFactory = std::function<std::shared_ptr<BackboneImpl>(
+    const std::string& prefix, const ModelContext& context, const Config& config)>;
+std::shared_ptr<BackboneImpl> make_backbone(const std::string& base_name, const std::string& prefix,
+                                            const ModelContext& context, const Config& config);
+bool is_backbone_name(const std::string& base_name);
+bool is_fusion_name(const std::string& base_name);
+// "hf_text_2" -> "hf_text": the registry name a model.names entry refers to.
+std::string model_base_name(const std::string& name);
+
+struct NetOutput {
+  torch::Tensor logits;                    // [batch, num_outputs]
+  torch::Tensor features;                  // [batch, embedding_dim]: the embedding
+  std::vector<torch::Tensor> aux_logits;   // per-backbone logits (for aux_loss_weight)
+};
+
+// The whole network: backbones, then a fusion model when more than one remains.
+class MultiModalNetImpl : public torch::nn::Module {
+ public:
+  MultiModalNetImpl(const std::vector<std::string>& model_names, const ModelContext& context,
+                    const Config& config);
+  NetOutput forward(const Batch& batch);
+  const std::vector<std::string>& model_names() const { return names_; }
+  // Weight of the per-backbone losses (fusion_*.aux_loss_weight), 0 when off.
+  double aux_loss_weight() const { return aux_loss_weight_; }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::shared_ptr<BackboneImpl>> backbones_;
+  std::shared_ptr<torch::nn::Module> fusion_;
+  std::function<NetOutput(const std::vector<BackboneOutput>&)> fuse_;
+  double aux_loss_weight_ = 0.0;
+};
+TORCH_MODULE(MultiModalNet);
+
+// Which models of model.names apply to the data (SPEC s.1): a backbone is
+// dropped when its modality is absent; the fusion model when one backbone remains.
+struct ModalityPresence {
+  bool numerical = false, categorical = false, text = false, image = false;
+};
+std::vector<std::string> select_models(const std::vector<std::string>& names,
+                                       const ModalityPresence& presence);
+
+}  // namespace automm

@@ -1,0 +1,56 @@
+// Optimizers, parameter groups, learning-rate schedules and losses (SPEC s.1, s.4).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "automm/config.h"
+#include "automm/problem_type.h"
+
+namespace automm {
+
+// Learning-rate schedule, stepped per optimizer step.
+struct LrSchedule {
+  std::string name = "cosine_decay";  // cosine_decay, linear_decay, polynomial_decay, multi_step
+  int64_t total_steps = 1;
+  int64_t warmup_steps = 0;
+  int64_t steps_per_epoch = 1;  // multi_step's milestones (30, 55) are epochs
+  double end_lr = 0.0;          // polynomial_decay's target
+
+  // The learning rate at `step` for a group whose base rate is `base_lr`.
+  double lr_at(int64_t step, double base_lr) const;
+};
+LrSchedule make_schedule(const Config& config, int64_t total_steps, int64_t steps_per_epoch);
+
+// Layer id of a parameter: 0 for heads, fusion and tabular models (the only
+// backbones built so far), larger for earlier blocks of pretrained backbones.
+int64_t layer_id(const std::string& parameter_name);
+
+struct ParameterGroup {
+  std::vector<torch::Tensor> params;
+  std::vector<std::string> names;
+  double lr = 0.0;
+  double weight_decay = 0.0;
+};
+// Groups by (learning rate, weight decay): optim.lr_choice, lr_decay, lr_mult,
+// weight_decay with no decay on biases, norms, cls tokens and tokenizers.
+std::vector<ParameterGroup> make_parameter_groups(
+    const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const Config& config);
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<ParameterGroup>& groups,
+                                                        const Config& config);
+// Sets each group's lr to schedule.lr_at(step, base lr of that group).
+void apply_schedule(torch::optim::Optimizer& optimizer, const std::vector<ParameterGroup>& groups,
+                    const LrSchedule& schedule, int64_t step);
+
+// The task loss: cross-entropy (label_smoothing) or focal loss for
+// classification; MSE, or BCE on a sigmoid for loss_func=bce, for regression.
+torch::Tensor task_loss(const torch::Tensor& logits, const torch::Tensor& labels, ProblemType type,
+                        const Config& config);
+// Model outputs -> predictions: class probabilities [n, classes], or regression
+// values [n] (sigmoid under loss_func=bce).
+torch::Tensor outputs_to_predictions(const torch::Tensor& logits, ProblemType type, const Config& config);
+
+}  // namespace automm

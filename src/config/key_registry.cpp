@@ -1,0 +1,425 @@
+// The table of every hyperparameter key. Facts from AutoMM's configs (SPEC.md s.1).
+#include <algorithm>
+#include <sstream>
+#include <stdexcept>
+
+#include "automm/config.h"
+
+namespace automm {
+namespace {
+
+const char* kTextPending = "model.hf_text (text backbones)";
+const char* kImagePending = "model.timm_image (image backbones)";
+const char* kClipPending = "model.clip";
+const char* kDetectionPending = "model.mmdet_image (object detection)";
+const char* kSamPending = "model.sam (segmentation)";
+const char* kPeftPending = "parameter-efficient fine-tuning (optim.peft)";
+const char* kMixupPending = "mixup / cutmix";
+const char* kDistillerPending = "knowledge distillation (teacher_predictor)";
+const char* kEnginePending = "the training engine (data-loading workers, multi-device, compile)";
+
+// Small builders so that each key reads as one line of the table.
+KeySpec key(std::string name, KeyType type, Json def, std::string doc) {
+  KeySpec spec;
+  spec.name = std::move(name);
+  spec.type = type;
+  spec.default_value = std::move(def);
+  spec.doc = std::move(doc);
+  return spec;
+}
+KeySpec& alias(KeySpec& spec, std::vector<std::string> names) {
+  spec.aliases = std::move(names);
+  return spec;
+}
+
+struct Builder {
+  std::vector<KeySpec> keys;
+  KeySpec& add(std::string name, KeyType type, Json def, std::string doc) {
+    keys.push_back(key(std::move(name), type, std::move(def), std::move(doc)));
+    return keys.back();
+  }
+  KeySpec& choice(std::string name, Json def, std::vector<std::string> choices, std::string doc) {
+    KeySpec& spec = add(std::move(name), KeyType::kString, std::move(def), std::move(doc));
+    spec.choices = std::move(choices);
+    return spec;
+  }
+};
+
+KeySpec& range(KeySpec& spec, std::optional<double> min, std::optional<double> max,
+               bool min_exclusive = false, bool max_exclusive = false) {
+  spec.min = min;
+  spec.max = max;
+  spec.min_exclusive = min_exclusive;
+  spec.max_exclusive = max_exclusive;
+  return spec;
+}
+KeySpec& pending(KeySpec& spec, const char* feature) {
+  spec.pending = feature;
+  return spec;
+}
+KeySpec& nullable(KeySpec& spec) {
+  spec.nullable = true;
+  return spec;
+}
+
+using K = KeyType;
+
+void add_optim_keys(Builder& b) {
+  alias(range(b.add("optim.lr", K::kFloat, 1e-4, "Base learning rate."), 0.0, {}, true),
+        {"optim.learning_rate"});
+  b.choice("optim.optim_type", "adamw", {"sgd", "adam", "adamw"},
+           "Optimizer: sgd (momentum 0.9), adam, adamw (eps 1e-6).");
+  range(b.add("optim.weight_decay", K::kFloat, 1e-3,
+              "Weight decay; never applied to biases, norm weights, cls tokens or feature "
+              "tokenizers."),
+        0.0, {});
+  b.choice("optim.lr_choice", "layerwise_decay", {"layerwise_decay", "two_stages", ""},
+           "Per-parameter learning rates: layerwise_decay, two_stages (head gets lr * lr_mult), "
+           "or \"\" for one lr.");
+  range(b.add("optim.lr_decay", K::kFloat, 0.9,
+              "Layerwise decay factor: lr * lr_decay^block_id; 1 disables."),
+        0.0, 1.0, true);
+  range(b.add("optim.lr_mult", K::kFloat, 1.0, "Head learning-rate multiplier under two_stages."),
+        0.0, {}, true);
+  b.choice("optim.lr_schedule", "cosine_decay",
+           {"cosine_decay", "polynomial_decay", "linear_decay", "multi_step"},
+           "Learning-rate schedule, stepped per optimizer step.");
+  range(b.add("optim.end_lr", K::kFloat, 0.0, "Final learning rate of polynomial_decay."), 0.0, {});
+  range(b.add("optim.max_epochs", K::kInt, 20, "Maximum number of epochs."), 1.0, {});
+  b.add("optim.max_steps", K::kInt, -1,
+        "Maximum optimizer steps; -1 = off. When set it also defines the schedule's length "
+        "(AutoMM ignores it there).");
+  range(b.add("optim.warmup_steps", K::kIntOrFloat, 0.1,
+              "Warmup: a float in [0,1) is a fraction of the total steps, an int a step count."),
+        0.0, {});
+  range(b.add("optim.patience", K::kInt, 10, "Early-stopping patience, in validation checks."),
+        0.0, {});
+  range(b.add("optim.val_check_interval", K::kIntOrFloat, 0.5,
+              "Validate every fraction (0,1] of an epoch, or every N batches if an int."),
+        0.0, {}, true);
+  range(b.add("optim.check_val_every_n_epoch", K::kInt, 1, "Validate every N epochs."), 1.0, {});
+  b.choice("optim.gradient_clip_algorithm", "norm", {"norm", "value"},
+           "Gradient clipping by global norm or by value.");
+  range(b.add("optim.gradient_clip_val", K::kFloat, 1.0, "Clip threshold; 0 disables."), 0.0, {});
+  b.add("optim.track_grad_norm", K::kIntOrInf, -1,
+        "Log the p-norm of the gradients (-1 off, p >= 1, or inf) in the metrics log.");
+  range(b.add("optim.log_every_n_steps", K::kInt, 10,
+              "Write a row of the metrics log every N optimizer steps."),
+        1.0, {});
+  range(b.add("optim.top_k", K::kInt, 3, "Checkpoints kept by validation score."), 1.0, {});
+  b.choice("optim.top_k_average_method", "greedy_soup", {"greedy_soup", "uniform_soup", "best"},
+           "How the top-k checkpoints become the final model.");
+  alias(pending(nullable(b.choice("optim.peft", nullptr,
+                                  {"bit_fit", "norm_fit", "lora", "lora_bias", "lora_norm", "ia3",
+                                   "ia3_bias", "ia3_norm", "ia3_lora", "ia3_lora_bias",
+                                   "ia3_lora_norm"},
+                                  "Parameter-efficient fine-tuning method; null = full.")),
+                kPeftPending),
+        {"optim.efficient_finetune"});
+  pending(range(b.add("optim.lora.r", K::kInt, 8, "LoRA rank."), 1.0, {}), kPeftPending);
+  pending(range(b.add("optim.lora.alpha", K::kFloat, 8, "LoRA scaling alpha."), 0.0, {}, true),
+          kPeftPending);
+  pending(b.add("optim.lora.filter", K::kStringList,
+                Json::array({"query", "value", "^q$", "^v$", "^k$", "^o$"}),
+                "Regexes on a Linear child's name that get LoRA."),
+          kPeftPending);
+  pending(nullable(b.add("optim.lora.module_filter", K::kStringList, nullptr,
+                         "Regexes on the parent module's name; null = all.")),
+          kPeftPending);
+  range(b.add("optim.label_smoothing", K::kFloat, 0.0, "Label smoothing of the classification loss."),
+        0.0, 1.0, false, true);
+  b.choice("optim.loss_func", "auto", {"auto", "bce", "focal_loss"},
+           "auto: cross-entropy / MSE; bce: regression labels in [0,1]; focal_loss: classification.");
+  nullable(b.add("optim.focal_loss.alpha", K::kNumberList, nullptr,
+                 "Per-class focal-loss weights (list of numbers, one per class); null = none."));
+  range(b.add("optim.focal_loss.gamma", K::kFloat, 2.0, "Focal-loss focusing parameter."), 0.0, {});
+  b.add("optim.skip_final_val", K::kBool, false,
+        "Skip validating the final (averaged) model after fit.");
+}
+
+void add_env_keys(Builder& b) {
+  b.add("env.num_gpus", K::kInt, -1, "Devices to use; -1 = all visible. CPU counts as one.");
+  range(b.add("env.per_gpu_batch_size", K::kInt, 8, "Batch size per device per step."), 1.0, {});
+  range(b.add("env.batch_size", K::kInt, 128,
+              "Effective batch size; gradients accumulate over "
+              "max(batch_size // (per_gpu_batch_size * devices), 1) steps."),
+        1.0, {});
+  alias(range(b.add("env.inference_batch_size_ratio", K::kInt, 4,
+                    "Inference batch = per_gpu_batch_size * ratio."),
+              1.0, {}),
+        {"env.eval_batch_size_ratio"});
+  b.choice("env.precision", "16-mixed",
+           {"64", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true"},
+           "Numeric precision. On CPU, 16-mixed runs in fp32 (as AutoMM); bf16 modes follow the "
+           "training-engine work.");
+  pending(range(b.add("env.num_workers", K::kInt, 2, "Data-loading workers for training."), 0.0, {}),
+          kEnginePending);
+  alias(pending(range(b.add("env.num_workers_inference", K::kInt, 2,
+                            "Data-loading workers for inference."),
+                      0.0, {}),
+                kEnginePending),
+        {"env.num_workers_evaluation"});
+  pending(b.choice("env.strategy", "ddp_spawn",
+                   {"dp", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true",
+                    "ddp_spawn_find_unused_parameters_true", "auto"},
+                   "Multi-device strategy; on one device training runs in-process."),
+          kEnginePending);
+  b.choice("env.accelerator", "auto", {"cpu", "gpu", "auto"},
+           "Where to train: cpu, gpu (needs a CUDA build of LibTorch), auto.");
+  pending(range(b.add("env.num_nodes", K::kInt, 1, "Machines in multi-node training."), 1.0, {}),
+          kEnginePending);
+  b.add("env.deterministic", K::kBool, false,
+        "Deterministic algorithms: with the same seed two fits give identical weights.");
+  pending(b.add("env.compile.turn_on", K::kBool, false,
+                "Compile the model (LibTorch has no torch.compile)."),
+          kEnginePending);
+  pending(b.choice("env.compile.mode", "default",
+                   {"default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"},
+                   "Compile mode."),
+          kEnginePending);
+  pending(b.add("env.compile.dynamic", K::kBool, true, "Compile with dynamic shapes."),
+          kEnginePending);
+  pending(b.add("env.compile.backend", K::kString, "inductor", "Compile backend."), kEnginePending);
+}
+
+void add_model_keys(Builder& b) {
+  b.add("model.names", K::kStringList,
+        Json::array({"categorical_mlp", "numerical_mlp", "hf_text", "timm_image", "fusion_mlp"}),
+        "Backbones and one fusion model; those whose modality is absent are dropped.");
+  // hf_text
+  pending(b.add("model.hf_text.checkpoint_name", K::kString, "google/electra-base-discriminator",
+                "Hugging Face id, local folder or local:// path."),
+          kTextPending);
+  pending(b.choice("model.hf_text.pooling_mode", "cls", {"cls", "mean"}, "Text pooling."),
+          kTextPending);
+  pending(b.choice("model.hf_text.tokenizer_name", "hf_auto", {"hf_auto", "bert", "electra", "clip"},
+                   "Tokenizer."),
+          kTextPending);
+  pending(b.add("model.hf_text.max_text_len", K::kInt, 512,
+                "Maximum tokens; <= 0 = the model's maximum."),
+          kTextPending);
+  pending(b.add("model.hf_text.insert_sep", K::kBool, true, "[SEP] between text columns."),
+          kTextPending);
+  pending(range(b.add("model.hf_text.text_segment_num", K::kInt, 2, "Segment ids used."), 1.0, {}),
+          kTextPending);
+  pending(b.add("model.hf_text.stochastic_chunk", K::kBool, false,
+                "Random chunk of long texts (training only)."),
+          kTextPending);
+  pending(b.add("model.hf_text.text_aug_detect_length", K::kInt, 10,
+                "Words a text needs before it is augmented."),
+          kTextPending);
+  pending(range(b.add("model.hf_text.text_trivial_aug_maxscale", K::kFloat, 0.1,
+                      "Maximum strength of text augmentation."),
+                0.0, 1.0),
+          kTextPending);
+  pending(b.add("model.hf_text.gradient_checkpointing", K::kBool, false,
+                "Recompute encoder blocks in backward to save memory."),
+          kTextPending);
+  // timm_image
+  pending(b.add("model.timm_image.checkpoint_name", K::kString, "swin_base_patch4_window7_224",
+                "timm model name, local folder or file."),
+          kImagePending);
+  pending(b.add("model.timm_image.train_transforms", K::kStringList,
+                Json::array({"resize_shorter_side", "center_crop", "trivial_augment"}),
+                "Training image transforms."),
+          kImagePending);
+  pending(b.add("model.timm_image.val_transforms", K::kStringList,
+                Json::array({"resize_shorter_side", "center_crop"}), "Inference image transforms."),
+          kImagePending);
+  pending(nullable(b.add("model.timm_image.image_size", K::kInt, nullptr,
+                         "Input size; null = the checkpoint's.")),
+          kImagePending);
+  pending(b.choice("model.timm_image.image_norm", "imagenet", {"imagenet", "clip"},
+                   "Normalisation statistics."),
+          kImagePending);
+  pending(range(b.add("model.timm_image.max_image_num_per_column", K::kInt, 1,
+                      "Images used per cell (';'-separated)."),
+                1.0, {}),
+          kImagePending);
+  // clip
+  pending(b.add("model.clip.checkpoint_name", K::kString, "openai/clip-vit-base-patch32",
+                "CLIP checkpoint."),
+          kClipPending);
+  pending(b.add("model.clip.image_size", K::kInt, 224, "CLIP image size."), kClipPending);
+  pending(b.add("model.clip.max_text_len", K::kInt, 77, "CLIP text length."), kClipPending);
+  // tabular backbones
+  for (const char* name : {"categorical_mlp", "numerical_mlp"}) {
+    const std::string prefix = std::string("model.") + name + ".";
+    const int hidden = std::string(name) == "categorical_mlp" ? 64 : 128;
+    range(b.add(prefix + "hidden_size", K::kInt, hidden, "Hidden width."), 1.0, {});
+    b.choice(prefix + "activation", "leaky_relu", {"leaky_relu", "relu", "gelu", "tanh"},
+             "Activation.");
+    range(b.add(prefix + "num_layers", K::kInt, 1, "MLP layers."), 1.0, {});
+    range(b.add(prefix + "drop_rate", K::kFloat, 0.1, "Dropout."), 0.0, 1.0, false, true);
+    b.choice(prefix + "normalization", "layer_norm", {"layer_norm", "batch_norm", "none"},
+             "Normalisation in each layer.");
+  }
+  pending(nullable(b.add("model.ft_transformer.checkpoint_name", K::kString, nullptr,
+                         "Pretrained FT-Transformer blocks (local file).")),
+          "loading pretrained FT-Transformer blocks");
+  range(b.add("model.ft_transformer.num_blocks", K::kInt, 3, "Transformer blocks."), 1.0, {});
+  range(b.add("model.ft_transformer.token_dim", K::kInt, 192, "Feature-token width."), 1.0, {});
+  range(b.add("model.ft_transformer.hidden_size", K::kInt, 192,
+              "Transformer width (tokens are projected when it differs from token_dim)."),
+        8.0, {});
+  range(b.add("model.ft_transformer.ffn_hidden_size", K::kInt, 192, "GEGLU feed-forward width."),
+        1.0, {});
+  range(b.add("model.ft_transformer.attention_num_heads", K::kInt, 8,
+              "Attention heads (must divide hidden_size)."),
+        1.0, {});
+  range(b.add("model.ft_transformer.attention_dropout", K::kFloat, 0.2, "Attention dropout."), 0.0,
+        1.0, false, true);
+  range(b.add("model.ft_transformer.ffn_dropout", K::kFloat, 0.1, "Feed-forward dropout."), 0.0,
+        1.0, false, true);
+  range(b.add("model.ft_transformer.residual_dropout", K::kFloat, 0.0, "Residual dropout."), 0.0,
+        1.0, false, true);
+  // fusion
+  b.add("model.fusion_mlp.hidden_sizes", K::kNumberList, Json::array({128}),
+        "Widths of the fusion MLP's layers.");
+  b.choice("model.fusion_mlp.activation", "leaky_relu", {"leaky_relu", "relu", "gelu", "tanh"},
+           "Activation.");
+  range(b.add("model.fusion_mlp.drop_rate", K::kFloat, 0.1, "Dropout."), 0.0, 1.0, false, true);
+  b.choice("model.fusion_mlp.normalization", "layer_norm", {"layer_norm", "batch_norm", "none"},
+           "Normalisation.");
+  b.choice("model.fusion_mlp.adapt_in_features", "max", {"max", "min"},
+           "Project each backbone's features to the largest (or smallest) width.");
+  nullable(range(b.add("model.fusion_mlp.aux_loss_weight", K::kFloat, nullptr,
+                       "Weight of each backbone's own loss added to the fused loss; null = off."),
+                 0.0, {}));
+  range(b.add("model.fusion_transformer.hidden_size", K::kInt, 192, "Token width."), 8.0, {});
+  range(b.add("model.fusion_transformer.num_blocks", K::kInt, 3, "Transformer blocks."), 1.0, {});
+  range(b.add("model.fusion_transformer.attention_num_heads", K::kInt, 8, "Attention heads."), 1.0,
+        {});
+  range(b.add("model.fusion_transformer.ffn_hidden_size", K::kInt, 192, "GEGLU width."), 1.0, {});
+  range(b.add("model.fusion_transformer.attention_dropout", K::kFloat, 0.1, "Attention dropout."),
+        0.0, 1.0, false, true);
+  range(b.add("model.fusion_transformer.ffn_dropout", K::kFloat, 0.1, "Feed-forward dropout."), 0.0,
+        1.0, false, true);
+  range(b.add("model.fusion_transformer.residual_dropout", K::kFloat, 0.0, "Residual dropout."),
+        0.0, 1.0, false, true);
+  b.choice("model.fusion_transformer.adapt_in_features", "max", {"max", "min"},
+           "Project each backbone's features to the largest (or smallest) width first.");
+  nullable(range(b.add("model.fusion_transformer.aux_loss_weight", K::kFloat, nullptr,
+                       "Weight of each backbone's own loss; null = off."),
+                 0.0, {}));
+  // detection and segmentation
+  pending(b.add("model.mmdet_image.checkpoint_name", K::kString,
+                "yolov3_mobilenetv2_8xb24-320-300e_coco", "Detector (YOLOv3, yolox_*)."),
+          kDetectionPending);
+  pending(b.choice("model.mmdet_image.output_bbox_format", "xyxy", {"xyxy", "xywh"},
+                   "Box format of predictions."),
+          kDetectionPending);
+  pending(b.add("model.mmdet_image.frozen_layers", K::kStringList, Json::array(),
+                "Name substrings of frozen layers."),
+          kDetectionPending);
+  pending(b.add("model.sam.checkpoint_name", K::kString, "facebook/sam-vit-huge", "SAM checkpoint."),
+          kSamPending);
+  pending(b.add("model.sam.train_transforms", K::kStringList, Json::array({"random_horizontal_flip"}),
+                "Training transforms."),
+          kSamPending);
+  pending(b.add("model.sam.img_transforms", K::kStringList, Json::array({"resize_to_square"}),
+                "Image transforms."),
+          kSamPending);
+  pending(b.add("model.sam.gt_transforms", K::kStringList, Json::array({"resize_gt_to_square"}),
+                "Mask transforms."),
+          kSamPending);
+  pending(b.add("model.sam.frozen_layers", K::kStringList,
+                Json::array({"mask_decoder.iou_prediction_head", "prompt_encoder"}),
+                "Frozen modules."),
+          kSamPending);
+  pending(b.add("model.sam.num_mask_tokens", K::kInt, 1, "Mask tokens."), kSamPending);
+  pending(b.add("model.sam.ignore_label", K::kInt, 255, "Ignored mask label."), kSamPending);
+}
+
+void add_data_keys(Builder& b) {
+  pending(b.choice("data.image.missing_value_strategy", "zero", {"zero", "skip"},
+                   "Missing images: zero (black, excluded from the average) or skip the row."),
+          kImagePending);
+  pending(b.add("data.text.normalize_text", K::kBool, false, "Normalise text encodings."),
+          kTextPending);
+  pending(b.add("data.categorical.convert_to_text", K::kBool, false,
+                "Feed categorical columns to the text model."),
+          kTextPending);
+  pending(b.add("data.numerical.convert_to_text", K::kBool, false,
+                "Feed numerical columns to the text model."),
+          kTextPending);
+  range(b.add("data.categorical.minimum_cat_count", K::kInt, 100,
+              "Categories seen fewer times share the rare index (capped by maximum_num_cat)."),
+        0.0, {});
+  range(b.add("data.categorical.maximum_num_cat", K::kInt, 20,
+              "Most frequent categories kept per column."),
+        1.0, {});
+  b.add("data.numerical.scaler_with_mean", K::kBool, true, "Centre numerical columns.");
+  b.add("data.numerical.scaler_with_std", K::kBool, true, "Scale numerical columns to unit variance.");
+  alias(b.choice("data.label.numerical_preprocessing", "standardscaler",
+                 {"standardscaler", "minmaxscaler", "none"}, "Regression label scaling."),
+        {"data.label.numerical_label_preprocessing"});
+  nullable(b.add("data.pos_label", K::kString, nullptr,
+                 "Binary positive class; moved to the last index. null = sorted order."));
+  b.choice("data.column_features_pooling_mode", "concat", {"concat", "mean"},
+           "How per-column features of a tabular backbone are pooled.");
+  pending(b.add("data.mixup.turn_on", K::kBool, false, "Mixup / CutMix."), kMixupPending);
+  pending(b.add("data.mixup.mixup_alpha", K::kFloat, 0.8, "Mixup alpha."), kMixupPending);
+  pending(b.add("data.mixup.cutmix_alpha", K::kFloat, 1.0, "CutMix alpha."), kMixupPending);
+  pending(b.add("data.mixup.prob", K::kFloat, 1.0, "Probability of mixing a batch."),
+          kMixupPending);
+  pending(b.add("data.mixup.switch_prob", K::kFloat, 0.5, "Probability of CutMix over Mixup."),
+          kMixupPending);
+  pending(b.choice("data.mixup.mode", "batch", {"batch", "pair", "elem"}, "Mixing granularity."),
+          kMixupPending);
+  pending(b.add("data.mixup.label_smoothing", K::kFloat, 0.1, "Label smoothing under mixup."),
+          kMixupPending);
+  pending(b.add("data.mixup.turn_off_epoch", K::kInt, 5, "Epoch after which mixing stops."),
+          kMixupPending);
+}
+
+void add_distiller_keys(Builder& b) {
+  pending(b.choice("distiller.soft_label_loss_type", "", {"", "cross_entropy", "mse", "bce"},
+                   "Soft-label loss; \"\" = cross_entropy (classification) / mse (regression)."),
+          kDistillerPending);
+  pending(b.add("distiller.temperature", K::kFloat, 5.0, "Softmax temperature."),
+          kDistillerPending);
+  pending(b.add("distiller.hard_label_weight", K::kFloat, 0.1, "Weight of the task loss."),
+          kDistillerPending);
+  pending(b.add("distiller.soft_label_weight", K::kFloat, 1.0, "Weight of the soft-label loss."),
+          kDistillerPending);
+  pending(b.add("distiller.softmax_regression_weight", K::kFloat, 0.0,
+                "Weight of the softmax-regression loss."),
+          kDistillerPending);
+  pending(b.choice("distiller.output_feature_loss_type", "mse", {"mse", "cosine"},
+                   "Feature-matching loss."),
+          kDistillerPending);
+  pending(b.add("distiller.output_feature_loss_weight", K::kFloat, 0.01,
+                "Weight of the feature-matching loss."),
+          kDistillerPending);
+  pending(b.add("distiller.rkd_distance_loss_weight", K::kFloat, 0.0, "RKD distance loss weight."),
+          kDistillerPending);
+  pending(b.add("distiller.rkd_angle_loss_weight", K::kFloat, 0.0, "RKD angle loss weight."),
+          kDistillerPending);
+}
+
+std::vector<KeySpec> build_registry() {
+  Builder b;
+  add_optim_keys(b);
+  add_env_keys(b);
+  add_model_keys(b);
+  add_data_keys(b);
+  add_distiller_keys(b);
+  // The tutorial's spelling optimization.* is an alias of every optim.* key.
+  for (KeySpec& spec : b.keys) {
+    if (spec.name.rfind("optim.", 0) != 0) continue;
+    std::vector<std::string> extra = {"optimization." + spec.name.substr(6)};
+    for (const std::string& a : spec.aliases) extra.push_back("optimization." + a.substr(6));
+    spec.aliases.insert(spec.aliases.end(), extra.begin(), extra.end());
+  }
+  return b.keys;
+}
+
+}  // namespace
+
+const std::vector<KeySpec>& key_registry() {
+  static const std::vector<KeySpec> registry = build_registry();
+  return registry;
+}
+
+}  // namespace automm

@@ -1,0 +1,261 @@
+// Column and problem-type inference, following AutoMM's data/infer_types.py (SPEC s.3).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "automm/data.h"
+
+namespace automm {
+namespace fs = std::filesystem;
+namespace {
+
+const std::vector<std::pair<ColumnType, std::string>>& column_type_names() {
+  static const std::vector<std::pair<ColumnType, std::string>> names = {
+      {ColumnType::kCategorical, "categorical"}, {ColumnType::kNumerical, "numerical"},
+      {ColumnType::kText, "text"},               {ColumnType::kImagePath, "image_path"},
+      {ColumnType::kImageBytes, "image_bytearray"}, {ColumnType::kIgnored, "ignored"}};
+  return names;
+}
+
+std::unordered_map<std::string, size_t> value_counts(const Column& column) {
+  std::unordered_map<std::string, size_t> counts;
+  for (size_t row = 0; row < column.size(); ++row)
+    if (!column.is_missing(row)) ++counts[column.cells[row]];
+  return counts;
+}
+
+size_t count_present(const Column& column) {
+  return static_cast<size_t>(std::count(column.present.begin(), column.present.end(), 1));
+}
+
+bool has_image_signature(const unsigned char* b, size_t n) {
+  auto starts = [&](const char* magic, size_t len, size_t offset = 0) {
+    return n >= offset + len && std::equal(magic, magic + len, reinterpret_cast<const char*>(b) + offset);
+  };
+  return starts("\x89PNG", 4) || starts("\xFF\xD8\xFF", 3) || starts("GIF8", 4) ||
+         starts("BM", 2) || (starts("RIFF", 4) && starts("WEBP", 4, 8));
+}
+
+bool file_is_image(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  unsigned char head[12] = {};
+  in.read(reinterpret_cast<char*>(head), sizeof(head));
+  return has_image_signature(head, static_cast<size_t>(in.gcount()));
+}
+
+// AutoMM samples up to 500 cells and calls a column image_path when at most 90%
+// of the paths in them fail to open as images.
+bool is_image_path_column(const Column& column, const fs::path& base) {
+  size_t tried = 0, failed = 0;
+  for (size_t row = 0; row < column.size() && tried < 500; ++row) {
+    if (column.is_missing(row)) continue;
+    ++tried;
+    std::stringstream cell(column.cells[row]);
+    std::string part;
+    bool ok = false;
+    while (std::getline(cell, part, ';') && !ok) {
+      fs::path p(part);
+      if (p.is_relative()) p = base / p;
+      ok = file_is_image(p);
+    }
+    if (!ok) ++failed;
+  }
+  return tried > 0 && static_cast<double>(failed) / static_cast<double>(tried) <= 0.9;
+}
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+' || c == '/') return c == '+' ? 62 : 63;
+  return -1;
+}
+
+// Base64 text whose first bytes decode to an image signature.
+bool is_base64_image(const std::string& cell) {
+  if (cell.size() < 16) return false;
+  std::vector<unsigned char> bytes;
+  uint32_t buffer = 0;
+  int bits = 0;
+  for (size_t i = 0; i < 16; ++i) {
+    const int v = base64_value(cell[i]);
+    if (v < 0) return false;
+    buffer = (buffer << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push_back(static_cast<unsigned char>((buffer >> bits) & 0xFF));
+    }
+  }
+  return has_image_signature(bytes.data(), bytes.size());
+}
+
+bool is_image_bytes_column(const Column& column) {
+  size_t tried = 0, images = 0;
+  for (size_t row = 0; row < column.size() && tried < 100; ++row) {
+    if (column.is_missing(row)) continue;
+    ++tried;
+    if (is_base64_image(column.cells[row])) ++images;
+  }
+  return tried > 0 && images * 2 >= tried;
+}
+
+size_t word_count(const std::string& text) {
+  std::stringstream stream(text);
+  std::string word;
+  size_t n = 0;
+  while (stream >> word) ++n;
+  return n;
+}
+
+bool is_text_column(const std::unordered_map<std::string, size_t>& counts, size_t present) {
+  if (present == 0 || static_cast<double>(counts.size()) / static_cast<double>(present) <= 0.01)
+    return false;
+  double words = 0;
+  for (const auto& [value, count] : counts) words += static_cast<double>(word_count(value));
+  return words / static_cast<double>(counts.size()) >= 3.0;
+}
+
+ColumnType infer_one(const Column& column, const Column* tuning, const fs::path& base) {
+  const auto counts = value_counts(column);
+  if (counts.size() <= 1) return ColumnType::kIgnored;  // all missing or constant
+  const size_t present = count_present(column);
+  const double threshold = std::min(0.1 * static_cast<double>(column.size()), 20.0);
+  if (static_cast<double>(counts.size()) < threshold) {
+    bool unseen = false;
+    for (size_t row = 0; tuning && row < tuning->size() && !unseen; ++row)
+      unseen = !tuning->is_missing(row) && !counts.count(tuning->cells[row]);
+    if (!unseen) return ColumnType::kCategorical;
+  }
+  const bool numeric = std::all_of(counts.begin(), counts.end(),
+                                   [](const auto& kv) { return parse_number(kv.first).has_value(); });
+  if (numeric) return ColumnType::kNumerical;
+  if (is_image_path_column(column, base)) return ColumnType::kImagePath;
+  if (is_text_column(counts, present)) return ColumnType::kText;
+  if (is_image_bytes_column(column)) return ColumnType::kImageBytes;
+  return ColumnType::kCategorical;
+}
+
+}  // namespace
+
+std::string to_string(ColumnType type) {
+  for (const auto& [t, name] : column_type_names())
+    if (t == type) return name;
+  return "unknown";
+}
+
+ColumnType parse_column_type(const std::string& name) {
+  for (const auto& [t, n] : column_type_names())
+    if (n == name) return t;
+  if (name == "null") return ColumnType::kIgnored;  // AutoMM's spelling
+  std::string known;
+  for (const auto& [t, n] : column_type_names()) known += (known.empty() ? "" : ", ") + n;
+  throw std::invalid_argument("unknown column type '" + name + "'; known types: " + known);
+}
+
+std::optional<double> parse_number(const std::string& cell) {
+  const char* begin = cell.c_str();
+  while (*begin == ' ' || *begin == '\t') ++begin;
+  if (*begin == '\0') return std::nullopt;
+  char* end = nullptr;
+  const double value = std::strtod(begin, &end);
+  while (*end == ' ' || *end == '\t') ++end;
+  if (*end != '\0' || end == begin) return std::nullopt;
+  return value;
+}
+
+ColumnTypes infer_column_types(const Table& train, const Table* tuning, const std::string& label,
+                               const std::map<std::string, std::string>& user_types) {
+  for (const auto& [name, type] : user_types) {
+    if (!train.has_column(name))
+      throw std::invalid_argument("column_types names column '" + name + "', which is not in " +
+                                  train.source);
+    parse_column_type(type);
+  }
+  const fs::path base = fs::path(train.source).parent_path();
+  ColumnTypes types;
+  for (const Column& column : train.columns()) {
+    if (column.name == label) continue;
+    const auto user = user_types.find(column.name);
+    if (user != user_types.end()) {
+      types[column.name] = parse_column_type(user->second);
+      continue;
+    }
+    const Column* tuning_column =
+        tuning && tuning->has_column(column.name) ? &tuning->column(column.name) : nullptr;
+    types[column.name] = infer_one(column, tuning_column, base);
+  }
+  return types;
+}
+
+ProblemType infer_problem_type(const Column& label) {
+  std::unordered_map<std::string, size_t> counts = value_counts(label);
+  const size_t present = count_present(label);
+  if (present == 0)
+    throw std::invalid_argument("label column '" + label.name + "' has no values (all missing)");
+  if (counts.size() == 1)
+    throw std::invalid_argument("label column '" + label.name + "' holds a single value ('" +
+                                counts.begin()->first +
+                                "'); a classifier needs at least two classes");
+  if (counts.size() == 2) return ProblemType::kBinary;
+  bool numeric = true, whole = true;
+  for (const auto& [value, count] : counts) {
+    const auto number = parse_number(value);
+    if (!number) {
+      numeric = false;
+      break;
+    }
+    whole = whole && std::isfinite(*number) && std::floor(*number) == *number;
+  }
+  if (!numeric) return ProblemType::kMulticlass;
+  if (!whole) return ProblemType::kRegression;
+  const double threshold = present > 1000 ? 0.05 : 0.1;
+  const double ratio = static_cast<double>(counts.size()) / static_cast<double>(present);
+  return ratio <= threshold && counts.size() <= 1000 ? ProblemType::kMulticlass
+                                                     : ProblemType::kRegression;
+}
+
+double default_holdout_fraction(size_t num_rows) {
+  const double n = static_cast<double>(std::max<size_t>(num_rows, 1));
+  if (num_rows < 5000) return std::max(0.1, std::min(0.2, 500.0 / n));
+  return std::max(0.01, std::min(0.1, 2500.0 / n));
+}
+
+std::pair<std::vector<size_t>, std::vector<size_t>> split_holdout(const Column& label,
+                                                                  ProblemType type, double fraction,
+                                                                  uint64_t seed) {
+  if (!(fraction > 0.0 && fraction < 1.0))
+    throw std::invalid_argument("holdout_frac must be in (0, 1), got " + std::to_string(fraction));
+  std::mt19937_64 rng(seed);
+  // Strata: one per class for classification, a single one for regression.
+  std::map<std::string, std::vector<size_t>> strata;
+  for (size_t row = 0; row < label.size(); ++row) {
+    if (label.is_missing(row)) continue;
+    strata[is_classification(type) ? label.cells[row] : std::string()].push_back(row);
+  }
+  std::vector<size_t> train, holdout;
+  for (auto& [key, rows] : strata) {
+    for (size_t i = rows.size(); i > 1; --i) std::swap(rows[i - 1], rows[rng() % i]);
+    size_t take = static_cast<size_t>(std::lround(fraction * static_cast<double>(rows.size())));
+    if (rows.size() >= 2) take = std::clamp<size_t>(take, 1, rows.size() - 1);
+    else take = 0;
+    holdout.insert(holdout.end(), rows.begin(), rows.begin() + static_cast<long>(take));
+    train.insert(train.end(), rows.begin() + static_cast<long>(take), rows.end());
+  }
+  if (train.empty() || holdout.empty())
+    throw std::invalid_argument("too few labelled rows (" + std::to_string(train.size() + holdout.size()) +
+                                ") to hold out a validation split; pass tuning data");
+  std::sort(train.begin(), train.end());
+  std::sort(holdout.begin(), holdout.end());
+  return {train, holdout};
+}
+
+}  // namespace automm

@@ -1,0 +1,236 @@
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <unistd.h>
+
+#include "automm/learner.h"
+#include "automm/metrics.h"
+#include "automm/optim.h"
+#include "checkpoints.h"
+
+namespace automm {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// p-norm of all gradients together (p = inf for the largest magnitude).
+double gradient_norm(const std::vector<torch::Tensor>& params, double p) {
+  double total = 0.0;
+  for (const auto& param : params) {
+    if (!param.grad().defined()) continue;
+    const double n = param.grad().norm(p).item<double>();
+    total = std::isinf(p) ? std::max(total, n) : total + std::pow(n, p);
+  }
+  return std::isinf(p) ? total : std::pow(total, 1.0 / p);
+}
+
+// Batches between validation checks (Lightning's val_check_interval).
+int64_t validation_interval(const Config& config, int64_t batches_per_epoch) {
+  const Json& value = config.get("optim.val_check_interval");
+  if (value.is_number_integer()) return std::clamp<int64_t>(value.get<int64_t>(), 1, batches_per_epoch);
+  const double fraction = value.get<double>();
+  if (fraction > 1.0)
+    throw std::invalid_argument("optim.val_check_interval = " + value.dump() +
+                                ": a float is a fraction of an epoch in (0, 1]; write an integer for a batch count");
+  return std::max<int64_t>(1, static_cast<int64_t>(fraction * static_cast<double>(batches_per_epoch)));
+}
+
+class ProgressLine {
+ public:
+  explicit ProgressLine(bool verbose) : verbose_(verbose), tty_(isatty(STDERR_FILENO) != 0) {}
+  void update(int64_t epoch, int64_t max_epochs, int64_t batch, int64_t batches, double loss) {
+    if (!verbose_ || !tty_) return;
+    const int width = 24;
+    const int filled = static_cast<int>(width * (batch + 1) / std::max<int64_t>(batches, 1));
+    std::fprintf(stderr, "\rEpoch %lld/%lld [%s%s] %lld/%lld loss %.4f   ", static_cast<long long>(epoch + 1),
+                 static_cast<long long>(max_epochs), std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), static_cast<long long>(batch + 1),
+                 static_cast<long long>(batches), loss);
+    std::fflush(stderr);
+  }
+  void line(const std::string& text) {
+    if (!verbose_) return;
+    std::fprintf(stderr, "%s%s\n", tty_ ? "\r\033[K" : "", text.c_str());
+  }
+
+ private:
+  bool verbose_, tty_;
+};
+
+}  // namespace
+
+Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Placement& placement) {
+  Batch batch;
+  if (data.numerical.defined() && data.numerical.size(1) > 0)
+    batch.numerical = data.numerical.index_select(0, rows).to(placement.device, placement.dtype);
+  if (data.categorical.defined() && data.categorical.size(1) > 0)
+    batch.categorical = data.categorical.index_select(0, rows).to(placement.device);
+  return batch;
+}
+
+torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, const Config& config,
+                             bool features) {
+  const Placement placement = resolve_placement(config);
+  const int64_t batch_size =
+      config.get_int("env.per_gpu_batch_size") * config.get_int("env.inference_batch_size_ratio");
+  torch::NoGradGuard no_grad;
+  const bool was_training = net->is_training();
+  net->eval();
+  std::vector<torch::Tensor> chunks;
+  for (int64_t begin = 0; begin < data.rows; begin += batch_size) {
+    auto rows = torch::arange(begin, std::min(begin + batch_size, data.rows), torch::kInt64);
+    NetOutput out = net->forward(make_batch(data, rows, placement));
+    chunks.push_back((features ? out.features : out.logits).to(torch::kCPU, torch::kFloat32));
+  }
+  net->train(was_training);
+  if (chunks.empty()) return torch::empty({0, 0});
+  return torch::cat(chunks, 0);
+}
+
+TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const TabularTensors& val_data,
+                  ProblemType type, const Config& config, const ValidationScorer& scorer,
+                  const TrainOptions& options) {
+  const auto start = Clock::now();
+  const Placement placement = resolve_placement(config);
+  ProgressLine progress(options.verbose);
+  if (!placement.note.empty()) progress.line(placement.note);
+  if (config.get_bool("env.deterministic")) at::globalContext().setDeterministicAlgorithms(true, false);
+  torch::manual_seed(options.seed);
+  net->to(placement.device, placement.dtype);
+  net->train();
+
+  const int64_t batch_size = config.get_int("env.per_gpu_batch_size");
+  const int64_t batches_per_epoch = (train_data.rows + batch_size - 1) / batch_size;
+  const int64_t accumulation = std::max<int64_t>(config.get_int("env.batch_size") / batch_size, 1);
+  const int64_t steps_per_epoch = (batches_per_epoch + accumulation - 1) / accumulation;
+  const int64_t max_epochs = config.get_int("optim.max_epochs");
+  const int64_t max_steps = config.get_int("optim.max_steps");
+  const int64_t total_steps = max_steps > 0 ? max_steps : max_epochs * steps_per_epoch;
+  const int64_t val_interval = validation_interval(config, batches_per_epoch);
+  const int64_t val_every_epochs = config.get_int("optim.check_val_every_n_epoch");
+  const int64_t patience = config.get_int("optim.patience");
+  const int64_t log_every = config.get_int("optim.log_every_n_steps");
+  const Json& track = config.get("optim.track_grad_norm");
+  const double track_p = track.is_string() ? INFINITY : track.get<double>();
+  const std::string clip_algorithm = config.get_string("optim.gradient_clip_algorithm");
+  const double clip_value = config.get_double("optim.gradient_clip_val");
+  const MetricInfo& metric = find_metric(scorer.metric);
+
+  std::vector<std::pair<std::string, torch::Tensor>> named;
+  for (const auto& item : net->named_parameters()) named.emplace_back(item.key(), item.value());
+  const std::vector<ParameterGroup> groups = make_parameter_groups(named, config);
+  std::vector<torch::Tensor> params;
+  for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
+  auto optimizer = make_optimizer(groups, config);
+  const LrSchedule schedule = make_schedule(config, total_steps, steps_per_epoch);
+  apply_schedule(*optimizer, groups, schedule, 0);
+
+  TopKCheckpoints top_k(static_cast<size_t>(config.get_int("optim.top_k")));
+  TrainResult result;
+  auto validate = [&]() {
+    const double score = scorer.score(predict_logits(net, val_data, config));
+    net->train();
+    return score;
+  };
+  double best = -INFINITY;
+  int64_t checks_without_gain = 0, step = 0, epoch = 0;
+  double loss_sum = 0.0;
+  int64_t loss_count = 0;
+  auto generator = at::detail::createCPUGenerator(options.seed);
+
+  for (; epoch < max_epochs && result.stop_reason.empty(); ++epoch) {
+    auto order = torch::randperm(train_data.rows, generator, torch::kInt64);
+    for (int64_t b = 0; b < batches_per_epoch && result.stop_reason.empty(); ++b) {
+      auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, train_data.rows));
+      const Batch batch = make_batch(train_data, rows, placement);
+      auto labels = train_data.labels.index_select(0, rows).to(placement.device);
+      if (!is_classification(type)) labels = labels.to(placement.dtype);
+      NetOutput out = net->forward(batch);
+      auto loss = task_loss(out.logits, labels, type, config);
+      for (const auto& aux : out.aux_logits) loss = loss + net->aux_loss_weight() * task_loss(aux, labels, type, config);
+      (loss / static_cast<double>(accumulation)).backward();
+      loss_sum += loss.item<double>();
+      ++loss_count;
+      progress.update(epoch, max_epochs, b, batches_per_epoch, loss_sum / static_cast<double>(loss_count));
+
+      const bool step_now = (b + 1) % accumulation == 0 || b + 1 == batches_per_epoch;
+      if (step_now) {
+        const double norm = track_p > 0 ? gradient_norm(params, track_p) : -1.0;
+        if (clip_value > 0) {
+          if (clip_algorithm == "norm") torch::nn::utils::clip_grad_norm_(params, clip_value);
+          else torch::nn::utils::clip_grad_value_(params, clip_value);
+        }
+        optimizer->step();
+        optimizer->zero_grad();
+        ++step;
+        if (step % log_every == 0) {
+          LogRow row;
+          row.step = step;
+          row.epoch = static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(batches_per_epoch);
+          row.lr = optimizer->param_groups().front().options().get_lr();
+          row.loss = loss_sum / static_cast<double>(std::max<int64_t>(loss_count, 1));
+          row.grad_norm = norm;
+          result.log.push_back(row);
+        }
+        apply_schedule(*optimizer, groups, schedule, step);
+        if (max_steps > 0 && step >= max_steps) result.stop_reason = "reached max_steps";
+      }
+
+      const bool check_epoch = (epoch + 1) % val_every_epochs == 0;
+      if (check_epoch && (b + 1) % val_interval == 0) {
+        const double score = validate();
+        const double comparable = higher_is_better_score(scorer.metric, score);
+        top_k.offer(comparable, *net);
+        if (comparable > best) {
+          best = comparable;
+          checks_without_gain = 0;
+        } else {
+          ++checks_without_gain;
+        }
+        LogRow row;
+        row.step = step;
+        row.epoch = static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(batches_per_epoch);
+        row.lr = optimizer->param_groups().front().options().get_lr();
+        row.loss = loss_sum / static_cast<double>(std::max<int64_t>(loss_count, 1));
+        row.validation_score = score;
+        result.log.push_back(row);
+        char text[256];
+        std::snprintf(text, sizeof(text), "epoch %lld step %lld: train loss %.4f, val %s %.4f (best %.4f) [%.1fs]",
+                      static_cast<long long>(epoch + 1), static_cast<long long>(step), row.loss,
+                      scorer.metric.c_str(), score, higher_is_better_score(scorer.metric, best),
+                      seconds_since(start));
+        progress.line(text);
+        loss_sum = 0.0;
+        loss_count = 0;
+        if (score == metric.optimum) result.stop_reason = "validation " + scorer.metric + " reached its optimum";
+        else if (checks_without_gain >= patience) result.stop_reason = "no improvement in " + std::to_string(patience) + " validation checks (patience)";
+      }
+      if (options.time_limit_seconds > 0 && seconds_since(start) > options.time_limit_seconds)
+        result.stop_reason = "time limit reached";
+    }
+  }
+  if (result.stop_reason.empty()) result.stop_reason = "reached max_epochs";
+  if (top_k.empty()) top_k.offer(higher_is_better_score(scorer.metric, validate()), *net);
+  const std::string method = config.get_string("optim.top_k_average_method");
+  top_k.finalize(method, *net, [&] { return higher_is_better_score(scorer.metric, validate()); });
+  net->eval();
+
+  result.top_k_scores = top_k.scores();
+  for (double& s : result.top_k_scores) s = higher_is_better_score(scorer.metric, s);
+  result.best_validation_score = result.top_k_scores.front();
+  if (!config.get_bool("optim.skip_final_val")) result.final_validation_score = validate();
+  net->eval();
+  result.steps = step;
+  result.epochs = static_cast<double>(epoch);
+  result.seconds = seconds_since(start);
+  progress.line("stopped: " + result.stop_reason + "; " + std::to_string(step) + " optimizer steps in " +
+                std::to_string(static_cast<int>(result.seconds)) + "s");
+  return result;
+}
+
+}  // namespace automm

@@ -1,0 +1,26 @@
+// Factories of the backbones in the registry (src/models/registry.cpp).
+#pragma once
+
+#include <memory>
+
+#include "automm/models.h"
+
+namespace automm {
+
+std::shared_ptr<BackboneImpl> make_categorical_mlp(const std::string& prefix, const ModelContext& context,
+                                                   const Config& config);
+std::shared_ptr<BackboneImpl> make_numerical_mlp(const std::string& prefix, const ModelContext& context,
+                                                 const Config& config);
+std::shared_ptr<BackboneImpl> make_ft_transformer(const std::string& prefix, const ModelContext& context,
+                                                  const Config& config);
+
+// Fusion models combine the backbones' features; see fusion.cpp.
+struct FusionParts {
+  std::shared_ptr<torch::nn::Module> module;
+  std::function<NetOutput(const std::vector<BackboneOutput>&)> fuse;
+  double aux_loss_weight = 0.0;
+};
+FusionParts make_fusion(const std::string& base_name, const std::vector<int64_t>& feature_dims,
+                        const ModelContext& context, const Config& config);
+
+}  // namespace automm

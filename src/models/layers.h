@@ -1,0 +1,81 @@
+// Building blocks shared by the tabular backbones and the fusion models.
+#pragma once
+
+#include <string>
+
+#include <torch/torch.h>
+
+#include "automm/config.h"
+
+namespace automm {
+
+torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
+
+struct MlpOptions {
+  int64_t in_features = 0;
+  int64_t hidden_features = 0;
+  int64_t num_layers = 1;
+  std::string activation = "leaky_relu";
+  std::string normalization = "layer_norm";  // layer_norm, batch_norm, none
+  double dropout = 0.1;
+};
+// Reads model.<base>.{hidden_size, activation, num_layers, drop_rate, normalization}.
+MlpOptions mlp_options_from(const Config& config, const std::string& base, int64_t in_features);
+
+// AutoMM's MLP: num_layers units of norm -> Linear -> activation -> dropout.
+// Output width: hidden_features.
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const MlpOptions& options);
+  torch::Tensor forward(torch::Tensor x);  // [batch, in] -> [batch, hidden]
+
+ private:
+  MlpOptions options_;
+  torch::nn::ModuleList norms_{nullptr};
+  torch::nn::ModuleList linears_{nullptr};
+  torch::nn::Dropout dropout_{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+struct TransformerOptions {
+  int64_t hidden_size = 192;
+  int64_t num_blocks = 3;
+  int64_t num_heads = 8;
+  int64_t ffn_hidden_size = 192;
+  double attention_dropout = 0.2;
+  double ffn_dropout = 0.1;
+  double residual_dropout = 0.0;
+};
+
+// FT-Transformer's encoder: pre-norm blocks (the first without the attention
+// norm), multi-head self-attention, a GEGLU feed-forward network.
+class TokenTransformerImpl : public torch::nn::Module {
+ public:
+  explicit TokenTransformerImpl(const TransformerOptions& options);
+  torch::Tensor forward(torch::Tensor tokens);  // [batch, tokens, hidden] -> same
+
+ private:
+  torch::Tensor attention(int64_t block, const torch::Tensor& x);
+  TransformerOptions options_;
+  torch::nn::ModuleList attention_norms_{nullptr}, ffn_norms_{nullptr};
+  torch::nn::ModuleList qkv_{nullptr}, attention_out_{nullptr};
+  torch::nn::ModuleList ffn_in_{nullptr}, ffn_out_{nullptr};
+  torch::nn::Dropout attention_dropout_{nullptr}, ffn_dropout_{nullptr}, residual_dropout_{nullptr};
+};
+TORCH_MODULE(TokenTransformer);
+
+// Head of the transformer models: LayerNorm -> ReLU -> Linear.
+class TransformerHeadImpl : public torch::nn::Module {
+ public:
+  TransformerHeadImpl(int64_t hidden, int64_t outputs);
+  torch::Tensor features(const torch::Tensor& cls);  // normalized, activated CLS
+  torch::Tensor classify(const torch::Tensor& features) { return linear_(features); }
+  torch::Tensor forward(const torch::Tensor& cls) { return classify(features(cls)); }
+
+ private:
+  torch::nn::LayerNorm norm_{nullptr};
+  torch::nn::Linear linear_{nullptr};
+};
+TORCH_MODULE(TransformerHead);
+
+}  // namespace automm

@@ -1,0 +1,35 @@
+// NumericalMLP: all numerical columns as one vector through an MLP and a head.
+#include "backbones.h"
+#include "layers.h"
+
+namespace automm {
+namespace {
+
+class NumericalMlpImpl : public BackboneImpl {
+ public:
+  NumericalMlpImpl(const ModelContext& context, const Config& config) {
+    const MlpOptions options = mlp_options_from(config, "numerical_mlp", context.num_numerical);
+    hidden_ = options.hidden_features;
+    mlp_ = register_module("mlp", Mlp(options));
+    head_ = register_module("head", torch::nn::Linear(hidden_, context.num_outputs));
+  }
+  BackboneOutput forward(const Batch& batch) override {
+    auto features = mlp_(batch.numerical);
+    return {features, head_(features)};
+  }
+  int64_t feature_dim() const override { return hidden_; }
+
+ private:
+  int64_t hidden_ = 0;
+  Mlp mlp_{nullptr};
+  torch::nn::Linear head_{nullptr};
+};
+
+}  // namespace
+
+std::shared_ptr<BackboneImpl> make_numerical_mlp(const std::string&, const ModelContext& context,
+                                                 const Config& config) {
+  return std::make_shared<NumericalMlpImpl>(context, config);
+}
+
+}  // namespace automm

@@ -1,0 +1,50 @@
+#include <stdexcept>
+
+#include "automm/optim.h"
+
+namespace automm {
+namespace F = torch::nn::functional;
+namespace {
+
+// Focal loss (Lin et al.): -alpha_y (1 - p_y)^gamma log p_y, averaged.
+torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& labels, const Config& config) {
+  const double gamma = config.get_double("optim.focal_loss.gamma");
+  auto log_p = torch::log_softmax(logits, 1).gather(1, labels.unsqueeze(1)).squeeze(1);
+  auto loss = -torch::pow(1.0 - log_p.exp(), gamma) * log_p;
+  if (!config.is_null("optim.focal_loss.alpha")) {
+    std::vector<double> alpha = config.get("optim.focal_loss.alpha").get<std::vector<double>>();
+    if (static_cast<int64_t>(alpha.size()) != logits.size(1))
+      throw std::invalid_argument("optim.focal_loss.alpha has " + std::to_string(alpha.size()) +
+                                  " weights but the problem has " + std::to_string(logits.size(1)) + " classes");
+    auto weights = torch::tensor(alpha, logits.options());
+    loss = loss * weights.index_select(0, labels);
+  }
+  return loss.mean();
+}
+
+}  // namespace
+
+torch::Tensor task_loss(const torch::Tensor& logits, const torch::Tensor& labels, ProblemType type,
+                        const Config& config) {
+  const std::string loss_func = config.get_string("optim.loss_func");
+  if (is_classification(type)) {
+    if (loss_func == "bce")
+      throw std::invalid_argument("optim.loss_func = bce is for regression labels in [0, 1]");
+    if (loss_func == "focal_loss") return focal_loss(logits, labels, config);
+    return F::cross_entropy(logits, labels,
+                            F::CrossEntropyFuncOptions().label_smoothing(config.get_double("optim.label_smoothing")));
+  }
+  if (loss_func == "focal_loss")
+    throw std::invalid_argument("optim.loss_func = focal_loss is for classification");
+  auto predicted = logits.reshape({-1});
+  if (loss_func == "bce") return F::binary_cross_entropy_with_logits(predicted, labels.to(predicted.dtype()));
+  return F::mse_loss(predicted, labels.to(predicted.dtype()));
+}
+
+torch::Tensor outputs_to_predictions(const torch::Tensor& logits, ProblemType type, const Config& config) {
+  if (is_classification(type)) return torch::softmax(logits, 1);
+  auto values = logits.reshape({-1});
+  return config.get_string("optim.loss_func") == "bce" ? torch::sigmoid(values) : values;
+}
+
+}  // namespace automm

@@ -1,0 +1,71 @@
+#include <cmath>
+#include <map>
+#include <stdexcept>
+
+#include "automm/models.h"
+#include "automm/optim.h"
+
+namespace automm {
+
+int64_t layer_id(const std::string& parameter_name) {
+  (void)parameter_name;
+  return 0;  // tabular backbones and fusion models are heads in AutoMM's sense
+}
+
+std::vector<ParameterGroup> make_parameter_groups(
+    const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const Config& config) {
+  const double base_lr = config.get_double("optim.lr");
+  const double decay = config.get_double("optim.weight_decay");
+  const std::string choice = config.get_string("optim.lr_choice");
+  const double lr_decay = config.get_double("optim.lr_decay");
+  const double lr_mult = config.get_double("optim.lr_mult");
+  std::map<std::pair<double, double>, ParameterGroup> groups;
+  for (const auto& [name, param] : named_params) {
+    if (!param.requires_grad()) continue;
+    const int64_t id = layer_id(name);
+    double lr = base_lr;
+    if (choice == "layerwise_decay") lr = base_lr * std::pow(lr_decay, static_cast<double>(id));
+    else if (choice == "two_stages" && id == 0) lr = base_lr * lr_mult;
+    const double wd = is_no_decay_parameter(name) ? 0.0 : decay;
+    ParameterGroup& group = groups[{lr, wd}];
+    group.lr = lr;
+    group.weight_decay = wd;
+    group.params.push_back(param);
+    group.names.push_back(name);
+  }
+  std::vector<ParameterGroup> out;
+  for (auto& [key, group] : groups) out.push_back(std::move(group));
+  return out;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<ParameterGroup>& groups,
+                                                        const Config& config) {
+  const std::string type = config.get_string("optim.optim_type");
+  std::vector<torch::optim::OptimizerParamGroup> param_groups;
+  for (const ParameterGroup& g : groups) {
+    std::unique_ptr<torch::optim::OptimizerOptions> options;
+    if (type == "adamw")
+      options = std::make_unique<torch::optim::AdamWOptions>(
+          torch::optim::AdamWOptions(g.lr).eps(1e-6).weight_decay(g.weight_decay));
+    else if (type == "adam")
+      options = std::make_unique<torch::optim::AdamOptions>(
+          torch::optim::AdamOptions(g.lr).weight_decay(g.weight_decay));
+    else
+      options = std::make_unique<torch::optim::SGDOptions>(
+          torch::optim::SGDOptions(g.lr).momentum(0.9).weight_decay(g.weight_decay));
+    param_groups.emplace_back(g.params, std::move(options));
+  }
+  if (type == "adamw") return std::make_unique<torch::optim::AdamW>(std::move(param_groups));
+  if (type == "adam") return std::make_unique<torch::optim::Adam>(std::move(param_groups));
+  if (type == "sgd") return std::make_unique<torch::optim::SGD>(std::move(param_groups), torch::optim::SGDOptions(0));
+  throw std::invalid_argument("unknown optim.optim_type '" + type + "'");
+}
+
+void apply_schedule(torch::optim::Optimizer& optimizer, const std::vector<ParameterGroup>& groups,
+                    const LrSchedule& schedule, int64_t step) {
+  auto& param_groups = optimizer.param_groups();
+  for (size_t i = 0; i < param_groups.size(); ++i)
+    param_groups[i].options().set_lr(schedule.lr_at(step, groups[i].lr));
+}
+
+}  // namespace automm
