@@ -31,8 +31,11 @@ class CategoricalMlpImpl : public BackboneImpl {
       column_mlps_->push_back(Mlp(column));
     }
     const int64_t columns = static_cast<int64_t>(context.categorical_cardinalities.size());
+    // As AutoMM: the aggregator keeps its input width, then projects to hidden_size.
     MlpOptions aggregate = base;
     aggregate.in_features = pool_mean_ ? hidden_ : hidden_ * columns;
+    aggregate.hidden_features = aggregate.in_features;
+    aggregate.out_features = aggregate.in_features == hidden_ ? 0 : hidden_;
     aggregator_ = register_module("aggregator", Mlp(aggregate));
     head_ = register_module("head", torch::nn::Linear(hidden_, context.num_outputs));
   }

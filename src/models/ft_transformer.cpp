@@ -37,7 +37,7 @@ class FtTransformerImpl : public BackboneImpl {
     if (!cards.empty()) {
       std::vector<int64_t> offsets(cards.size(), 0);
       for (size_t i = 1; i < cards.size(); ++i) offsets[i] = offsets[i - 1] + cards[i - 1];
-      category_offsets_ = register_buffer("categorical_tokenizer_offsets", torch::tensor(offsets));
+      category_offsets_ = torch::tensor(offsets);  // not a buffer: it must stay int64
       int64_t total = 0;
       for (int64_t c : cards) total += c;
       categorical_embedding_ = register_parameter("categorical_tokenizer_embedding", uniform({total, token_dim}));
@@ -55,7 +55,7 @@ class FtTransformerImpl : public BackboneImpl {
     if (numerical_weight_.defined())
       tokens.push_back(batch.numerical.unsqueeze(-1) * numerical_weight_ + numerical_bias_);
     if (categorical_embedding_.defined()) {
-      auto rows = batch.categorical + category_offsets_;
+      auto rows = batch.categorical + category_offsets_.to(batch.categorical.device());
       tokens.push_back(torch::embedding(categorical_embedding_, rows) + categorical_bias_);
     }
     const int64_t batch_size = tokens.front().size(0);

@@ -31,28 +31,34 @@ MlpImpl::MlpImpl(const MlpOptions& options) : options_(options) {
   linears_ = register_module("linears", torch::nn::ModuleList());
   int64_t width = options.in_features;
   for (int64_t i = 0; i < options.num_layers; ++i) {
-    if (options.normalization == "layer_norm")
+    const bool normalize = i > 0 || options.normalize_input;
+    if (normalize && options.normalization == "layer_norm")
       norms_->push_back(torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
-    else if (options.normalization == "batch_norm")
+    else if (normalize && options.normalization == "batch_norm")
       norms_->push_back(torch::nn::BatchNorm1d(width));
+    else
+      norms_->push_back(torch::nn::Identity());
     linears_->push_back(torch::nn::Linear(width, options.hidden_features));
     width = options.hidden_features;
   }
   dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  if (options.out_features > 0) out_ = register_module("out", torch::nn::Linear(width, options.out_features));
+}
+
+int64_t MlpImpl::output_width() const {
+  return options_.out_features > 0 ? options_.out_features : options_.hidden_features;
 }
 
 torch::Tensor MlpImpl::forward(torch::Tensor x) {
   for (size_t i = 0; i < linears_->size(); ++i) {
-    if (!norms_->is_empty()) {
-      if (options_.normalization == "layer_norm")
-        x = norms_[i]->as<torch::nn::LayerNorm>()->forward(x);
-      else
-        x = norms_[i]->as<torch::nn::BatchNorm1d>()->forward(x);
-    }
+    if (auto* layer_norm = norms_[i]->as<torch::nn::LayerNorm>())
+      x = layer_norm->forward(x);
+    else if (auto* batch_norm = norms_[i]->as<torch::nn::BatchNorm1d>())
+      x = batch_norm->forward(x);
     x = linears_[i]->as<torch::nn::Linear>()->forward(x);
     x = dropout_(apply_activation(options_.activation, x));
   }
-  return x;
+  return out_ ? out_(x) : x;
 }
 
 TokenTransformerImpl::TokenTransformerImpl(const TransformerOptions& options) : options_(options) {

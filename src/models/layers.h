@@ -18,22 +18,28 @@ struct MlpOptions {
   std::string activation = "leaky_relu";
   std::string normalization = "layer_norm";  // layer_norm, batch_norm, none
   double dropout = 0.1;
+  // The first unit normalizes its input unless this is false (see numerical_mlp).
+  bool normalize_input = true;
+  // Width of a final Linear after the units; 0 = none (output width hidden_features).
+  int64_t out_features = 0;
 };
 // Reads model.<base>.{hidden_size, activation, num_layers, drop_rate, normalization}.
 MlpOptions mlp_options_from(const Config& config, const std::string& base, int64_t in_features);
 
-// AutoMM's MLP: num_layers units of norm -> Linear -> activation -> dropout.
-// Output width: hidden_features.
+// AutoMM's MLP: num_layers units of norm -> Linear -> activation -> dropout,
+// then an optional Linear to out_features.
 class MlpImpl : public torch::nn::Module {
  public:
   explicit MlpImpl(const MlpOptions& options);
-  torch::Tensor forward(torch::Tensor x);  // [batch, in] -> [batch, hidden]
+  torch::Tensor forward(torch::Tensor x);  // [batch, in] -> [batch, out or hidden]
+  int64_t output_width() const;
 
  private:
   MlpOptions options_;
   torch::nn::ModuleList norms_{nullptr};
   torch::nn::ModuleList linears_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
+  torch::nn::Linear out_{nullptr};
 };
 TORCH_MODULE(Mlp);
 

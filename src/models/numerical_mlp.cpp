@@ -8,7 +8,11 @@ namespace {
 class NumericalMlpImpl : public BackboneImpl {
  public:
   NumericalMlpImpl(const ModelContext& context, const Config& config) {
-    const MlpOptions options = mlp_options_from(config, "numerical_mlp", context.num_numerical);
+    MlpOptions options = mlp_options_from(config, "numerical_mlp", context.num_numerical);
+    // fix: AutoMM layer-normalizes the raw column vector, which keeps only each
+    // row's direction (with 3 columns, a point on a circle) and loses its
+    // magnitude. The processor has already standardized every column.
+    options.normalize_input = false;
     hidden_ = options.hidden_features;
     mlp_ = register_module("mlp", Mlp(options));
     head_ = register_module("head", torch::nn::Linear(hidden_, context.num_outputs));

@@ -1,0 +1,81 @@
+// Helpers shared by the tests: temporary folders and generated tables.
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "automm/table.h"
+
+namespace automm::testing {
+
+// A fresh folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::random_device device;
+    path_ = std::filesystem::temp_directory_path() / ("automm_test_" + std::to_string(device()));
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+inline Column make_column(const std::string& name, const std::vector<std::string>& cells) {
+  Column column;
+  column.name = name;
+  for (const auto& cell : cells) column.push(cell, !is_missing_token(cell));
+  return column;
+}
+
+// A table whose label depends on a categorical column (color, size) and on
+// numerical columns (x1, x2); "noise" and "city" carry no signal.
+// task: "binary" (yes/no), "multiclass" (low/mid/high) or "regression".
+inline Table make_tabular_table(size_t rows, uint64_t seed, const std::string& task = "binary") {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::uniform_int_distribution<int> pick(0, 1 << 20);
+  const std::vector<std::pair<std::string, double>> colors = {
+      {"red", 1.6}, {"green", 0.0}, {"blue", -1.6}, {"yellow", 0.6}};
+  const std::vector<std::pair<std::string, double>> sizes = {{"S", -1.0}, {"M", 0.0}, {"L", 1.0}};
+  const std::vector<std::string> cities = {"Oslo", "Lima", "Pune", "Kyiv", "Doha"};
+  Column color{"color", {}, {}}, size{"size", {}, {}}, x1{"x1", {}, {}}, x2{"x2", {}, {}},
+      noise{"noise", {}, {}}, city{"city", {}, {}}, label{"label", {}, {}};
+  for (size_t r = 0; r < rows; ++r) {
+    const auto& c = colors[pick(rng) % colors.size()];
+    const auto& s = sizes[pick(rng) % sizes.size()];
+    const double a = normal(rng), b = normal(rng);
+    const double score = 1.2 * a - 0.9 * b + c.second + s.second;
+    color.push(c.first, true);
+    size.push(s.first, true);
+    x1.push(std::to_string(a), true);
+    x2.push(std::to_string(b), true);
+    noise.push(std::to_string(normal(rng)), true);
+    city.push(cities[pick(rng) % cities.size()], true);
+    if (task == "binary") label.push(score > 0 ? "yes" : "no", true);
+    else if (task == "multiclass") label.push(score < -1 ? "low" : score < 1 ? "mid" : "high", true);
+    else label.push(std::to_string(3.0 * score + 0.5 * std::sin(3 * a)), true);
+  }
+  Table table;
+  for (Column* column : {&color, &size, &x1, &x2, &noise, &city, &label}) table.add_column(std::move(*column));
+  table.source = "generated";
+  return table;
+}
+
+}  // namespace automm::testing
