@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <set>
 #include <unordered_map>
 
 #include <yaml-cpp/yaml.h>
@@ -108,7 +109,9 @@ void check_range(const KeySpec& spec, double value) {
   const bool below = spec.min && (spec.min_exclusive ? value <= *spec.min : value < *spec.min);
   const bool above = spec.max && (spec.max_exclusive ? value >= *spec.max : value > *spec.max);
   if (std::isnan(value) || below || above)
-    throw std::invalid_argument("key '" + spec.name + "' = " + Json(value).dump() +
+    throw std::invalid_argument("key '" + spec.name + "' = " +
+                                (spec.type == KeyType::kInt ? std::to_string(static_cast<int64_t>(value))
+                                                            : Json(value).dump()) +
                                 " is out of range: expected " + describe_type(spec));
 }
 
@@ -164,6 +167,7 @@ Json normalize(const KeySpec& spec, const Json& value) {
     throw std::invalid_argument("key '" + spec.name + "' cannot be null: expected " +
                                 describe_type(spec));
   }
+  if (spec.type == KeyType::kIntOrInf && value == "inf") return value;
   // Strings for non-string keys come from text sources; parse them by type.
   if (value.is_string() && spec.type != KeyType::kString)
     return normalize(spec, parse_text(spec, value.get<std::string>()));
@@ -269,7 +273,9 @@ Json coerce_list_items(const KeySpec& spec, const Json& value) {
   Json list = Json::array();
   for (const Json& item : value) {
     if (item.is_string()) {
-      if (auto v = parse_double(item.get<std::string>()))
+      if (auto i = parse_int(item.get<std::string>()))
+        list.push_back(*i);
+      else if (auto v = parse_double(item.get<std::string>()))
         list.push_back(*v);
       else
         wrong_type(spec, value);
@@ -303,10 +309,14 @@ std::string describe_type(const KeySpec& spec) {
       break;
   }
   if (spec.min || spec.max) {
+    // Integer keys show integer bounds ("[1, inf)", not "[1.0, inf)").
+    auto bound = [&](double v) {
+      return spec.type == KeyType::kInt ? std::to_string(static_cast<int64_t>(v)) : Json(v).dump();
+    };
     text += " in ";
-    text += spec.min ? (spec.min_exclusive ? "(" : "[") + Json(*spec.min).dump() : "(-inf";
+    text += spec.min ? (spec.min_exclusive ? "(" : "[") + bound(*spec.min) : "(-inf";
     text += ", ";
-    text += spec.max ? Json(*spec.max).dump() + (spec.max_exclusive ? ")" : "]") : "inf)";
+    text += spec.max ? bound(*spec.max) + (spec.max_exclusive ? ")" : "]") : "inf)";
   }
   if (spec.nullable) text += ", or null";
   return text;
@@ -316,11 +326,17 @@ const KeySpec& find_key(const std::string& name) {
   const auto& index = name_index();
   const auto it = index.find(name);
   if (it != index.end()) return *it->second;
+  // Rank every accepted spelling; report each key once, by its closest spelling.
   std::vector<std::pair<size_t, std::string>> scored;
-  for (const KeySpec& spec : key_registry()) scored.emplace_back(edit_distance(name, spec.name), spec.name);
+  for (const auto& [spelling, spec] : index) scored.emplace_back(edit_distance(name, spelling), spelling);
   std::sort(scored.begin(), scored.end());
   std::string message = "unknown hyperparameter key '" + name + "'; closest keys: ";
-  for (size_t i = 0; i < 3 && i < scored.size(); ++i) message += (i ? ", " : "") + scored[i].second;
+  std::set<const KeySpec*> reported;
+  for (const auto& [distance, spelling] : scored) {
+    if (reported.size() == 3) break;
+    if (!reported.insert(index.at(spelling)).second) continue;
+    message += (reported.size() > 1 ? ", " : "") + spelling;
+  }
   throw std::invalid_argument(message + " (see `automm hyperparameters`)");
 }
 

@@ -1,6 +1,7 @@
 // Column and problem-type inference, following AutoMM's data/infer_types.py (SPEC s.3).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -165,6 +166,8 @@ std::optional<double> parse_number(const std::string& cell) {
   const char* begin = cell.c_str();
   while (*begin == ' ' || *begin == '\t') ++begin;
   if (*begin == '\0') return std::nullopt;
+  // strtod also reads hexadecimal ("0x1A"); pandas does not, so neither do we.
+  if (std::strpbrk(begin, "xX")) return std::nullopt;
   char* end = nullptr;
   const double value = std::strtod(begin, &end);
   while (*end == ' ' || *end == '\t') ++end;
@@ -241,14 +244,38 @@ std::pair<std::vector<size_t>, std::vector<size_t>> split_holdout(const Column& 
     if (label.is_missing(row)) continue;
     strata[is_classification(type) ? label.cells[row] : std::string()].push_back(row);
   }
-  std::vector<size_t> train, holdout;
+  // Largest-remainder allocation: the holdout has round(fraction * n) rows,
+  // shared across strata in proportion to their size; a single-row class stays in train.
+  size_t labelled = 0;
+  for (const auto& [key, rows] : strata) labelled += rows.size();
+  const size_t target = static_cast<size_t>(std::lround(fraction * static_cast<double>(labelled)));
+  std::vector<size_t> take;
+  std::vector<std::pair<double, size_t>> remainders;
+  size_t allocated = 0;
   for (auto& [key, rows] : strata) {
     for (size_t i = rows.size(); i > 1; --i) std::swap(rows[i - 1], rows[rng() % i]);
-    size_t take = static_cast<size_t>(std::lround(fraction * static_cast<double>(rows.size())));
-    if (rows.size() >= 2) take = std::clamp<size_t>(take, 1, rows.size() - 1);
-    else take = 0;
-    holdout.insert(holdout.end(), rows.begin(), rows.begin() + static_cast<long>(take));
-    train.insert(train.end(), rows.begin() + static_cast<long>(take), rows.end());
+    const double exact = fraction * static_cast<double>(rows.size());
+    const size_t cap = rows.size() >= 2 ? rows.size() - 1 : 0;
+    take.push_back(std::min(static_cast<size_t>(exact), cap));
+    allocated += take.back();
+    remainders.emplace_back(-(exact - static_cast<double>(take.back())), take.size() - 1);
+  }
+  std::stable_sort(remainders.begin(), remainders.end());
+  std::vector<size_t> sizes;
+  for (const auto& [key, rows] : strata) sizes.push_back(rows.size());
+  for (const auto& [negative_remainder, index] : remainders) {
+    if (allocated >= target) break;
+    if (sizes[index] >= 2 && take[index] + 1 <= sizes[index] - 1) {
+      ++take[index];
+      ++allocated;
+    }
+  }
+  std::vector<size_t> train, holdout;
+  size_t index = 0;
+  for (const auto& [key, rows] : strata) {
+    const auto split = rows.begin() + static_cast<long>(take[index++]);
+    holdout.insert(holdout.end(), rows.begin(), split);
+    train.insert(train.end(), split, rows.end());
   }
   if (train.empty() || holdout.empty())
     throw std::invalid_argument("too few labelled rows (" + std::to_string(train.size() + holdout.size()) +

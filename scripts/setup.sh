@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs automm.cpp's dependencies from Debian 12's packages, then builds it.
+# Safe to run again: it installs only what is missing and rebuilds incrementally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build
+  libtorch-dev          # LibTorch 1.13 (CPU)
+  libopenblas0-openmp   # fast fp32 GEMM for LibTorch (reference BLAS is ~30x slower)
+  libgloo-dev           # c10d Gloo headers, for data-parallel training
+  libyaml-cpp-dev nlohmann-json3-dev libgtest-dev
+  python3               # examples/make_tabular_data.py
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${AUTOMM_CMAKE_ARGS:-}
+cmake --build build -j"$(nproc)"

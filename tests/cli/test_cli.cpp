@@ -1,0 +1,113 @@
+// The automm command line, run as a user would: a separate process per command.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <sys/wait.h>
+
+#include "automm/config.h"
+#include "automm/table.h"
+#include "automm_test_paths.h"
+#include "test_util.h"
+
+namespace automm {
+namespace {
+
+using automm::testing::make_tabular_table;
+using automm::testing::TempDir;
+using automm::testing::write_file;
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& arguments) {
+  const std::string command = std::string(AUTOMM_CLI_PATH) + " " + arguments + " 2>&1";
+  Result result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) result.output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_csv(make_tabular_table(600, 21), dir.file("train.csv"));
+    write_csv(make_tabular_table(200, 22), dir.file("test.csv"));
+  }
+  TempDir dir;
+};
+
+TEST_F(CliTest, FitPredictEvaluateInfo) {
+  write_file(dir.file("config.yaml"), "optim:\n  max_epochs: 3\n  lr: 0.001\nenv.per_gpu_batch_size: 16\n");
+  const Result fit = run("fit --train " + dir.file("train.csv") + " --label label --path " + dir.file("p") +
+                         " --config " + dir.file("config.yaml") + " --hp optim.top_k=2 --hp model.names=[categorical_mlp,numerical_mlp,fusion_transformer] --seed 1 --eval-metric accuracy");
+  ASSERT_EQ(fit.status, 0) << fit.output;
+  EXPECT_NE(fit.output.find("best validation accuracy"), std::string::npos) << fit.output;
+  EXPECT_NE(fit.output.find("fusion_transformer"), std::string::npos) << fit.output;
+
+  const Result info = run("info --path " + dir.file("p"));
+  ASSERT_EQ(info.status, 0) << info.output;
+  EXPECT_NE(info.output.find("problem type: binary"), std::string::npos) << info.output;
+  // The YAML and --hp values reached the saved config.
+  const Json meta = Json::parse(std::ifstream(dir.file("p/predictor.json")));
+  EXPECT_EQ(meta["config"]["optim.max_epochs"], 3);
+  EXPECT_EQ(meta["config"]["optim.lr"], 0.001);
+  EXPECT_EQ(meta["config"]["env.per_gpu_batch_size"], 16);
+  EXPECT_EQ(meta["config"]["optim.top_k"], 2);
+
+  const Result eval = run("evaluate --path " + dir.file("p") + " --data " + dir.file("test.csv") +
+                          " --metrics accuracy,log_loss --json");
+  ASSERT_EQ(eval.status, 0) << eval.output;
+  const Json scores = Json::parse(eval.output);
+  EXPECT_GE(scores["accuracy"].get<double>(), 0.8);
+  EXPECT_GT(scores["log_loss"].get<double>(), 0.0);
+
+  const Result predict = run("predict --path " + dir.file("p") + " --data " + dir.file("test.csv") + " --out " +
+                             dir.file("out.csv"));
+  ASSERT_EQ(predict.status, 0) << predict.output;
+  const Table out = read_table(dir.file("out.csv"));
+  EXPECT_EQ(out.num_rows(), 200u);
+  EXPECT_EQ(out.column_names(), std::vector<std::string>{"label"});
+}
+
+TEST_F(CliTest, BadInputFailsWithAClearMessage) {
+  const std::string base = "fit --train " + dir.file("train.csv") + " --label label --path " + dir.file("p");
+  Result r = run(base + " --hp optim.lrate=0.1");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("closest keys:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("optim.lr,"), std::string::npos) << r.output;
+  r = run(base + " --hp optim.optim_type=lamb");
+  EXPECT_NE(r.output.find("allowed values"), std::string::npos) << r.output;
+  r = run(base + " --hp optim.max_epochs=ten");
+  EXPECT_NE(r.output.find("expects an integer"), std::string::npos) << r.output;
+  r = run(base + " --eval-metric accurcy");
+  EXPECT_NE(r.output.find("unknown metric 'accurcy'"), std::string::npos) << r.output;
+  r = run(base + " --presets ultra_quality");
+  EXPECT_NE(r.output.find("unknown preset"), std::string::npos) << r.output;
+  write_file(dir.file("empty.csv"), "");
+  r = run("fit --train " + dir.file("empty.csv") + " --label label --path " + dir.file("q"));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("empty"), std::string::npos) << r.output;
+  r = run("predict --path " + dir.file("missing") + " --data " + dir.file("test.csv") + " --out x.csv");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("not a folder"), std::string::npos) << r.output;
+  r = run("fit --train " + dir.file("train.csv") + " --bogus 1");
+  EXPECT_NE(r.output.find("unknown option --bogus"), std::string::npos) << r.output;
+}
+
+TEST(Cli, HyperparametersTableMatchesTheDocs) {
+  const Result r = run("hyperparameters");
+  ASSERT_EQ(r.status, 0);
+  EXPECT_EQ(r.output, hyperparameters_markdown());
+  EXPECT_NE(r.output.find("`optim.lr`"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace automm
