@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "automm/batch_loader.h"
 #include "automm/config.h"
 #include "automm/data.h"
 #include "automm/models.h"
@@ -25,6 +26,11 @@ struct TrainOptions {
   double time_limit_seconds = 0.0;  // 0 = none
   uint64_t seed = 0;
   bool verbose = true;
+  // When set, the training state (weights, optimizer, schedule position, top-k,
+  // RNG) is written there as last.pt after validation checks, at optimizer-step
+  // boundaries, so a killed fit can continue.
+  std::string checkpoint_dir;
+  bool resume = false;  // continue from checkpoint_dir/last.pt
 };
 
 struct LogRow {  // one row of metrics.csv
@@ -45,21 +51,49 @@ struct TrainResult {
   std::string stop_reason;
   std::vector<double> top_k_scores;
   std::vector<LogRow> log;
+  int64_t resumed_from_step = -1;  // -1 when the fit did not resume
 };
 
-// Device and dtype from env.accelerator, env.num_gpus and env.precision.
+// Device and numeric precision from env.accelerator, env.num_gpus and
+// env.precision. On CPU the 16-bit modes run as bf16 (fp16 matmuls are slow on
+// CPUs; bf16 keeps fp32's range): 16-mixed as bf16-mixed, 16-true as bf16-true.
 struct Placement {
   torch::Device device = torch::kCPU;
-  torch::Dtype dtype = torch::kFloat32;
-  std::string note;  // e.g. how a 16-bit precision was mapped on CPU
+  torch::Dtype dtype = torch::kFloat32;  // parameters and float inputs
+  bool autocast = false;                 // mixed precision: matmuls run in autocast_dtype
+  torch::Dtype autocast_dtype = torch::kBFloat16;
+  std::string note;  // how a requested precision was mapped, shown once in the fit log
 };
 Placement resolve_placement(const Config& config);
+
+// Enables autocast for the placement's mixed precision while alive.
+class AutocastScope {
+ public:
+  explicit AutocastScope(const Placement& placement);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool active_ = false;
+  bool cpu_ = true;
+  bool was_enabled_ = false;
+  at::ScalarType previous_dtype_ = at::kBFloat16;
+};
+
+// The forward pass as training and inference run it: under autocast for mixed
+// precision.
+NetOutput run_forward(MultiModalNet& net, const Batch& batch, const Placement& placement);
+
 // Intra-op threads: $AUTOMM_NUM_THREADS, else $OMP_NUM_THREADS, else all cores.
 int configure_threads();
 
 TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const TabularTensors& val_data,
                   ProblemType type, const Config& config, const ValidationScorer& scorer,
                   const TrainOptions& options);
+
+// Path of the resumable training state inside a checkpoint folder.
+std::string checkpoint_file(const std::string& checkpoint_dir);
 
 // Logits (or, with features=true, the embeddings) for every row, in eval mode,
 // batched by per_gpu_batch_size * inference_batch_size_ratio.

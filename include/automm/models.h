@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,9 @@ class BackboneImpl : public torch::nn::Module {
  public:
   virtual BackboneOutput forward(const Batch& batch) = 0;
   virtual int64_t feature_dim() const = 0;
+  // Pretrained backbones get layerwise-decay ids; models trained from scratch
+  // (tabular, fusion) are heads in AutoMM's sense (id 0).
+  virtual bool is_pretrained() const { return false; }
 };
 
 // Parameters that never get weight decay: biases, norm weights, cls tokens and
@@ -67,10 +71,13 @@ class MultiModalNetImpl : public torch::nn::Module {
   const std::vector<std::string>& model_names() const { return names_; }
   // Weight of the per-backbone losses (fusion_*.aux_loss_weight), 0 when off.
   double aux_loss_weight() const { return aux_loss_weight_; }
+  // Layerwise-decay ids by full parameter name; parameters not listed are id 0.
+  std::map<std::string, int64_t> layer_ids() const;
 
  private:
   std::vector<std::string> names_;
   std::vector<std::shared_ptr<BackboneImpl>> backbones_;
+  std::vector<std::string> backbone_names_;
   std::shared_ptr<torch::nn::Module> fusion_;
   std::function<NetOutput(const std::vector<BackboneOutput>&)> fuse_;
   double aux_loss_weight_ = 0.0;

@@ -1,6 +1,7 @@
 // Optimizers, parameter groups, learning-rate schedules and losses (SPEC s.1, s.4).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,9 +26,14 @@ struct LrSchedule {
 };
 LrSchedule make_schedule(const Config& config, int64_t total_steps, int64_t steps_per_epoch);
 
-// Layer id of a parameter: 0 for heads, fusion and tabular models (the only
-// backbones built so far), larger for earlier blocks of pretrained backbones.
-int64_t layer_id(const std::string& parameter_name);
+// Layerwise-decay ids of one pretrained backbone's parameters (names relative
+// to the backbone), SPEC s.4: the block is the first all-digit part of the name
+// ("encoder.layer.11.attention.query.weight" -> 11, "layers.2.blocks.0.norm1.weight"
+// -> 2, so in-block norms stay with their block); the last block gets 1, the first
+// L; names without a block get L + 1 when they are embeddings (embed, cls_token,
+// pos/position) and 0 otherwise (pooler, final norm, head). Heads, fusion and
+// tabular models are not passed here: they are 0.
+std::map<std::string, int64_t> layerwise_ids(const std::vector<std::string>& names);
 
 struct ParameterGroup {
   std::vector<torch::Tensor> params;
@@ -37,8 +43,10 @@ struct ParameterGroup {
 };
 // Groups by (learning rate, weight decay): optim.lr_choice, lr_decay, lr_mult,
 // weight_decay with no decay on biases, norms, cls tokens and tokenizers.
+// `layer_ids` maps parameter names to ids; a name not in it has id 0.
 std::vector<ParameterGroup> make_parameter_groups(
-    const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const Config& config);
+    const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const Config& config,
+    const std::map<std::string, int64_t>& layer_ids = {});
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<ParameterGroup>& groups,
                                                         const Config& config);
 // Sets each group's lr to schedule.lr_at(step, base lr of that group).

@@ -18,6 +18,7 @@ const char* kUsage = R"(usage:
              [--problem-type T] [--eval-metric M] [--hp key=value ...] [--config FILE]
              [--time-limit SECONDS] [--seed N] [--holdout-frac F]
              [--column-type COL=TYPE ...] [--quiet]
+  automm fit --resume --path DIR --train FILE [--tuning FILE] [--time-limit SECONDS]
   automm predict --path DIR --data FILE --out FILE [--proba]
   automm evaluate --path DIR --data FILE [--metrics m1,m2] [--json]
   automm info --path DIR
@@ -76,7 +77,27 @@ std::vector<std::string> split_commas(const std::string& text) {
   return items;
 }
 
+void print_summary(const automm::MultiModalPredictor& predictor);
+
+// Continues a killed fit from its last checkpoint, with the saved configuration.
+int run_resume(const Args& args) {
+  args.allow_only({"--resume", "--path", "--train", "--tuning", "--time-limit", "--quiet"});
+  auto predictor = automm::MultiModalPredictor::load(args.require("--path"), /*resume=*/true);
+  const automm::Table train = automm::read_table(args.require("--train"));
+  automm::Table tuning;
+  automm::FitOptions fit;
+  if (args.has("--tuning")) {
+    tuning = automm::read_table(args.get("--tuning"));
+    fit.tuning_data = &tuning;
+  }
+  fit.time_limit = std::stod(args.get("--time-limit", "0"));
+  predictor.fit(train, fit);
+  print_summary(predictor);
+  return 0;
+}
+
 int run_fit(const Args& args) {
+  if (args.has("--resume")) return run_resume(args);
   args.allow_only({"--train", "--label", "--path", "--tuning", "--presets", "--problem-type", "--eval-metric",
                    "--hp", "--config", "--time-limit", "--seed", "--holdout-frac", "--column-type", "--quiet"});
   automm::Config config;  // parsed here first so that bad keys fail before reading data
@@ -111,7 +132,11 @@ int run_fit(const Args& args) {
     fit.column_types[assignment.substr(0, eq)] = assignment.substr(eq + 1);
   }
   predictor.fit(train, fit);
+  print_summary(predictor);
+  return 0;
+}
 
+void print_summary(const automm::MultiModalPredictor& predictor) {
   const automm::Json summary = predictor.fit_summary();
   std::cout << "Fit summary\n"
             << "  problem type:        " << summary["problem_type"].get<std::string>() << "\n"
@@ -126,7 +151,8 @@ int run_fit(const Args& args) {
   std::cout << "  stopped:             " << summary["stop_reason"].get<std::string>() << " after "
             << summary["optimizer_steps"] << " steps, " << summary["training_seconds"].get<double>() << " s\n"
             << "  saved to:            " << predictor.path() << "\n";
-  return 0;
+  if (summary.contains("resumed_from_step"))
+    std::cout << "  resumed from step:   " << summary["resumed_from_step"] << "\n";
 }
 
 int run_predict(const Args& args) {
@@ -196,7 +222,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   try {
-    if (command == "fit") return run_fit(Args(argc, argv, 2, {"--quiet"}));
+    if (command == "fit") return run_fit(Args(argc, argv, 2, {"--quiet", "--resume"}));
     if (command == "predict") return run_predict(Args(argc, argv, 2, {"--proba"}));
     if (command == "evaluate") return run_evaluate(Args(argc, argv, 2, {"--json"}));
     if (command == "info") return run_info(Args(argc, argv, 2, {}));

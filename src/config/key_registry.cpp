@@ -16,7 +16,9 @@ const char* kSamPending = "model.sam (segmentation)";
 const char* kPeftPending = "parameter-efficient fine-tuning (optim.peft)";
 const char* kMixupPending = "mixup / cutmix";
 const char* kDistillerPending = "knowledge distillation (teacher_predictor)";
-const char* kEnginePending = "the training engine (data-loading workers, multi-device, compile)";
+const char* kEnginePending = "multi-device training";
+const char* kCompilePending =
+    "compiling the model (LibTorch 1.13 has no torch.compile; automm.cpp runs eager kernels)";
 
 // Small builders so that each key reads as one line of the table.
 KeySpec key(std::string name, KeyType type, Json def, std::string doc) {
@@ -150,14 +152,14 @@ void add_env_keys(Builder& b) {
         {"env.eval_batch_size_ratio"});
   b.choice("env.precision", "16-mixed",
            {"64", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true"},
-           "Numeric precision. On CPU, 16-mixed runs in fp32 (as AutoMM); bf16 modes follow the "
-           "training-engine work.");
-  pending(range(b.add("env.num_workers", K::kInt, 2, "Data-loading workers for training."), 0.0, {}),
-          kEnginePending);
-  alias(pending(range(b.add("env.num_workers_inference", K::kInt, 2,
-                            "Data-loading workers for inference."),
-                      0.0, {}),
-                kEnginePending),
+           "Numeric precision. On CPU the 16-bit modes run as bf16: 16-mixed as bf16-mixed "
+           "(autocast), 16-true as bf16-true.");
+  range(b.add("env.num_workers", K::kInt, 2,
+              "Threads preparing training batches ahead of the model; 0 = inline."),
+        0.0, {});
+  alias(range(b.add("env.num_workers_inference", K::kInt, 2,
+                    "Threads preparing inference batches ahead of the model; 0 = inline."),
+              0.0, {}),
         {"env.num_workers_evaluation"});
   pending(b.choice("env.strategy", "ddp_spawn",
                    {"dp", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true",
@@ -172,14 +174,14 @@ void add_env_keys(Builder& b) {
         "Deterministic algorithms: with the same seed two fits give identical weights.");
   pending(b.add("env.compile.turn_on", K::kBool, false,
                 "Compile the model (LibTorch has no torch.compile)."),
-          kEnginePending);
+          kCompilePending);
   pending(b.choice("env.compile.mode", "default",
                    {"default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"},
                    "Compile mode."),
-          kEnginePending);
+          kCompilePending);
   pending(b.add("env.compile.dynamic", K::kBool, true, "Compile with dynamic shapes."),
-          kEnginePending);
-  pending(b.add("env.compile.backend", K::kString, "inductor", "Compile backend."), kEnginePending);
+          kCompilePending);
+  pending(b.add("env.compile.backend", K::kString, "inductor", "Compile backend."), kCompilePending);
 }
 
 void add_model_keys(Builder& b) {

@@ -26,6 +26,9 @@ class TopKCheckpoints {
   // `evaluate` scores the module as it stands (higher is better).
   void finalize(const std::string& method, torch::nn::Module& module,
                 const std::function<double()>& evaluate) const;
+  // For resumable training state: (score, weights), best first.
+  const std::vector<std::pair<double, Weights>>& entries() const { return kept_; }
+  void set_entries(std::vector<std::pair<double, Weights>> entries) { kept_ = std::move(entries); }
 
  private:
   size_t k_;

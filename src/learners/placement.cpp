@@ -2,6 +2,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <ATen/autocast_mode.h>
+
 #include "automm/learner.h"
 
 namespace automm {
@@ -33,20 +35,66 @@ Placement resolve_placement(const Config& config) {
   if (num_gpus > 1 || (num_gpus == -1 && cuda && torch::cuda::device_count() > 1))
     throw std::invalid_argument("training on more than one device is not supported yet; set env.num_gpus to 1");
   if (cuda && accelerator != "cpu" && num_gpus != 0) placement.device = torch::Device(torch::kCUDA, 0);
-  const std::string precision = config.get_string("env.precision");
+  std::string precision = config.get_string("env.precision");
+  if (precision == "16-mixed" || precision == "16-true") {
+    if (!placement.device.is_cpu())
+      throw std::invalid_argument("env.precision = " + precision +
+                                  " (fp16 with gradient scaling) is not supported yet on CUDA; use bf16-mixed");
+    const std::string mapped = precision == "16-mixed" ? "bf16-mixed" : "bf16-true";
+    placement.note = "env.precision " + precision + " runs as " + mapped + " on CPU";
+    precision = mapped;
+  }
   if (precision == "64") {
     placement.dtype = torch::kFloat64;
   } else if (precision == "32") {
     placement.dtype = torch::kFloat32;
-  } else if (precision == "16-mixed" && placement.device.is_cpu()) {
-    // AutoMM does the same: 16-bit mixed precision is a GPU mode and runs in fp32 on CPU.
-    placement.note = "env.precision 16-mixed runs in fp32 on CPU (as AutoMM)";
+  } else if (precision == "bf16-mixed") {
+    placement.autocast = true;
+  } else if (precision == "bf16-true") {
+    placement.dtype = torch::kBFloat16;
   } else {
-    throw std::invalid_argument("env.precision = " + precision +
-                                " is not supported yet on this device: mixed and 16-bit precision "
-                                "arrive with the training engine; use 32 or 64");
+    throw std::invalid_argument("unknown env.precision '" + precision + "'");
   }
   return placement;
+}
+
+}  // namespace automm
+
+namespace automm {
+
+AutocastScope::AutocastScope(const Placement& placement)
+    : active_(placement.autocast), cpu_(placement.device.is_cpu()) {
+  if (!active_) return;
+  if (cpu_) {
+    was_enabled_ = at::autocast::is_cpu_enabled();
+    previous_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_cpu_enabled(true);
+    at::autocast::set_autocast_cpu_dtype(placement.autocast_dtype);
+  } else {
+    was_enabled_ = at::autocast::is_enabled();
+    previous_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_enabled(true);
+    at::autocast::set_autocast_gpu_dtype(placement.autocast_dtype);
+  }
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!active_) return;
+  // Cast weights are cached per autocast region; drop them when the outermost ends.
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  if (cpu_) {
+    at::autocast::set_cpu_enabled(was_enabled_);
+    at::autocast::set_autocast_cpu_dtype(previous_dtype_);
+  } else {
+    at::autocast::set_enabled(was_enabled_);
+    at::autocast::set_autocast_gpu_dtype(previous_dtype_);
+  }
+}
+
+NetOutput run_forward(MultiModalNet& net, const Batch& batch, const Placement& placement) {
+  AutocastScope autocast(placement);
+  return net->forward(batch);
 }
 
 }  // namespace automm

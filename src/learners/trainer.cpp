@@ -1,6 +1,9 @@
+// The training loop. One optimizer step per `accumulation` batches; validation
+// every val_check_interval batches; top-k checkpoints; resumable state.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <unistd.h>
 
@@ -8,6 +11,7 @@
 #include "automm/metrics.h"
 #include "automm/optim.h"
 #include "checkpoints.h"
+#include "training_state.h"
 
 namespace automm {
 namespace {
@@ -40,6 +44,13 @@ int64_t validation_interval(const Config& config, int64_t batches_per_epoch) {
   return std::max<int64_t>(1, static_cast<int64_t>(fraction * static_cast<double>(batches_per_epoch)));
 }
 
+// The row order of an epoch depends only on (seed, epoch), so a resumed fit
+// replays the interrupted epoch's order.
+torch::Tensor epoch_order(int64_t rows, uint64_t seed, int64_t epoch) {
+  auto generator = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  return torch::randperm(rows, generator, torch::kInt64);
+}
+
 class ProgressLine {
  public:
   explicit ProgressLine(bool verbose) : verbose_(verbose), tty_(isatty(STDERR_FILENO) != 0) {}
@@ -62,7 +73,16 @@ class ProgressLine {
   bool verbose_, tty_;
 };
 
+struct LoadedBatch {
+  Batch inputs;
+  torch::Tensor labels;
+};
+
 }  // namespace
+
+std::string checkpoint_file(const std::string& checkpoint_dir) {
+  return (std::filesystem::path(checkpoint_dir) / "last.pt").string();
+}
 
 Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Placement& placement) {
   Batch batch;
@@ -82,9 +102,15 @@ torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, con
   const bool was_training = net->is_training();
   net->eval();
   std::vector<torch::Tensor> chunks;
-  for (int64_t begin = 0; begin < data.rows; begin += batch_size) {
-    auto rows = torch::arange(begin, std::min(begin + batch_size, data.rows), torch::kInt64);
-    NetOutput out = net->forward(make_batch(data, rows, placement));
+  const int64_t batches = (data.rows + batch_size - 1) / batch_size;
+  BatchLoader<Batch> loader(0, batches, static_cast<int>(config.get_int("env.num_workers_inference")),
+                            [&](int64_t b) {
+                              auto rows = torch::arange(b * batch_size, std::min((b + 1) * batch_size, data.rows),
+                                                        torch::kInt64);
+                              return make_batch(data, rows, placement);
+                            });
+  while (auto batch = loader.next()) {
+    NetOutput out = run_forward(net, *batch, placement);
     chunks.push_back((features ? out.features : out.logits).to(torch::kCPU, torch::kFloat32));
   }
   net->train(was_training);
@@ -115,6 +141,7 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
   const int64_t val_every_epochs = config.get_int("optim.check_val_every_n_epoch");
   const int64_t patience = config.get_int("optim.patience");
   const int64_t log_every = config.get_int("optim.log_every_n_steps");
+  const int workers = static_cast<int>(config.get_int("env.num_workers"));
   const Json& track = config.get("optim.track_grad_norm");
   const double track_p = track.is_string() ? INFINITY : track.get<double>();
   const std::string clip_algorithm = config.get_string("optim.gradient_clip_algorithm");
@@ -123,40 +150,61 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : net->named_parameters()) named.emplace_back(item.key(), item.value());
-  const std::vector<ParameterGroup> groups = make_parameter_groups(named, config);
+  const std::vector<ParameterGroup> groups = make_parameter_groups(named, config, net->layer_ids());
   std::vector<torch::Tensor> params;
   for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
   auto optimizer = make_optimizer(groups, config);
   const LrSchedule schedule = make_schedule(config, total_steps, steps_per_epoch);
-  apply_schedule(*optimizer, groups, schedule, 0);
 
   TopKCheckpoints top_k(static_cast<size_t>(config.get_int("optim.top_k")));
   TrainResult result;
+  TrainingState state;
+  if (options.resume) {
+    load_training_state(checkpoint_file(options.checkpoint_dir), *net, *optimizer, top_k, state);
+    result.log = state.log;
+    result.resumed_from_step = state.step;
+    progress.line("resuming from optimizer step " + std::to_string(state.step) + " (epoch " +
+                  std::to_string(state.epoch + 1) + ")");
+  }
+  apply_schedule(*optimizer, groups, schedule, state.step);
+  auto elapsed = [&] { return state.elapsed_before + seconds_since(start); };
   auto validate = [&]() {
     const double score = scorer.score(predict_logits(net, val_data, config));
     net->train();
     return score;
   };
-  double best = -INFINITY;
-  int64_t checks_without_gain = 0, step = 0, epoch = 0;
-  double loss_sum = 0.0;
-  int64_t loss_count = 0;
-  auto generator = at::detail::createCPUGenerator(options.seed);
+  auto log_row = [&](int64_t epoch, int64_t batch) {
+    LogRow row;
+    row.step = state.step;
+    row.epoch = static_cast<double>(epoch) + static_cast<double>(batch + 1) / static_cast<double>(batches_per_epoch);
+    row.lr = optimizer->param_groups().front().options().get_lr();
+    row.loss = state.loss_sum / static_cast<double>(std::max<int64_t>(state.loss_count, 1));
+    return row;
+  };
 
+  bool checkpoint_due = false;
+  int64_t epoch = state.epoch;
   for (; epoch < max_epochs && result.stop_reason.empty(); ++epoch) {
-    auto order = torch::randperm(train_data.rows, generator, torch::kInt64);
-    for (int64_t b = 0; b < batches_per_epoch && result.stop_reason.empty(); ++b) {
+    const torch::Tensor order = epoch_order(train_data.rows, options.seed, epoch);
+    const int64_t first_batch = epoch == state.epoch ? state.batch : 0;
+    BatchLoader<LoadedBatch> loader(first_batch, batches_per_epoch, workers, [&](int64_t b) {
       auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, train_data.rows));
-      const Batch batch = make_batch(train_data, rows, placement);
-      auto labels = train_data.labels.index_select(0, rows).to(placement.device);
-      if (!is_classification(type)) labels = labels.to(placement.dtype);
-      NetOutput out = net->forward(batch);
-      auto loss = task_loss(out.logits, labels, type, config);
-      for (const auto& aux : out.aux_logits) loss = loss + net->aux_loss_weight() * task_loss(aux, labels, type, config);
+      LoadedBatch loaded{make_batch(train_data, rows, placement), train_data.labels.index_select(0, rows)};
+      loaded.labels = loaded.labels.to(placement.device);
+      if (!is_classification(type)) loaded.labels = loaded.labels.to(torch::kFloat32);
+      return loaded;
+    });
+    for (int64_t b = first_batch; b < batches_per_epoch && result.stop_reason.empty(); ++b) {
+      const LoadedBatch loaded = *loader.next();
+      NetOutput out = run_forward(net, loaded.inputs, placement);
+      // Losses in fp32, whatever precision the forward pass used.
+      auto loss = task_loss(out.logits.to(torch::kFloat32), loaded.labels, type, config);
+      for (const auto& aux : out.aux_logits)
+        loss = loss + net->aux_loss_weight() * task_loss(aux.to(torch::kFloat32), loaded.labels, type, config);
       (loss / static_cast<double>(accumulation)).backward();
-      loss_sum += loss.item<double>();
-      ++loss_count;
-      progress.update(epoch, max_epochs, b, batches_per_epoch, loss_sum / static_cast<double>(loss_count));
+      state.loss_sum += loss.item<double>();
+      ++state.loss_count;
+      progress.update(epoch, max_epochs, b, batches_per_epoch, state.loss_sum / static_cast<double>(state.loss_count));
 
       const bool step_now = (b + 1) % accumulation == 0 || b + 1 == batches_per_epoch;
       if (step_now) {
@@ -167,18 +215,14 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
         }
         optimizer->step();
         optimizer->zero_grad();
-        ++step;
-        if (step % log_every == 0) {
-          LogRow row;
-          row.step = step;
-          row.epoch = static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(batches_per_epoch);
-          row.lr = optimizer->param_groups().front().options().get_lr();
-          row.loss = loss_sum / static_cast<double>(std::max<int64_t>(loss_count, 1));
+        ++state.step;
+        if (state.step % log_every == 0) {
+          LogRow row = log_row(epoch, b);
           row.grad_norm = norm;
           result.log.push_back(row);
         }
-        apply_schedule(*optimizer, groups, schedule, step);
-        if (max_steps > 0 && step >= max_steps) result.stop_reason = "reached max_steps";
+        apply_schedule(*optimizer, groups, schedule, state.step);
+        if (max_steps > 0 && state.step >= max_steps) result.stop_reason = "reached max_steps";
       }
 
       const bool check_epoch = (epoch + 1) % val_every_epochs == 0;
@@ -186,31 +230,38 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
         const double score = validate();
         const double comparable = higher_is_better_score(scorer.metric, score);
         top_k.offer(comparable, *net);
-        if (comparable > best) {
-          best = comparable;
-          checks_without_gain = 0;
+        if (comparable > state.best) {
+          state.best = comparable;
+          state.checks_without_gain = 0;
         } else {
-          ++checks_without_gain;
+          ++state.checks_without_gain;
         }
-        LogRow row;
-        row.step = step;
-        row.epoch = static_cast<double>(epoch) + static_cast<double>(b + 1) / static_cast<double>(batches_per_epoch);
-        row.lr = optimizer->param_groups().front().options().get_lr();
-        row.loss = loss_sum / static_cast<double>(std::max<int64_t>(loss_count, 1));
+        LogRow row = log_row(epoch, b);
         row.validation_score = score;
         result.log.push_back(row);
         char text[256];
         std::snprintf(text, sizeof(text), "epoch %lld step %lld: train loss %.4f, val %s %.4f (best %.4f) [%.1fs]",
-                      static_cast<long long>(epoch + 1), static_cast<long long>(step), row.loss,
-                      scorer.metric.c_str(), score, higher_is_better_score(scorer.metric, best),
-                      seconds_since(start));
+                      static_cast<long long>(epoch + 1), static_cast<long long>(state.step), row.loss,
+                      scorer.metric.c_str(), score, higher_is_better_score(scorer.metric, state.best), elapsed());
         progress.line(text);
-        loss_sum = 0.0;
-        loss_count = 0;
+        state.loss_sum = 0.0;
+        state.loss_count = 0;
+        checkpoint_due = !options.checkpoint_dir.empty();
         if (score == metric.optimum) result.stop_reason = "validation " + scorer.metric + " reached its optimum";
-        else if (checks_without_gain >= patience) result.stop_reason = "no improvement in " + std::to_string(patience) + " validation checks (patience)";
+        else if (state.checks_without_gain >= patience)
+          result.stop_reason = "no improvement in " + std::to_string(patience) + " validation checks (patience)";
       }
-      if (options.time_limit_seconds > 0 && seconds_since(start) > options.time_limit_seconds)
+      // The resumable state is written only between optimizer steps, so no
+      // partly accumulated gradient is lost.
+      if (checkpoint_due && step_now && result.stop_reason.empty()) {
+        state.epoch = b + 1 == batches_per_epoch ? epoch + 1 : epoch;
+        state.batch = b + 1 == batches_per_epoch ? 0 : b + 1;
+        state.elapsed_at_save = elapsed();
+        state.log = result.log;
+        save_training_state(checkpoint_file(options.checkpoint_dir), *net, *optimizer, top_k, state);
+        checkpoint_due = false;
+      }
+      if (options.time_limit_seconds > 0 && elapsed() > options.time_limit_seconds)
         result.stop_reason = "time limit reached";
     }
   }
@@ -225,10 +276,10 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
   result.best_validation_score = result.top_k_scores.front();
   if (!config.get_bool("optim.skip_final_val")) result.final_validation_score = validate();
   net->eval();
-  result.steps = step;
+  result.steps = state.step;
   result.epochs = static_cast<double>(epoch);
-  result.seconds = seconds_since(start);
-  progress.line("stopped: " + result.stop_reason + "; " + std::to_string(step) + " optimizer steps in " +
+  result.seconds = elapsed();
+  progress.line("stopped: " + result.stop_reason + "; " + std::to_string(state.step) + " optimizer steps in " +
                 std::to_string(static_cast<int>(result.seconds)) + "s");
   return result;
 }

@@ -14,6 +14,11 @@ torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x) 
   throw std::invalid_argument("unknown activation '" + name + "'; known: leaky_relu, relu, gelu, tanh");
 }
 
+torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x) {
+  const auto dtype = norm.weight.scalar_type();
+  return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
+}
+
 MlpOptions mlp_options_from(const Config& config, const std::string& base, int64_t in_features) {
   const std::string prefix = "model." + base + ".";
   MlpOptions options;
@@ -52,7 +57,7 @@ int64_t MlpImpl::output_width() const {
 torch::Tensor MlpImpl::forward(torch::Tensor x) {
   for (size_t i = 0; i < linears_->size(); ++i) {
     if (auto* layer_norm = norms_[i]->as<torch::nn::LayerNorm>())
-      x = layer_norm->forward(x);
+      x = apply_layer_norm(*layer_norm, x);
     else if (auto* batch_norm = norms_[i]->as<torch::nn::BatchNorm1d>())
       x = batch_norm->forward(x);
     x = linears_[i]->as<torch::nn::Linear>()->forward(x);
@@ -101,9 +106,9 @@ torch::Tensor TokenTransformerImpl::attention(int64_t block, const torch::Tensor
 
 torch::Tensor TokenTransformerImpl::forward(torch::Tensor x) {
   for (int64_t b = 0; b < options_.num_blocks; ++b) {
-    auto h = b > 0 ? attention_norms_[b - 1]->as<torch::nn::LayerNorm>()->forward(x) : x;
+    auto h = b > 0 ? apply_layer_norm(*attention_norms_[b - 1]->as<torch::nn::LayerNorm>(), x) : x;
     x = x + residual_dropout_(attention(b, h));
-    h = ffn_norms_[b]->as<torch::nn::LayerNorm>()->forward(x);
+    h = apply_layer_norm(*ffn_norms_[b]->as<torch::nn::LayerNorm>(), x);
     auto gated = ffn_in_[b]->as<torch::nn::Linear>()->forward(h).chunk(2, -1);
     h = ffn_dropout_(gated[0] * F::gelu(gated[1]));
     x = x + residual_dropout_(ffn_out_[b]->as<torch::nn::Linear>()->forward(h));
@@ -116,6 +121,6 @@ TransformerHeadImpl::TransformerHeadImpl(int64_t hidden, int64_t outputs) {
   linear_ = register_module("linear", torch::nn::Linear(hidden, outputs));
 }
 
-torch::Tensor TransformerHeadImpl::features(const torch::Tensor& cls) { return torch::relu(norm_(cls)); }
+torch::Tensor TransformerHeadImpl::features(const torch::Tensor& cls) { return torch::relu(apply_layer_norm(*norm_, cls)); }
 
 }  // namespace automm

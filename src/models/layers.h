@@ -11,6 +11,10 @@ namespace automm {
 
 torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
 
+// LayerNorm computed in its weights' dtype. Under CPU autocast a bf16 activation
+// meets fp32 norm weights, which torch 1.13's layer_norm rejects.
+torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x);
+
 struct MlpOptions {
   int64_t in_features = 0;
   int64_t hidden_features = 0;

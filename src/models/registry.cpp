@@ -4,6 +4,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "automm/optim.h"
 #include "backbones.h"
 
 namespace automm {
@@ -123,6 +124,7 @@ MultiModalNetImpl::MultiModalNetImpl(const std::vector<std::string>& model_names
     }
     auto backbone = make_backbone(base, name, context, config);
     register_module(name, backbone);
+    backbone_names_.push_back(name);
     dims.push_back(backbone->feature_dim());
     backbones_.push_back(backbone);
   }
@@ -142,6 +144,21 @@ NetOutput MultiModalNetImpl::forward(const Batch& batch) {
   if (aux_loss_weight_ > 0)
     for (const auto& output : outputs) fused.aux_logits.push_back(output.logits);
   return fused;
+}
+
+}  // namespace automm
+
+namespace automm {
+
+std::map<std::string, int64_t> MultiModalNetImpl::layer_ids() const {
+  std::map<std::string, int64_t> ids;
+  for (size_t i = 0; i < backbones_.size(); ++i) {
+    if (!backbones_[i]->is_pretrained()) continue;
+    std::vector<std::string> names;
+    for (const auto& item : backbones_[i]->named_parameters()) names.push_back(item.key());
+    for (const auto& [name, id] : layerwise_ids(names)) ids[backbone_names_[i] + "." + name] = id;
+  }
+  return ids;
 }
 
 }  // namespace automm

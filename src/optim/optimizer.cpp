@@ -1,4 +1,7 @@
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <optional>
 #include <map>
 #include <stdexcept>
 
@@ -7,13 +10,46 @@
 
 namespace automm {
 
-int64_t layer_id(const std::string& parameter_name) {
-  (void)parameter_name;
-  return 0;  // tabular backbones and fusion models are heads in AutoMM's sense
+namespace {
+
+// The first dot-separated part of the name made only of digits.
+std::optional<int64_t> block_number(const std::string& name) {
+  size_t begin = 0;
+  while (begin <= name.size()) {
+    size_t end = name.find('.', begin);
+    if (end == std::string::npos) end = name.size();
+    const std::string part = name.substr(begin, end - begin);
+    if (!part.empty() && std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); }))
+      return std::stoll(part);
+    begin = end + 1;
+  }
+  return std::nullopt;
+}
+
+bool is_embedding_name(const std::string& name) {
+  for (const char* marker : {"embed", "cls_token", "pos_", "position"})
+    if (name.find(marker) != std::string::npos) return true;
+  return false;
+}
+
+}  // namespace
+
+std::map<std::string, int64_t> layerwise_ids(const std::vector<std::string>& names) {
+  int64_t last_block = -1;
+  for (const std::string& name : names)
+    if (auto block = block_number(name)) last_block = std::max(last_block, *block);
+  const int64_t num_blocks = last_block + 1;
+  std::map<std::string, int64_t> ids;
+  for (const std::string& name : names) {
+    if (auto block = block_number(name)) ids[name] = num_blocks - *block;
+    else ids[name] = is_embedding_name(name) ? num_blocks + 1 : 0;
+  }
+  return ids;
 }
 
 std::vector<ParameterGroup> make_parameter_groups(
-    const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const Config& config) {
+    const std::vector<std::pair<std::string, torch::Tensor>>& named_params, const Config& config,
+    const std::map<std::string, int64_t>& layer_ids) {
   const double base_lr = config.get_double("optim.lr");
   const double decay = config.get_double("optim.weight_decay");
   const std::string choice = config.get_string("optim.lr_choice");
@@ -22,7 +58,8 @@ std::vector<ParameterGroup> make_parameter_groups(
   std::map<std::pair<double, double>, ParameterGroup> groups;
   for (const auto& [name, param] : named_params) {
     if (!param.requires_grad()) continue;
-    const int64_t id = layer_id(name);
+    const auto found = layer_ids.find(name);
+    const int64_t id = found == layer_ids.end() ? 0 : found->second;
     double lr = base_lr;
     if (choice == "layerwise_decay") lr = base_lr * std::pow(lr_decay, static_cast<double>(id));
     else if (choice == "two_stages" && id == 0) lr = base_lr * lr_mult;

@@ -112,28 +112,47 @@ MultiModalPredictor::MultiModalPredictor(PredictorOptions options) : state_(std:
   state_->options = std::move(options);
 }
 
-void MultiModalPredictor::fit(const Table& train_input, const FitOptions& fit) {
+void MultiModalPredictor::fit(const Table& train_input, const FitOptions& requested) {
   State& s = *state_;
   const auto start = std::chrono::steady_clock::now();
   const int threads = configure_threads();
-  // Defaults, then the preset, then the user's keys.
-  s.config.merge(fit.hyperparameters);
-  apply_preset(s.config, fit.presets.empty() ? s.options.presets : fit.presets);
-  s.config.check_supported();
+  const bool resuming = !s.resume_fit_options.is_null();
+  FitOptions fit = requested;
+  if (resuming) {
+    // A resumed fit continues with exactly the saved configuration and split.
+    if (!requested.hyperparameters.empty() || !requested.presets.empty() || !requested.column_types.empty() ||
+        requested.holdout_frac > 0)
+      throw std::invalid_argument("a resumed fit continues with its saved configuration: pass only the data");
+    const Json& saved = s.resume_fit_options;
+    fit.seed = saved.at("seed").get<uint64_t>();
+    fit.holdout_frac = saved.at("holdout_frac").get<double>();
+    if (requested.time_limit <= 0) fit.time_limit = saved.at("time_limit").get<double>();
+    if (saved.at("has_tuning_data").get<bool>() != (requested.tuning_data != nullptr))
+      throw std::invalid_argument(std::string("the interrupted fit was run ") +
+                                  (requested.tuning_data ? "without" : "with") +
+                                  " tuning data; resume it with the same data");
+  } else {
+    // Defaults, then the preset, then the user's keys.
+    s.config.merge(fit.hyperparameters);
+    apply_preset(s.config, fit.presets.empty() ? s.options.presets : fit.presets);
+    s.config.check_supported();
+  }
 
   const std::string& label = s.options.label;
   if (train_input.num_rows() == 0) throw std::invalid_argument(train_input.source + " has no rows to train on");
   if (!train_input.has_column(label)) train_input.column(label);  // throws naming the columns
   size_t dropped = 0;
   const Table labelled = rows_with_label(train_input, label, &dropped);
-  s.problem_type = s.options.problem_type.empty() ? infer_problem_type(train_input.column(label))
-                                                  : parse_problem_type(s.options.problem_type);
+  if (!resuming) {
+    s.problem_type = s.options.problem_type.empty() ? infer_problem_type(train_input.column(label))
+                                                    : parse_problem_type(s.options.problem_type);
+    s.eval_metric = s.options.eval_metric.empty() ? default_metric(s.problem_type) : s.options.eval_metric;
+    check_metric_applies(s.eval_metric, s.problem_type);
+    s.validation_metric = s.eval_metric;
+  }
   if (labelled.num_rows() == 0)
     throw std::invalid_argument("label column '" + label + "' of " + train_input.source + " has no values");
   if (dropped) s.warn(std::to_string(dropped) + " training rows without a label were dropped");
-  s.eval_metric = s.options.eval_metric.empty() ? default_metric(s.problem_type) : s.options.eval_metric;
-  check_metric_applies(s.eval_metric, s.problem_type);
-  s.validation_metric = s.eval_metric;
 
   // Training and validation rows.
   Table train_table, val_table;
@@ -143,35 +162,42 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& fit) {
     val_table = rows_with_label(*fit.tuning_data, label, &dropped);
     if (val_table.num_rows() == 0) throw std::invalid_argument("tuning data has no labelled rows");
   } else {
-    const double fraction = fit.holdout_frac > 0 ? fit.holdout_frac : default_holdout_fraction(labelled.num_rows());
-    const auto [train_rows, val_rows] = split_holdout(labelled.column(label), s.problem_type, fraction, fit.seed);
+    if (fit.holdout_frac <= 0) fit.holdout_frac = default_holdout_fraction(labelled.num_rows());
+    const auto [train_rows, val_rows] = split_holdout(labelled.column(label), s.problem_type, fit.holdout_frac, fit.seed);
     train_table = labelled.select_rows(train_rows);
     val_table = labelled.select_rows(val_rows);
   }
 
-  s.column_types = infer_column_types(train_table, &val_table, label, fit.column_types);
-  ModalityPresence presence;
-  for (const auto& [name, type] : s.column_types) {
-    presence.numerical |= type == ColumnType::kNumerical;
-    presence.categorical |= type == ColumnType::kCategorical;
-    presence.text |= type == ColumnType::kText;
-    presence.image |= type == ColumnType::kImagePath || type == ColumnType::kImageBytes;
+  if (!resuming) {
+    s.column_types = infer_column_types(train_table, &val_table, label, fit.column_types);
+    ModalityPresence presence;
+    for (const auto& [name, type] : s.column_types) {
+      presence.numerical |= type == ColumnType::kNumerical;
+      presence.categorical |= type == ColumnType::kCategorical;
+      presence.text |= type == ColumnType::kText;
+      presence.image |= type == ColumnType::kImagePath || type == ColumnType::kImageBytes;
+    }
+    s.model_names = select_models(s.config.get_list("model.names"), presence);
+    for (const auto& [name, type] : s.column_types) {
+      if (type == ColumnType::kText || type == ColumnType::kImagePath || type == ColumnType::kImageBytes)
+        s.warn("column '" + name + "' (" + to_string(type) + ") is not used: no model in model.names reads it");
+    }
+    s.label_processor.fit(train_table.column(label), s.problem_type, s.config);
+    s.numerical.fit(train_table, columns_of(s.column_types, ColumnType::kNumerical), s.config);
+    s.categorical.fit(train_table, columns_of(s.column_types, ColumnType::kCategorical), s.config);
+    s.context.num_numerical = static_cast<int64_t>(s.numerical.columns().size());
+    s.context.categorical_cardinalities = s.categorical.num_categories();
+    s.context.num_outputs = is_classification(s.problem_type) ? s.label_processor.num_classes() : 1;
+    torch::manual_seed(fit.seed);
+    s.net = MultiModalNet(s.model_names, s.context, s.config);
   }
-  s.model_names = select_models(s.config.get_list("model.names"), presence);
-  for (const auto& [name, type] : s.column_types) {
-    if (type == ColumnType::kText || type == ColumnType::kImagePath || type == ColumnType::kImageBytes)
-      s.warn("column '" + name + "' (" + to_string(type) + ") is not used: no model in model.names reads it");
-  }
+  if (s.options.path.empty()) s.options.path = default_path();
+  if (!resuming)
+    s.write_resume_files({{"seed", fit.seed},
+                          {"holdout_frac", fit.holdout_frac},
+                          {"time_limit", fit.time_limit},
+                          {"has_tuning_data", fit.tuning_data != nullptr}});
 
-  s.label_processor.fit(train_table.column(label), s.problem_type, s.config);
-  s.numerical.fit(train_table, columns_of(s.column_types, ColumnType::kNumerical), s.config);
-  s.categorical.fit(train_table, columns_of(s.column_types, ColumnType::kCategorical), s.config);
-  s.context.num_numerical = static_cast<int64_t>(s.numerical.columns().size());
-  s.context.categorical_cardinalities = s.categorical.num_categories();
-  s.context.num_outputs = is_classification(s.problem_type) ? s.label_processor.num_classes() : 1;
-
-  torch::manual_seed(fit.seed);
-  s.net = MultiModalNet(s.model_names, s.context, s.config);
   s.fitted = true;
   const TabularTensors train_tensors = s.process(train_table, true);
   const TabularTensors val_tensors = s.process(val_table, true);
@@ -188,6 +214,8 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& fit) {
   train_options.time_limit_seconds = fit.time_limit;
   train_options.seed = fit.seed;
   train_options.verbose = s.options.verbose;
+  train_options.checkpoint_dir = s.resume_dir();
+  train_options.resume = resuming;
   const TrainResult result = train(s.net, train_tensors, val_tensors, s.problem_type, s.config, scorer, train_options);
   s.log = result.log;
 
@@ -207,10 +235,13 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& fit) {
                {"num_validation_rows", val_table.num_rows()},
                {"models", s.model_names},
                {"column_types", types},
-               {"seed", fit.seed}};
+               {"seed", fit.seed},
+               {"precision", s.config.get_string("env.precision")},
+               {"num_threads", threads}};
   if (!std::isnan(result.final_validation_score)) s.summary["final_validation_score"] = result.final_validation_score;
-  if (s.options.path.empty()) s.options.path = default_path();
-  save(s.options.path);
+  if (result.resumed_from_step >= 0) s.summary["resumed_from_step"] = result.resumed_from_step;
+  s.resume_fit_options = nullptr;
+  save(s.options.path);  // replaces the folder, unfinished-fit state included
 }
 
 Column MultiModalPredictor::predict(const Table& data) const {

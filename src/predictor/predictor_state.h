@@ -27,6 +27,8 @@ struct MultiModalPredictor::State {
   MultiModalNet net{nullptr};
   Json summary = Json::object();
   std::vector<LogRow> log;
+  // Set by load(path, resume=true): the unfinished fit's options; fit() continues it.
+  Json resume_fit_options;
 
   void require_fitted(const char* what) const;
   // Processes features (and labels when asked) with the fitted processors.
@@ -34,6 +36,10 @@ struct MultiModalPredictor::State {
   // Logits for the table's rows.
   torch::Tensor logits(const Table& data) const;
   void warn(const std::string& message) const;
+  // Where an unfinished fit keeps its state: <path>/resume.
+  std::string resume_dir() const;
+  // Writes the metadata a resumed fit needs (config, processors, fit options).
+  void write_resume_files(const Json& fit_options) const;
   // The score of `metric` on model outputs, in label units for regression.
   double score(const std::string& metric, const torch::Tensor& logits, const torch::Tensor& labels) const;
 };

@@ -17,6 +17,8 @@ constexpr const char* kPredictorFile = "predictor.json";
 constexpr const char* kProcessorsFile = "processors.json";
 constexpr const char* kWeightsFile = "model.pt";
 constexpr const char* kMetricsFile = "metrics.csv";
+constexpr const char* kCurveFile = "learning_curve.svg";
+constexpr const char* kResumeDir = "resume";  // an unfinished fit's state
 
 // FNV-1a over the file's bytes: detects a corrupted or swapped weights file.
 std::string file_digest(const fs::path& path) {
@@ -69,12 +71,133 @@ void write_metrics(const fs::path& path, const std::vector<LogRow>& log) {
   write_text(path, out.str());
 }
 
+// A predictor folder, or one that holds only an unfinished fit (resume/).
+bool holds_only_automm_files(const fs::path& dir) {
+  if (fs::exists(dir / kPredictorFile)) return true;
+  for (const auto& entry : fs::directory_iterator(dir))
+    if (entry.path().filename() != kResumeDir) return false;
+  return true;
+}
+
+// A picture of the fit: training loss (left axis) and validation score (right
+// axis) against optimizer steps.
+void write_learning_curve(const fs::path& path, const std::vector<LogRow>& log, const std::string& metric) {
+  const double width = 640, height = 360, left = 60, right = 60, top = 30, bottom = 40;
+  std::vector<std::pair<double, double>> loss, score;
+  for (const LogRow& row : log) {
+    if (!std::isnan(row.validation_score)) score.emplace_back(row.step, row.validation_score);
+    else loss.emplace_back(row.step, row.loss);
+  }
+  double max_step = 1;
+  for (const LogRow& row : log) max_step = std::max(max_step, static_cast<double>(row.step));
+  auto polyline = [&](const std::vector<std::pair<double, double>>& points, const char* color, std::string* range) {
+    if (points.empty()) return std::string();
+    double lo = points[0].second, hi = points[0].second;
+    for (const auto& p : points) lo = std::min(lo, p.second), hi = std::max(hi, p.second);
+    if (hi - lo < 1e-12) hi = lo + 1;
+    std::ostringstream out;
+    out << "<polyline fill=\"none\" stroke=\"" << color << "\" stroke-width=\"2\" points=\"";
+    for (const auto& [x, y] : points)
+      out << left + (width - left - right) * x / max_step << ',' << top + (height - top - bottom) * (hi - y) / (hi - lo) << ' ';
+    out << "\"/>\n";
+    *range = csv_number(lo) + " .. " + csv_number(hi);
+    return out.str();
+  };
+  std::string loss_range, score_range;
+  const std::string loss_line = polyline(loss, "#1f77b4", &loss_range);
+  const std::string score_line = polyline(score, "#d62728", &score_range);
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
+      << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << width - left - right << "\" height=\""
+      << height - top - bottom << "\" fill=\"none\" stroke=\"#999\"/>\n"
+      << loss_line << score_line
+      << "<text x=\"" << left << "\" y=\"20\" fill=\"#1f77b4\">training loss (" << loss_range << ")</text>\n"
+      << "<text x=\"" << width - right << "\" y=\"20\" fill=\"#d62728\" text-anchor=\"end\">validation " << metric
+      << " (" << score_range << ")</text>\n"
+      << "<text x=\"" << width / 2 << "\" y=\"" << height - 10 << "\" text-anchor=\"middle\">optimizer step (0 .. "
+      << max_step << ")</text>\n</svg>\n";
+  write_text(path, svg.str());
+}
+
 std::string unique_suffix() {
   std::random_device device;
   return std::to_string(getpid()) + "-" + std::to_string(device());
 }
 
+// predictor.json and processors.json for `s`, plus `extra` keys in predictor.json.
+void write_predictor_files(const MultiModalPredictor::State& s, const fs::path& dir, const Json& extra) {
+  Json types = Json::object();
+  for (const auto& [name, type] : s.column_types) types[name] = to_string(type);
+  Json predictor = {
+      {"format", "automm.cpp predictor"},
+      {"format_version", kFormatVersion},
+      {"label", s.options.label},
+      {"problem_type", to_string(s.problem_type)},
+      {"eval_metric", s.eval_metric},
+      {"validation_metric", s.validation_metric},
+      {"column_types", types},
+      {"model_names", s.model_names},
+      {"model_context",
+       {{"num_numerical", s.context.num_numerical},
+        {"categorical_cardinalities", s.context.categorical_cardinalities},
+        {"num_outputs", s.context.num_outputs}}},
+      {"config", s.config.to_json()},
+      {"fit_summary", s.summary}};
+  predictor.update(extra);
+  write_text(dir / kPredictorFile, predictor.dump(2));
+  const Json processors = {{"label", s.label_processor.to_json()},
+                           {"numerical", s.numerical.to_json()},
+                           {"categorical", s.categorical.to_json()}};
+  write_text(dir / kProcessorsFile, processors.dump(2));
+}
+
+// Reads predictor.json and processors.json into `s` (no weights).
+Json read_predictor_files(MultiModalPredictor::State& s, const fs::path& dir) {
+  const Json meta = read_json(dir / kPredictorFile);
+  if (meta.value("format", "") != "automm.cpp predictor")
+    throw std::runtime_error((dir / kPredictorFile).string() + " is not an automm.cpp predictor file");
+  const int version = meta.value("format_version", -1);
+  if (version != kFormatVersion)
+    throw std::runtime_error("predictor at " + dir.string() + " has format version " + std::to_string(version) +
+                             "; this automm.cpp reads version " + std::to_string(kFormatVersion));
+  try {
+    s.options.label = meta.at("label").get<std::string>();
+    s.problem_type = parse_problem_type(meta.at("problem_type").get<std::string>());
+    s.eval_metric = meta.at("eval_metric").get<std::string>();
+    s.validation_metric = meta.at("validation_metric").get<std::string>();
+    for (const auto& [name, type] : meta.at("column_types").items())
+      s.column_types[name] = parse_column_type(type.get<std::string>());
+    s.model_names = meta.at("model_names").get<std::vector<std::string>>();
+    const Json& context = meta.at("model_context");
+    s.context.num_numerical = context.at("num_numerical").get<int64_t>();
+    s.context.categorical_cardinalities = context.at("categorical_cardinalities").get<std::vector<int64_t>>();
+    s.context.num_outputs = context.at("num_outputs").get<int64_t>();
+    s.config = Config::from_json(meta.at("config"));
+    s.summary = meta.at("fit_summary");
+    const Json processors = read_json(dir / kProcessorsFile);
+    s.label_processor = LabelProcessor::from_json(processors.at("label"));
+    s.numerical = NumericalProcessor::from_json(processors.at("numerical"));
+    s.categorical = CategoricalProcessor::from_json(processors.at("categorical"));
+  } catch (const Json::exception& e) {
+    throw std::runtime_error("predictor at " + dir.string() + " is corrupted: " + e.what());
+  }
+  s.net = MultiModalNet(s.model_names, s.context, s.config);
+  return meta;
+}
+
 }  // namespace
+
+std::string MultiModalPredictor::State::resume_dir() const {
+  return (fs::path(options.path) / kResumeDir).string();
+}
+
+void MultiModalPredictor::State::write_resume_files(const Json& fit_options) const {
+  const fs::path dir = resume_dir();
+  if (fs::exists(dir)) fs::remove_all(dir);  // a new fit replaces an older unfinished one
+  fs::create_directories(dir);
+  write_predictor_files(*this, dir, {{"fit_options", fit_options}});
+}
 
 void MultiModalPredictor::save(const std::string& path_text, bool standalone) const {
   (void)standalone;  // tabular models have no external checkpoint to copy
@@ -86,7 +209,7 @@ void MultiModalPredictor::save(const std::string& path_text, bool standalone) co
   fs::create_directories(parent);
   if (fs::exists(target) && !fs::is_directory(target))
     throw std::runtime_error("cannot save to " + target.string() + ": it exists and is not a folder");
-  if (fs::exists(target) && !fs::is_empty(target) && !fs::exists(target / kPredictorFile))
+  if (fs::exists(target) && !holds_only_automm_files(target))
     throw std::runtime_error("refusing to replace " + target.string() +
                              ": it is a non-empty folder that holds no automm predictor");
 
@@ -97,30 +220,9 @@ void MultiModalPredictor::save(const std::string& path_text, bool standalone) co
     torch::serialize::OutputArchive archive;
     s.net->save(archive);
     archive.save_to((temp / kWeightsFile).string());
-    Json types = Json::object();
-    for (const auto& [name, type] : s.column_types) types[name] = to_string(type);
-    const Json predictor = {
-        {"format", "automm.cpp predictor"},
-        {"format_version", kFormatVersion},
-        {"label", s.options.label},
-        {"problem_type", to_string(s.problem_type)},
-        {"eval_metric", s.eval_metric},
-        {"validation_metric", s.validation_metric},
-        {"column_types", types},
-        {"model_names", s.model_names},
-        {"model_context",
-         {{"num_numerical", s.context.num_numerical},
-          {"categorical_cardinalities", s.context.categorical_cardinalities},
-          {"num_outputs", s.context.num_outputs}}},
-        {"config", s.config.to_json()},
-        {"fit_summary", s.summary},
-        {"weights_digest", file_digest(temp / kWeightsFile)}};
-    write_text(temp / kPredictorFile, predictor.dump(2));
-    const Json processors = {{"label", s.label_processor.to_json()},
-                             {"numerical", s.numerical.to_json()},
-                             {"categorical", s.categorical.to_json()}};
-    write_text(temp / kProcessorsFile, processors.dump(2));
+    write_predictor_files(s, temp, {{"weights_digest", file_digest(temp / kWeightsFile)}});
     write_metrics(temp / kMetricsFile, s.log);
+    write_learning_curve(temp / kCurveFile, s.log, s.validation_metric);
 
     if (fs::exists(target)) {
       const fs::path old = parent / (target.filename().string() + ".old-" + unique_suffix());
@@ -139,47 +241,32 @@ void MultiModalPredictor::save(const std::string& path_text, bool standalone) co
 }
 
 MultiModalPredictor MultiModalPredictor::load(const std::string& path_text, bool resume) {
-  if (resume)
-    throw std::invalid_argument("load(resume=true): resuming an interrupted fit is not supported yet; "
-                                "load without resume to use the saved model");
   const fs::path dir(path_text);
   if (!fs::is_directory(dir)) throw std::runtime_error("cannot load predictor: " + path_text + " is not a folder");
-  const Json meta = read_json(dir / kPredictorFile);
-  if (meta.value("format", "") != "automm.cpp predictor")
-    throw std::runtime_error((dir / kPredictorFile).string() + " is not an automm.cpp predictor file");
-  const int version = meta.value("format_version", -1);
-  if (version != kFormatVersion)
-    throw std::runtime_error("predictor at " + path_text + " has format version " + std::to_string(version) +
-                             "; this automm.cpp reads version " + std::to_string(kFormatVersion));
   MultiModalPredictor predictor;
   State& s = *predictor.state_;
-  try {
-    s.options.label = meta.at("label").get<std::string>();
+  if (resume) {
+    const fs::path state_dir = dir / kResumeDir;
+    if (!fs::exists(state_dir / kPredictorFile))
+      throw std::runtime_error("nothing to resume in " + path_text + ": it holds no unfinished fit (" +
+                               (state_dir / kPredictorFile).string() + " is missing)");
+    const Json meta = read_predictor_files(s, state_dir);
     s.options.path = path_text;
-    s.problem_type = parse_problem_type(meta.at("problem_type").get<std::string>());
-    s.eval_metric = meta.at("eval_metric").get<std::string>();
-    s.validation_metric = meta.at("validation_metric").get<std::string>();
-    for (const auto& [name, type] : meta.at("column_types").items())
-      s.column_types[name] = parse_column_type(type.get<std::string>());
-    s.model_names = meta.at("model_names").get<std::vector<std::string>>();
-    const Json& context = meta.at("model_context");
-    s.context.num_numerical = context.at("num_numerical").get<int64_t>();
-    s.context.categorical_cardinalities = context.at("categorical_cardinalities").get<std::vector<int64_t>>();
-    s.context.num_outputs = context.at("num_outputs").get<int64_t>();
-    s.config = Config::from_json(meta.at("config"));
-    s.summary = meta.at("fit_summary");
-    const Json processors = read_json(dir / kProcessorsFile);
-    s.label_processor = LabelProcessor::from_json(processors.at("label"));
-    s.numerical = NumericalProcessor::from_json(processors.at("numerical"));
-    s.categorical = CategoricalProcessor::from_json(processors.at("categorical"));
-  } catch (const Json::exception& e) {
-    throw std::runtime_error("predictor at " + path_text + " is corrupted: " + e.what());
+    s.resume_fit_options = meta.at("fit_options");
+    if (!fs::exists(checkpoint_file(state_dir.string())))
+      throw std::runtime_error("nothing to resume in " + path_text +
+                               ": the fit stopped before its first validation check; start it again");
+    return predictor;
   }
+  if (!fs::exists(dir / kPredictorFile) && fs::exists(dir / kResumeDir))
+    throw std::runtime_error(path_text + " holds an unfinished fit: resume it with load(path, resume=true) and "
+                             "fit(), or `automm fit --resume --path " + path_text + " --train FILE`");
+  const Json meta = read_predictor_files(s, dir);
+  s.options.path = path_text;
   const fs::path weights = dir / kWeightsFile;
   if (!fs::exists(weights)) throw std::runtime_error("cannot load predictor: " + weights.string() + " is missing");
   if (file_digest(weights) != meta.value("weights_digest", ""))
     throw std::runtime_error(weights.string() + " is corrupted: its checksum does not match predictor.json");
-  s.net = MultiModalNet(s.model_names, s.context, s.config);
   try {
     torch::serialize::InputArchive archive;
     archive.load_from(weights.string());
@@ -187,7 +274,8 @@ MultiModalPredictor MultiModalPredictor::load(const std::string& path_text, bool
   } catch (const c10::Error& e) {
     throw std::runtime_error("cannot read weights " + weights.string() + ": " + e.what_without_backtrace());
   }
-  s.net->to(resolve_placement(s.config).device, resolve_placement(s.config).dtype);
+  const Placement placement = resolve_placement(s.config);
+  s.net->to(placement.device, placement.dtype);
   s.net->eval();
   s.fitted = true;
   return predictor;

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
+#include "automm/models.h"
 #include "automm/optim.h"
 
 namespace automm {
@@ -299,7 +300,6 @@ TEST(OptimGroups, TwoStagesMultipliesHeadLr) {
   ASSERT_EQ(where.size(), kDecayed.size());
   for (const auto& [name, placement] : where) {
     SCOPED_TRACE(name);
-    EXPECT_EQ(layer_id(name), 0);
     EXPECT_NEAR(placement.lr, 2e-4 * 10.0, 1e-18);
   }
 }
@@ -328,9 +328,71 @@ TEST(OptimGroups, LayerwiseDecayWithAllIdsZeroGivesBaseLr) {
 
 TEST(OptimGroups, LayerIdIsZeroForTabularAndFusionModels) {
   // SPEC s.4: heads, fusion and tabular models get id 0, even with block numbers.
-  for (const char* name : {"ft_transformer.transformer.qkv.2.weight", "categorical_mlp.embeddings.3.weight",
-                           "fusion_transformer.transformer.ffn_in.1.bias", "numerical_mlp.head.weight"})
-    EXPECT_EQ(layer_id(name), 0) << name;
+  ModelContext context;
+  context.num_numerical = 3;
+  context.categorical_cardinalities = {4, 5};
+  context.num_outputs = 2;
+  Config config;
+  MultiModalNet net(std::vector<std::string>{"categorical_mlp", "ft_transformer", "fusion_transformer"}, context, config);
+  EXPECT_TRUE(net->layer_ids().empty());
+}
+
+TEST(OptimLayerIds, BertLikeNames) {
+  // 12 encoder layers: the last gets 1, the first 12, embeddings 13, pooler 0.
+  const auto ids = layerwise_ids({"embeddings.word_embeddings.weight", "embeddings.LayerNorm.weight",
+                                  "encoder.layer.0.attention.self.query.weight",
+                                  "encoder.layer.0.attention.output.LayerNorm.weight",
+                                  "encoder.layer.5.intermediate.dense.bias", "encoder.layer.11.output.dense.weight",
+                                  "encoder.layer.11.output.LayerNorm.bias", "pooler.dense.weight"});
+  EXPECT_EQ(ids.at("embeddings.word_embeddings.weight"), 13);
+  EXPECT_EQ(ids.at("embeddings.LayerNorm.weight"), 13);
+  EXPECT_EQ(ids.at("encoder.layer.0.attention.self.query.weight"), 12);
+  EXPECT_EQ(ids.at("encoder.layer.0.attention.output.LayerNorm.weight"), 12);  // in-block norm: its block
+  EXPECT_EQ(ids.at("encoder.layer.5.intermediate.dense.bias"), 7);
+  EXPECT_EQ(ids.at("encoder.layer.11.output.dense.weight"), 1);
+  EXPECT_EQ(ids.at("encoder.layer.11.output.LayerNorm.bias"), 1);
+  EXPECT_EQ(ids.at("pooler.dense.weight"), 0);
+}
+
+TEST(OptimLayerIds, SwinLikeNames) {
+  // 4 stages: stage index is the first number; the final norm and head are 0.
+  const auto ids = layerwise_ids({"patch_embed.proj.weight", "patch_embed.norm.weight",
+                                  "layers.0.blocks.1.norm1.weight", "layers.0.downsample.norm.weight",
+                                  "layers.2.blocks.17.attn.qkv.weight", "layers.3.blocks.0.mlp.fc1.weight",
+                                  "norm.weight", "head.fc.weight"});
+  EXPECT_EQ(ids.at("patch_embed.proj.weight"), 5);
+  EXPECT_EQ(ids.at("patch_embed.norm.weight"), 5);
+  EXPECT_EQ(ids.at("layers.0.blocks.1.norm1.weight"), 4);
+  EXPECT_EQ(ids.at("layers.0.downsample.norm.weight"), 4);
+  EXPECT_EQ(ids.at("layers.2.blocks.17.attn.qkv.weight"), 2);
+  EXPECT_EQ(ids.at("layers.3.blocks.0.mlp.fc1.weight"), 1);
+  EXPECT_EQ(ids.at("norm.weight"), 0);
+  EXPECT_EQ(ids.at("head.fc.weight"), 0);
+}
+
+TEST(OptimGroups, LayerwiseDecayScalesByLayerId) {
+  Config config;
+  config.set("optim.lr", 1e-3);
+  config.set("optim.lr_decay", 0.8);
+  config.set("optim.weight_decay", 0.0);
+  const std::vector<std::pair<std::string, torch::Tensor>> named = {
+      {"bb.layer.0.w", torch::zeros({2}).requires_grad_(true)},
+      {"bb.layer.1.w", torch::zeros({2}).requires_grad_(true)},
+      {"head.w", torch::zeros({2}).requires_grad_(true)}};
+  const auto groups = make_parameter_groups(named, config, {{"bb.layer.0.w", 2}, {"bb.layer.1.w", 1}});
+  std::map<std::string, double> lr;
+  for (const auto& g : groups)
+    for (const auto& n : g.names) lr[n] = g.lr;
+  EXPECT_DOUBLE_EQ(lr.at("bb.layer.0.w"), 1e-3 * 0.8 * 0.8);
+  EXPECT_DOUBLE_EQ(lr.at("bb.layer.1.w"), 1e-3 * 0.8);
+  EXPECT_DOUBLE_EQ(lr.at("head.w"), 1e-3);
+  config.set("optim.lr_choice", "two_stages");
+  config.set("optim.lr_mult", 10.0);
+  lr.clear();
+  for (const auto& g : make_parameter_groups(named, config, {{"bb.layer.0.w", 2}, {"bb.layer.1.w", 1}}))
+    for (const auto& n : g.names) lr[n] = g.lr;
+  EXPECT_DOUBLE_EQ(lr.at("bb.layer.0.w"), 1e-3);
+  EXPECT_DOUBLE_EQ(lr.at("head.w"), 1e-2);
 }
 
 // ------------------------------------------------------------------ optimizers
