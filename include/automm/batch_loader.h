@@ -16,6 +16,11 @@
 
 namespace automm {
 
+// Makes the calling thread's own tensor operations single-threaded. Each
+// loader thread would otherwise start a full OpenMP team, and spinning teams
+// oversubscribe the cores the model computes on.
+void use_one_intra_op_thread_here();
+
 template <typename T>
 class BatchLoader {
  public:
@@ -61,6 +66,7 @@ class BatchLoader {
   };
 
   void work() {
+    use_one_intra_op_thread_here();
     while (true) {
       int64_t index;
       {
