@@ -92,6 +92,9 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
                   ProblemType type, const Config& config, const ValidationScorer& scorer,
                   const TrainOptions& options);
 
+// env.per_gpu_batch_size * env.inference_batch_size_ratio.
+int64_t inference_batch_size(const Config& config);
+
 // Path of the resumable training state inside a checkpoint folder.
 std::string checkpoint_file(const std::string& checkpoint_dir);
 

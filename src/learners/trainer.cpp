@@ -80,6 +80,10 @@ struct LoadedBatch {
 
 }  // namespace
 
+int64_t inference_batch_size(const Config& config) {
+  return config.get_int("env.per_gpu_batch_size") * config.get_int("env.inference_batch_size_ratio");
+}
+
 std::string checkpoint_file(const std::string& checkpoint_dir) {
   return (std::filesystem::path(checkpoint_dir) / "last.pt").string();
 }
@@ -96,8 +100,7 @@ Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Pl
 torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, const Config& config,
                              bool features) {
   const Placement placement = resolve_placement(config);
-  const int64_t batch_size =
-      config.get_int("env.per_gpu_batch_size") * config.get_int("env.inference_batch_size_ratio");
+  const int64_t batch_size = inference_batch_size(config);
   torch::NoGradGuard no_grad;
   const bool was_training = net->is_training();
   net->eval();

@@ -252,6 +252,35 @@ TEST(TrainerDeterminism, DeterministicKeyTurnsOnDeterministicAlgorithms) {
   at::globalContext().setDeterministicAlgorithms(false, false);
 }
 
+TEST(TrainerStopping, ReachingTheMetricsOptimumStops) {
+  const TabularTensors data = make_data(64, 15), val = make_data(16, 16);
+  Config config = plain_config();
+  config.set("env.per_gpu_batch_size", 8);
+  config.set("env.batch_size", 8);
+  config.set("optim.max_epochs", 5);
+  const ValidationScorer perfect{"accuracy", [](const torch::Tensor&) { return 1.0; }};
+  TrainResult result;
+  train_and_snapshot(config, data, val, &result, &perfect);
+  EXPECT_EQ(result.stop_reason, "validation accuracy reached its optimum");
+  EXPECT_EQ(result.steps, 8);  // the first check, at the end of epoch 1 (val_check_interval 1.0)
+}
+
+TEST(TrainerBatches, InferenceBatchIsPerDeviceBatchTimesRatio) {
+  Config config;
+  EXPECT_EQ(inference_batch_size(config), 8 * 4);
+  config.set("env.per_gpu_batch_size", 5);
+  config.set("env.eval_batch_size_ratio", 3);  // the tutorial's alias
+  EXPECT_EQ(inference_batch_size(config), 15);
+}
+
+TEST(TrainerDevices, MoreThanOneDeviceIsRejectedUntilMultiDeviceTraining) {
+  Config config;
+  config.set("env.num_gpus", 2);
+  EXPECT_THROW(resolve_placement(config), std::invalid_argument);
+  config.set("env.num_gpus", 0);  // CPU
+  EXPECT_TRUE(resolve_placement(config).device.is_cpu());
+}
+
 TEST(BatchLoader, ReturnsBatchesInOrderForAnyWorkerCount) {
   for (int workers : {0, 1, 3}) {
     BatchLoader<int64_t> loader(2, 20, workers, [](int64_t i) { return i * i; });

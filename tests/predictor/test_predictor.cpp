@@ -184,6 +184,27 @@ TEST(PredictorFit, GreedySoupIsNeverWorseThanTheBestCheckpoint) {
   EXPECT_NEAR(predictor.evaluate(tuning).at("roc_auc"), summary["final_validation_score"].get<double>(), 1e-9);
 }
 
+TEST(PredictorFit, SkipFinalValLeavesTheAveragedModelUnscored) {
+  TempDir dir;
+  MultiModalPredictor scored(quick_options(dir.file("a")));
+  scored.fit(make_tabular_table(200, 17));
+  EXPECT_TRUE(scored.fit_summary().contains("final_validation_score"));
+  MultiModalPredictor skipped(quick_options(dir.file("b"), {{"optim.skip_final_val", true}}));
+  skipped.fit(make_tabular_table(200, 17));
+  EXPECT_FALSE(skipped.fit_summary().contains("final_validation_score"));
+}
+
+TEST(PredictorFit, LearningCurvePictureIsWritten) {
+  TempDir dir;
+  MultiModalPredictor predictor(quick_options(dir.file("p")));
+  predictor.fit(make_tabular_table(300, 18));
+  const std::string svg = read_file(dir.file("p/learning_curve.svg"));
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("validation roc_auc"), std::string::npos);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 5, true);
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+}
+
 TEST(PredictorFit, SixtyFourBitPrecisionTrains) {
   TempDir dir;
   MultiModalPredictor predictor(quick_options(dir.file("p"), {{"env.precision", "64"}}));
