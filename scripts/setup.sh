@@ -11,6 +11,7 @@ packages=(
   libgloo-dev           # c10d Gloo headers, for data-parallel training
   libyaml-cpp-dev nlohmann-json3-dev libgtest-dev
   python3               # examples/make_tabular_data.py
+  python3-torch         # independent references in the tests (torch.nn, torch.save)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -85,8 +85,11 @@ class AutocastScope {
 // precision.
 NetOutput run_forward(MultiModalNet& net, const Batch& batch, const Placement& placement);
 
-// Intra-op threads: $AUTOMM_NUM_THREADS, else $OMP_NUM_THREADS, else all cores.
-int configure_threads();
+// Sets the intra-op threads: $AUTOMM_NUM_THREADS, else $OMP_NUM_THREADS, else
+// one thread when the work per step is small (parameters * batch rows below
+// 2e7: a parallel region costs more than such ops, and OpenMP teams spin badly
+// on loaded cores), else every core. `work_per_step` < 0 means unknown (all cores).
+int configure_threads(int64_t work_per_step = -1);
 
 TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const TabularTensors& val_data,
                   ProblemType type, const Config& config, const ValidationScorer& scorer,

@@ -8,8 +8,11 @@
 
 namespace automm {
 
-int configure_threads() {
-  int threads = static_cast<int>(std::thread::hardware_concurrency());
+int configure_threads(int64_t work_per_step) {
+  constexpr int64_t kSmallWork = 20'000'000;
+  int threads = work_per_step >= 0 && work_per_step < kSmallWork
+                    ? 1
+                    : static_cast<int>(std::thread::hardware_concurrency());
   for (const char* name : {"AUTOMM_NUM_THREADS", "OMP_NUM_THREADS"}) {
     if (const char* value = std::getenv(name)) {
       const int n = std::atoi(value);

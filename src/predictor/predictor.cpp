@@ -115,7 +115,6 @@ MultiModalPredictor::MultiModalPredictor(PredictorOptions options) : state_(std:
 void MultiModalPredictor::fit(const Table& train_input, const FitOptions& requested) {
   State& s = *state_;
   const auto start = std::chrono::steady_clock::now();
-  const int threads = configure_threads();
   const bool resuming = !s.resume_fit_options.is_null();
   FitOptions fit = requested;
   if (resuming) {
@@ -198,6 +197,9 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
                           {"time_limit", fit.time_limit},
                           {"has_tuning_data", fit.tuning_data != nullptr}});
 
+  int64_t num_parameters = 0;
+  for (const auto& p : s.net->parameters()) num_parameters += p.numel();
+  const int threads = configure_threads(num_parameters * s.config.get_int("env.per_gpu_batch_size"));
   s.fitted = true;
   const TabularTensors train_tensors = s.process(train_table, true);
   const TabularTensors val_tensors = s.process(val_table, true);

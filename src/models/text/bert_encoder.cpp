@@ -1,0 +1,491 @@
+#include "bert_encoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+#include <stdexcept>
+
+namespace automm {
+namespace {
+
+std::string join(const std::vector<std::string>& items, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += separator;
+    out += items[i];
+  }
+  return out;
+}
+
+std::string shape_string(c10::IntArrayRef sizes) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < sizes.size(); ++i) out << (i > 0 ? ", " : "") << sizes[i];
+  out << "]";
+  return out.str();
+}
+
+bool starts_with(const std::string& text, const std::string& prefix) {
+  return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
+}
+
+bool ends_with(const std::string& text, const std::string& suffix) {
+  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// --- config.json field readers ------------------------------------------------
+
+[[noreturn]] void bad_field(const std::string& field, const std::string& why) {
+  throw std::invalid_argument("Hugging Face config.json: field '" + field + "' " + why);
+}
+
+int64_t read_int(const nlohmann::json& config, const std::string& field, bool required, int64_t fallback) {
+  auto it = config.find(field);
+  if (it == config.end() || it->is_null()) {
+    if (required) bad_field(field, "is missing (required for BERT-family encoders)");
+    return fallback;
+  }
+  if (it->is_number_integer()) return it->get<int64_t>();
+  if (it->is_number_float()) {
+    double value = it->get<double>();
+    if (std::floor(value) == value) return static_cast<int64_t>(value);
+  }
+  bad_field(field, "must be an integer, got " + it->dump());
+}
+
+double read_double(const nlohmann::json& config, const std::string& field, double fallback) {
+  auto it = config.find(field);
+  if (it == config.end() || it->is_null()) return fallback;
+  if (!it->is_number()) bad_field(field, "must be a number, got " + it->dump());
+  return it->get<double>();
+}
+
+std::string read_string(const nlohmann::json& config, const std::string& field, bool required,
+                        const std::string& fallback) {
+  auto it = config.find(field);
+  if (it == config.end() || it->is_null()) {
+    if (required) bad_field(field, "is missing (required for BERT-family encoders)");
+    return fallback;
+  }
+  if (!it->is_string()) bad_field(field, "must be a string, got " + it->dump());
+  return it->get<std::string>();
+}
+
+// --- module helpers --------------------------------------------------------------
+
+// LayerNorm in its weights' dtype: under CPU autocast a bf16 activation meets
+// fp32 norm weights, which torch 1.13's layer_norm rejects.
+torch::Tensor layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x) {
+  return norm.forward(x.to(norm.weight.scalar_type()));
+}
+
+torch::Tensor activate(bert::Activation activation, const torch::Tensor& x) {
+  switch (activation) {
+    case bert::Activation::kGelu:
+      return torch::gelu(x);
+    case bert::Activation::kGeluTanh:
+      return torch::gelu(x, "tanh");
+    case bert::Activation::kRelu:
+      return torch::relu(x);
+    case bert::Activation::kSilu:
+      return torch::silu(x);
+  }
+  throw std::logic_error("unhandled BERT activation");
+}
+
+// Hugging Face's init: Linear / Embedding weights ~ N(0, std), biases 0,
+// LayerNorm 1 / 0 (torch's default), padding rows 0.
+torch::nn::Linear make_linear(int64_t in, int64_t out, double std) {
+  torch::nn::Linear linear(in, out);
+  torch::NoGradGuard no_grad;
+  linear->weight.normal_(0.0, std);
+  linear->bias.zero_();
+  return linear;
+}
+
+torch::nn::Embedding make_embedding(int64_t count, int64_t dim, int64_t padding_idx, double std) {
+  torch::nn::EmbeddingOptions options(count, dim);
+  bool has_padding = padding_idx >= 0 && padding_idx < count;
+  if (has_padding) options.padding_idx(padding_idx);
+  torch::nn::Embedding embedding(options);
+  torch::NoGradGuard no_grad;
+  embedding->weight.normal_(0.0, std);
+  if (has_padding) embedding->weight[padding_idx].zero_();
+  return embedding;
+}
+
+torch::nn::LayerNorm make_layer_norm(int64_t dim, double eps) {
+  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
+}
+
+void check_ids(const torch::Tensor& ids, const std::string& what, c10::IntArrayRef expected_shape) {
+  if (ids.dim() != 2) {
+    throw std::invalid_argument("BertEncoder: " + what + " must be [batch, seq], got shape " +
+                                shape_string(ids.sizes()));
+  }
+  if (!expected_shape.empty() && ids.sizes() != expected_shape) {
+    throw std::invalid_argument("BertEncoder: " + what + " has shape " + shape_string(ids.sizes()) +
+                                " but input_ids has shape " + shape_string(expected_shape));
+  }
+}
+
+// Top-level names of Hugging Face heads and buffers the encoder has no use for.
+bool is_ignored_weight(const std::string& name) {
+  static const std::vector<std::string> heads = {
+      "cls.",        "pooler.",   "lm_head.",    "discriminator_predictions.", "generator_predictions.",
+      "generator_lm_head.", "classifier.", "qa_outputs.", "sop_classifier."};
+  for (const auto& head : heads) {
+    if (starts_with(name, head)) return true;
+  }
+  return name == "position_ids" || name == "embeddings.position_ids" || name == "embeddings.token_type_ids";
+}
+
+}  // namespace
+
+// --- BertConfig ----------------------------------------------------------------------
+
+std::vector<std::string> BertConfig::supported_model_types() { return {"bert", "electra", "roberta", "xlm-roberta"}; }
+
+BertConfig BertConfig::from_json(const nlohmann::json& json) {
+  if (!json.is_object()) {
+    throw std::invalid_argument("Hugging Face config.json must be a JSON object, got " + json.dump());
+  }
+  BertConfig config;
+  config.model_type = read_string(json, "model_type", true, "");
+  auto supported = supported_model_types();
+  if (std::find(supported.begin(), supported.end(), config.model_type) == supported.end()) {
+    throw std::invalid_argument("Hugging Face config.json: model_type '" + config.model_type +
+                                "' is not a BERT-family encoder; supported model types: " + join(supported, ", "));
+  }
+  config.vocab_size = read_int(json, "vocab_size", true, 0);
+  config.hidden_size = read_int(json, "hidden_size", true, 0);
+  config.num_hidden_layers = read_int(json, "num_hidden_layers", true, 0);
+  config.num_attention_heads = read_int(json, "num_attention_heads", true, 0);
+  config.intermediate_size = read_int(json, "intermediate_size", true, 0);
+  config.max_position_embeddings = read_int(json, "max_position_embeddings", true, 0);
+  config.type_vocab_size = read_int(json, "type_vocab_size", false, 2);
+  config.layer_norm_eps = read_double(json, "layer_norm_eps", 1e-12);
+  config.hidden_act = read_string(json, "hidden_act", false, "gelu");
+  bool electra = config.model_type == "electra";
+  config.embedding_size = read_int(json, "embedding_size", false, electra ? 128 : config.hidden_size);
+  if (!electra && config.embedding_size != config.hidden_size) {
+    bad_field("embedding_size", "is " + std::to_string(config.embedding_size) + " but " + config.model_type +
+                                    " needs it equal to hidden_size " + std::to_string(config.hidden_size) +
+                                    " (only electra projects its embeddings)");
+  }
+  // Absent: transformers' default (roberta 1, others 0); null: no padding token.
+  auto pad = json.find("pad_token_id");
+  if (pad == json.end()) {
+    config.pad_token_id = config.uses_roberta_positions() ? 1 : 0;
+  } else {
+    config.pad_token_id = pad->is_null() ? -1 : read_int(json, "pad_token_id", true, 0);
+  }
+  config.hidden_dropout_prob = read_double(json, "hidden_dropout_prob", 0.1);
+  config.attention_probs_dropout_prob = read_double(json, "attention_probs_dropout_prob", 0.1);
+  config.initializer_range = read_double(json, "initializer_range", 0.02);
+  std::string position_type = read_string(json, "position_embedding_type", false, "absolute");
+  if (position_type != "absolute") {
+    bad_field("position_embedding_type", "is '" + position_type + "'; only 'absolute' is supported");
+  }
+  config.validate();
+  return config;
+}
+
+void BertConfig::validate() const {
+  auto positive = [](const std::string& field, int64_t value) {
+    if (value <= 0) bad_field(field, "must be positive, got " + std::to_string(value));
+  };
+  positive("vocab_size", vocab_size);
+  positive("hidden_size", hidden_size);
+  positive("num_hidden_layers", num_hidden_layers);
+  positive("num_attention_heads", num_attention_heads);
+  positive("intermediate_size", intermediate_size);
+  positive("max_position_embeddings", max_position_embeddings);
+  positive("type_vocab_size", type_vocab_size);
+  positive("embedding_size", embedding_size);
+  if (hidden_size % num_attention_heads != 0) {
+    bad_field("hidden_size", std::to_string(hidden_size) + " is not a multiple of num_attention_heads " +
+                                 std::to_string(num_attention_heads));
+  }
+  if (!(layer_norm_eps > 0.0)) bad_field("layer_norm_eps", "must be positive, got " + std::to_string(layer_norm_eps));
+  auto probability = [](const std::string& field, double value) {
+    if (!(value >= 0.0 && value < 1.0)) bad_field(field, "must lie in [0, 1), got " + std::to_string(value));
+  };
+  probability("hidden_dropout_prob", hidden_dropout_prob);
+  probability("attention_probs_dropout_prob", attention_probs_dropout_prob);
+  if (!(initializer_range >= 0.0)) {
+    bad_field("initializer_range", "must be non-negative, got " + std::to_string(initializer_range));
+  }
+  try {
+    bert::parse_activation(hidden_act);
+  } catch (const std::invalid_argument& e) {
+    bad_field("hidden_act", e.what());
+  }
+  if (pad_token_id >= vocab_size || pad_token_id < -1) {
+    bad_field("pad_token_id", std::to_string(pad_token_id) + " is outside the vocabulary of " +
+                                  std::to_string(vocab_size) + " tokens");
+  }
+  if (uses_roberta_positions()) {
+    if (pad_token_id < 0) bad_field("pad_token_id", "is required for " + model_type + " (positions start after it)");
+    if (pad_token_id + 1 >= max_position_embeddings) {
+      bad_field("max_position_embeddings", std::to_string(max_position_embeddings) + " leaves no positions after " +
+                                               "pad_token_id " + std::to_string(pad_token_id));
+    }
+  }
+}
+
+std::string BertConfig::hf_prefix() const {
+  if (model_type == "electra") return "electra.";
+  if (uses_roberta_positions()) return "roberta.";
+  return "bert.";
+}
+
+bool BertConfig::uses_roberta_positions() const { return model_type == "roberta" || model_type == "xlm-roberta"; }
+
+namespace bert {
+
+Activation parse_activation(const std::string& name) {
+  if (name == "gelu") return Activation::kGelu;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::kGeluTanh;
+  if (name == "relu") return Activation::kRelu;
+  if (name == "silu" || name == "swish") return Activation::kSilu;
+  throw std::invalid_argument("unknown activation '" + name +
+                              "'; supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish");
+}
+
+// --- Embeddings ----------------------------------------------------------------------
+
+EmbeddingsImpl::EmbeddingsImpl(const BertConfig& config) {
+  const double std = config.initializer_range;
+  word_embeddings = register_module(
+      "word_embeddings", make_embedding(config.vocab_size, config.embedding_size, config.pad_token_id, std));
+  // RoBERTa's position table reserves the padding row like its word table.
+  position_embeddings = register_module(
+      "position_embeddings",
+      make_embedding(config.max_position_embeddings, config.embedding_size,
+                     config.uses_roberta_positions() ? config.pad_token_id : -1, std));
+  token_type_embeddings = register_module("token_type_embeddings",
+                                          make_embedding(config.type_vocab_size, config.embedding_size, -1, std));
+  LayerNorm = register_module("LayerNorm", make_layer_norm(config.embedding_size, config.layer_norm_eps));
+  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+}
+
+torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                                      const torch::Tensor& position_ids) {
+  auto embedded = word_embeddings(input_ids) + token_type_embeddings(token_type_ids) +
+                  position_embeddings(position_ids);  // [batch, seq, embedding]
+  return dropout(layer_norm(*LayerNorm, embedded));
+}
+
+// --- Attention -----------------------------------------------------------------------
+
+SelfAttentionImpl::SelfAttentionImpl(const BertConfig& config)
+    : num_heads(config.num_attention_heads), head_size(config.hidden_size / config.num_attention_heads) {
+  const int64_t hidden = config.hidden_size;
+  query = register_module("query", make_linear(hidden, hidden, config.initializer_range));
+  key = register_module("key", make_linear(hidden, hidden, config.initializer_range));
+  value = register_module("value", make_linear(hidden, hidden, config.initializer_range));
+  dropout = register_module("dropout", torch::nn::Dropout(config.attention_probs_dropout_prob));
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
+  const int64_t batch = hidden.size(0);
+  const int64_t seq = hidden.size(1);
+  auto split_heads = [&](const torch::Tensor& x) {  // [batch, seq, hidden] -> [batch, heads, seq, head]
+    return x.view({batch, seq, num_heads, head_size}).transpose(1, 2);
+  };
+  auto q = split_heads(query(hidden));
+  auto k = split_heads(key(hidden));
+  auto v = split_heads(value(hidden));
+  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_size));  // [batch, heads, seq, seq]
+  scores = scores + mask_bias;  // padded keys -> lowest value
+  auto probs = dropout(torch::softmax(scores, -1));
+  auto context = torch::matmul(probs.to(v.scalar_type()), v);  // [batch, heads, seq, head]
+  return context.transpose(1, 2).reshape({batch, seq, num_heads * head_size});  // [batch, seq, hidden]
+}
+
+ResidualOutputImpl::ResidualOutputImpl(int64_t in_features, const BertConfig& config) {
+  dense = register_module("dense", make_linear(in_features, config.hidden_size, config.initializer_range));
+  LayerNorm = register_module("LayerNorm", make_layer_norm(config.hidden_size, config.layer_norm_eps));
+  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+}
+
+torch::Tensor ResidualOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
+  return layer_norm(*LayerNorm, dropout(dense(x)) + residual);
+}
+
+AttentionImpl::AttentionImpl(const BertConfig& config) {
+  self = register_module("self", SelfAttention(config));
+  output = register_module("output", ResidualOutput(config.hidden_size, config));
+}
+
+torch::Tensor AttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
+  return output(self(hidden, mask_bias), hidden);
+}
+
+IntermediateImpl::IntermediateImpl(const BertConfig& config) : activation(parse_activation(config.hidden_act)) {
+  dense = register_module("dense",
+                          make_linear(config.hidden_size, config.intermediate_size, config.initializer_range));
+}
+
+torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return activate(activation, dense(hidden)); }
+
+// --- Layers ----------------------------------------------------------------------------
+
+LayerImpl::LayerImpl(const BertConfig& config) {
+  attention = register_module("attention", Attention(config));
+  intermediate = register_module("intermediate", Intermediate(config));
+  output = register_module("output", ResidualOutput(config.intermediate_size, config));
+}
+
+torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
+  auto attended = attention(hidden, mask_bias);  // [batch, seq, hidden]
+  return output(intermediate(attended), attended);
+}
+
+LayerStackImpl::LayerStackImpl(const BertConfig& config) {
+  layer = register_module("layer", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) layer->push_back(Layer(config));
+}
+
+torch::Tensor LayerStackImpl::forward(torch::Tensor hidden, const torch::Tensor& mask_bias) {
+  for (const auto& module : *layer) hidden = module->as<LayerImpl>()->forward(hidden, mask_bias);
+  return hidden;
+}
+
+}  // namespace bert
+
+// --- BertEncoder ---------------------------------------------------------------------
+
+BertEncoderImpl::BertEncoderImpl(const BertConfig& config) : config_(config) {
+  config_.validate();
+  embeddings_ = register_module("embeddings", bert::Embeddings(config_));
+  if (config_.embedding_size != config_.hidden_size) {
+    embeddings_project_ = register_module(
+        "embeddings_project", make_linear(config_.embedding_size, config_.hidden_size, config_.initializer_range));
+  }
+  encoder_ = register_module("encoder", bert::LayerStack(config_));
+}
+
+torch::Tensor BertEncoderImpl::forward(const torch::Tensor& input_ids_in, const torch::Tensor& token_type_ids_in,
+                                       const torch::Tensor& attention_mask_in) {
+  if (!input_ids_in.defined()) throw std::invalid_argument("BertEncoder: input_ids is undefined");
+  check_ids(input_ids_in, "input_ids", {});
+  if (input_ids_in.is_floating_point() || input_ids_in.is_complex()) {
+    throw std::invalid_argument("BertEncoder: input_ids must be an integer tensor");
+  }
+  const auto ids = input_ids_in.to(torch::kLong);  // [batch, seq]
+  const int64_t seq = ids.size(1);
+
+  torch::Tensor token_types;  // [batch, seq]
+  if (token_type_ids_in.defined()) {
+    check_ids(token_type_ids_in, "token_type_ids", ids.sizes());
+    token_types = token_type_ids_in.to(torch::kLong);
+  } else {
+    token_types = torch::zeros_like(ids);
+  }
+
+  torch::Tensor position_ids;  // [batch, seq]
+  if (config_.uses_roberta_positions()) {
+    // create_position_ids_from_input_ids: count non-padding tokens from pad + 1;
+    // padding tokens get position pad_token_id.
+    if (config_.pad_token_id + seq >= config_.max_position_embeddings) {
+      throw std::invalid_argument("BertEncoder: sequence length " + std::to_string(seq) + " exceeds the " +
+                                  std::to_string(config_.max_position_embeddings - config_.pad_token_id - 1) +
+                                  " positions of this " + config_.model_type + " model; truncate the input");
+    }
+    auto not_pad = ids.ne(config_.pad_token_id).to(torch::kLong);
+    position_ids = torch::cumsum(not_pad, 1) * not_pad + config_.pad_token_id;
+  } else {
+    if (seq > config_.max_position_embeddings) {
+      throw std::invalid_argument("BertEncoder: sequence length " + std::to_string(seq) + " exceeds the " +
+                                  std::to_string(config_.max_position_embeddings) +
+                                  " positions of this model; truncate the input");
+    }
+    position_ids = torch::arange(seq, ids.options()).unsqueeze(0).expand_as(ids);
+  }
+
+  auto hidden = embeddings_(ids, token_types, position_ids);  // [batch, seq, embedding]
+  if (embeddings_project_) hidden = embeddings_project_(hidden);  // [batch, seq, hidden]
+
+  torch::Tensor mask;  // [batch, seq], 1 = token
+  if (attention_mask_in.defined()) {
+    check_ids(attention_mask_in, "attention_mask", ids.sizes());
+    mask = attention_mask_in.to(hidden.scalar_type());
+  } else {
+    mask = torch::ones(ids.sizes(), hidden.options());
+  }
+  // Additive bias on the keys: 0 for tokens, the dtype's lowest value for padding.
+  const double lowest = hidden.scalar_type() == torch::kHalf          ? -65504.0
+                        : hidden.scalar_type() == torch::kBFloat16    ? -3.38953139e38
+                        : hidden.scalar_type() == torch::kDouble      ? std::numeric_limits<double>::lowest()
+                                                                      : std::numeric_limits<float>::lowest();
+  auto mask_bias = ((1.0 - mask) * lowest).view({ids.size(0), 1, 1, seq});  // [batch, 1, 1, seq]
+  return encoder_(hidden, mask_bias);  // [batch, seq, hidden]
+}
+
+void BertEncoderImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) {
+  auto params = named_parameters(/*recurse=*/true);
+  const std::string prefix = config_.hf_prefix();
+
+  std::map<std::string, std::string> source_of;  // parameter name -> checkpoint key
+  std::vector<std::string> unexpected;
+  for (const auto& [key, tensor] : weights) {
+    std::string name = starts_with(key, prefix) ? key.substr(prefix.size()) : key;
+    // TF-converted checkpoints name LayerNorm parameters gamma / beta.
+    if (ends_with(name, "LayerNorm.gamma")) name = name.substr(0, name.size() - 5) + "weight";
+    if (ends_with(name, "LayerNorm.beta")) name = name.substr(0, name.size() - 4) + "bias";
+    if (is_ignored_weight(name)) continue;
+    if (!params.contains(name)) {
+      unexpected.push_back(key);
+      continue;
+    }
+    auto [it, inserted] = source_of.emplace(name, key);
+    if (!inserted) {
+      throw std::runtime_error("load_hf_state_dict: checkpoint keys '" + it->second + "' and '" + key +
+                               "' both map to parameter '" + name + "'; keep one of them");
+    }
+  }
+  std::vector<std::string> missing;
+  for (const auto& item : params) {
+    if (source_of.count(item.key()) == 0) missing.push_back(item.key());
+  }
+  if (!missing.empty() || !unexpected.empty()) {
+    auto first20 = [](const std::vector<std::string>& names) {
+      std::vector<std::string> head(names.begin(), names.begin() + std::min<size_t>(names.size(), 20));
+      std::string text = join(head, ", ");
+      if (names.size() > 20) text += ", ... (" + std::to_string(names.size() - 20) + " more)";
+      return text;
+    };
+    std::string message = "load_hf_state_dict: checkpoint does not match this " + config_.model_type + " encoder (" +
+                          std::to_string(config_.num_hidden_layers) + " layers, hidden " +
+                          std::to_string(config_.hidden_size) + ")";
+    if (!missing.empty()) {
+      message += "; missing " + std::to_string(missing.size()) + " tensor(s): " + first20(missing);
+    }
+    if (!unexpected.empty()) {
+      message += "; unexpected " + std::to_string(unexpected.size()) + " tensor(s): " + first20(unexpected);
+    }
+    message += ". Check that config.json belongs to this checkpoint.";
+    throw std::runtime_error(message);
+  }
+  for (const auto& [name, key] : source_of) {
+    const auto& source = weights.at(key);
+    const auto& target = params[name];
+    if (!source.defined()) throw std::runtime_error("load_hf_state_dict: tensor '" + key + "' is undefined");
+    if (!source.is_floating_point()) {
+      throw std::runtime_error("load_hf_state_dict: tensor '" + key + "' has non-floating dtype " +
+                               std::string(c10::toString(source.scalar_type())));
+    }
+    if (source.sizes() != target.sizes()) {
+      throw std::runtime_error("load_hf_state_dict: shape mismatch for '" + key + "': checkpoint has " +
+                               shape_string(source.sizes()) + ", encoder parameter '" + name + "' expects " +
+                               shape_string(target.sizes()));
+    }
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, key] : source_of) params[name].copy_(weights.at(key));
+}
+
+}  // namespace automm
