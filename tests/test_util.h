@@ -7,6 +7,8 @@
 #include <random>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "automm/table.h"
 
 namespace automm::testing {
@@ -31,6 +33,27 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// Substring check with a readable failure message (gmock is not linked).
+inline ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
+}
+
+// Runs fn, expects it to throw E, and returns the message.
+template <typename E, typename Fn>
+std::string message_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const E& e) {
+    return e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "threw the wrong exception type: " << e.what();
+    return "";
+  }
+  ADD_FAILURE() << "did not throw";
+  return "";
+}
 
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -79,19 +80,29 @@ std::vector<std::string> split_commas(const std::string& text) {
 
 void print_summary(const automm::MultiModalPredictor& predictor);
 
+// The data of a fit: --train, --tuning and --time-limit.
+struct FitInputs {
+  automm::Table train, tuning;
+  automm::FitOptions options;
+};
+
+std::unique_ptr<FitInputs> read_fit_inputs(const Args& args) {
+  auto inputs = std::make_unique<FitInputs>();  // on the heap: options points at tuning
+  inputs->train = automm::read_table(args.require("--train"));
+  if (args.has("--tuning")) {
+    inputs->tuning = automm::read_table(args.get("--tuning"));
+    inputs->options.tuning_data = &inputs->tuning;
+  }
+  inputs->options.time_limit = std::stod(args.get("--time-limit", "0"));
+  return inputs;
+}
+
 // Continues a killed fit from its last checkpoint, with the saved configuration.
 int run_resume(const Args& args) {
   args.allow_only({"--resume", "--path", "--train", "--tuning", "--time-limit", "--quiet"});
   auto predictor = automm::MultiModalPredictor::load(args.require("--path"), /*resume=*/true);
-  const automm::Table train = automm::read_table(args.require("--train"));
-  automm::Table tuning;
-  automm::FitOptions fit;
-  if (args.has("--tuning")) {
-    tuning = automm::read_table(args.get("--tuning"));
-    fit.tuning_data = &tuning;
-  }
-  fit.time_limit = std::stod(args.get("--time-limit", "0"));
-  predictor.fit(train, fit);
+  const auto inputs = read_fit_inputs(args);
+  predictor.fit(inputs->train, inputs->options);
   print_summary(predictor);
   return 0;
 }
@@ -116,14 +127,8 @@ int run_fit(const Args& args) {
   options.verbose = !args.has("--quiet");
   automm::MultiModalPredictor predictor(options);
 
-  const automm::Table train = automm::read_table(args.require("--train"));
-  automm::Table tuning;
-  automm::FitOptions fit;
-  if (args.has("--tuning")) {
-    tuning = automm::read_table(args.get("--tuning"));
-    fit.tuning_data = &tuning;
-  }
-  fit.time_limit = std::stod(args.get("--time-limit", "0"));
+  const auto inputs = read_fit_inputs(args);
+  automm::FitOptions& fit = inputs->options;
   fit.seed = std::stoull(args.get("--seed", "0"));
   fit.holdout_frac = std::stod(args.get("--holdout-frac", "0"));
   for (const std::string& assignment : args.all("--column-type")) {
@@ -131,7 +136,7 @@ int run_fit(const Args& args) {
     if (eq == std::string::npos) throw std::invalid_argument("--column-type expects COL=TYPE, got '" + assignment + "'");
     fit.column_types[assignment.substr(0, eq)] = assignment.substr(eq + 1);
   }
-  predictor.fit(train, fit);
+  predictor.fit(inputs->train, fit);
   print_summary(predictor);
   return 0;
 }

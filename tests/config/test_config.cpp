@@ -22,29 +22,11 @@
 namespace automm {
 namespace {
 
+using automm::testing::Contains;
+using automm::testing::message_of;
+
 using automm::testing::TempDir;
 using automm::testing::write_file;
-
-// gmock is not linked, so substring checks use an AssertionResult helper.
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
-
-// Runs fn, expects it to throw E, and returns the message.
-template <typename E, typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
-}
 
 // Runs fn, expects it to throw anything derived from std::exception, and
 // returns the message.

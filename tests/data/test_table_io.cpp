@@ -11,15 +11,13 @@
 #include <gtest/gtest.h>
 
 #include "automm/table.h"
+#include "test_util.h"
 
 namespace automm {
 namespace {
 
-// gmock is not linked, so substring checks use an AssertionResult helper.
-::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "'" << text << "' does not contain '" << part << "'";
-}
+using automm::testing::Contains;
+using automm::testing::message_of;
 
 Table parse_csv(const std::string& text, char delimiter = ',',
                 const std::string& source = "mem.csv") {
@@ -30,21 +28,6 @@ Table parse_csv(const std::string& text, char delimiter = ',',
 Table parse_jsonl(const std::string& text, const std::string& source = "mem.jsonl") {
   std::istringstream in(text);
   return read_json_lines(in, source);
-}
-
-// Runs fn, expects it to throw E, and returns the message.
-template <typename E, typename Fn>
-std::string message_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw the wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "did not throw";
-  return "";
 }
 
 Column make_column(const std::string& name, const std::vector<std::string>& cells,
