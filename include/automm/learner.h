@@ -31,7 +31,16 @@ struct TrainOptions {
   // boundaries, so a killed fit can continue.
   std::string checkpoint_dir;
   bool resume = false;  // continue from checkpoint_dir/last.pt
+  // Data-parallel position: each rank trains on its share of every epoch's rows;
+  // only rank 0 writes checkpoints and prints progress.
+  int rank = 0;
+  int world_size = 1;
 };
+
+// The training rows of `rank` in `epoch`: a permutation that depends only on
+// (seed, epoch), dealt round-robin to the ranks, so ranks never overlap and a
+// resumed fit replays the interrupted epoch.
+torch::Tensor epoch_rows(int64_t rows, uint64_t seed, int64_t epoch, int rank = 0, int world_size = 1);
 
 struct LogRow {  // one row of metrics.csv
   int64_t step = 0;

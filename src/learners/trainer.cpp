@@ -44,13 +44,6 @@ int64_t validation_interval(const Config& config, int64_t batches_per_epoch) {
   return std::max<int64_t>(1, static_cast<int64_t>(fraction * static_cast<double>(batches_per_epoch)));
 }
 
-// The row order of an epoch depends only on (seed, epoch), so a resumed fit
-// replays the interrupted epoch's order.
-torch::Tensor epoch_order(int64_t rows, uint64_t seed, int64_t epoch) {
-  auto generator = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<uint64_t>(epoch));
-  return torch::randperm(rows, generator, torch::kInt64);
-}
-
 class ProgressLine {
  public:
   explicit ProgressLine(bool verbose) : verbose_(verbose), tty_(isatty(STDERR_FILENO) != 0) {}
@@ -79,6 +72,14 @@ struct LoadedBatch {
 };
 
 }  // namespace
+
+torch::Tensor epoch_rows(int64_t rows, uint64_t seed, int64_t epoch, int rank, int world_size) {
+  if (world_size < 1 || rank < 0 || rank >= world_size)
+    throw std::invalid_argument("rank " + std::to_string(rank) + " is outside a world of " +
+                                std::to_string(world_size));
+  auto generator = at::detail::createCPUGenerator(seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  return torch::randperm(rows, generator, torch::kInt64).slice(0, rank, rows, world_size);
+}
 
 int64_t inference_batch_size(const Config& config) {
   return config.get_int("env.per_gpu_batch_size") * config.get_int("env.inference_batch_size_ratio");
@@ -126,7 +127,8 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
                   const TrainOptions& options) {
   const auto start = Clock::now();
   const Placement placement = resolve_placement(config);
-  ProgressLine progress(options.verbose);
+  const bool lead = options.rank == 0;  // the rank that writes and prints
+  ProgressLine progress(options.verbose && lead);
   if (!placement.note.empty()) progress.line(placement.note);
   if (config.get_bool("env.deterministic")) at::globalContext().setDeterministicAlgorithms(true, false);
   torch::manual_seed(options.seed);
@@ -134,8 +136,10 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
   net->train();
 
   const int64_t batch_size = config.get_int("env.per_gpu_batch_size");
-  const int64_t batches_per_epoch = (train_data.rows + batch_size - 1) / batch_size;
-  const int64_t accumulation = std::max<int64_t>(config.get_int("env.batch_size") / batch_size, 1);
+  const int64_t rank_rows = epoch_rows(train_data.rows, options.seed, 0, options.rank, options.world_size).size(0);
+  const int64_t batches_per_epoch = (rank_rows + batch_size - 1) / batch_size;
+  const int64_t accumulation =
+      std::max<int64_t>(config.get_int("env.batch_size") / (batch_size * options.world_size), 1);
   const int64_t steps_per_epoch = (batches_per_epoch + accumulation - 1) / accumulation;
   const int64_t max_epochs = config.get_int("optim.max_epochs");
   const int64_t max_steps = config.get_int("optim.max_steps");
@@ -188,10 +192,10 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
   bool checkpoint_due = false;
   int64_t epoch = state.epoch;
   for (; epoch < max_epochs && result.stop_reason.empty(); ++epoch) {
-    const torch::Tensor order = epoch_order(train_data.rows, options.seed, epoch);
+    const torch::Tensor order = epoch_rows(train_data.rows, options.seed, epoch, options.rank, options.world_size);
     const int64_t first_batch = epoch == state.epoch ? state.batch : 0;
     BatchLoader<LoadedBatch> loader(first_batch, batches_per_epoch, workers, [&](int64_t b) {
-      auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, train_data.rows));
+      auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, order.size(0)));
       LoadedBatch loaded{make_batch(train_data, rows, placement), train_data.labels.index_select(0, rows)};
       loaded.labels = loaded.labels.to(placement.device);
       if (!is_classification(type)) loaded.labels = loaded.labels.to(torch::kFloat32);
@@ -249,7 +253,7 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
         progress.line(text);
         state.loss_sum = 0.0;
         state.loss_count = 0;
-        checkpoint_due = !options.checkpoint_dir.empty();
+        checkpoint_due = lead && !options.checkpoint_dir.empty();
         if (score == metric.optimum) result.stop_reason = "validation " + scorer.metric + " reached its optimum";
         else if (state.checks_without_gain >= patience)
           result.stop_reason = "no improvement in " + std::to_string(patience) + " validation checks (patience)";

@@ -281,6 +281,18 @@ TEST(TrainerDevices, MoreThanOneDeviceIsRejectedUntilMultiDeviceTraining) {
   EXPECT_TRUE(resolve_placement(config).device.is_cpu());
 }
 
+TEST(TrainerSampler, RanksShareEachEpochWithoutOverlap) {
+  const torch::Tensor all = epoch_rows(10, 3, 2);
+  EXPECT_TRUE(torch::equal(std::get<0>(all.sort()), torch::arange(10)));  // a permutation
+  EXPECT_TRUE(torch::equal(all, epoch_rows(10, 3, 2)));                   // replayable
+  EXPECT_FALSE(torch::equal(all, epoch_rows(10, 3, 3)));                  // reshuffled each epoch
+  const torch::Tensor first = epoch_rows(10, 3, 2, 0, 3), second = epoch_rows(10, 3, 2, 1, 3),
+                      third = epoch_rows(10, 3, 2, 2, 3);
+  EXPECT_EQ(first.size(0) + second.size(0) + third.size(0), 10);
+  EXPECT_TRUE(torch::equal(std::get<0>(torch::cat({first, second, third}).sort()), torch::arange(10)));
+  EXPECT_THROW(epoch_rows(10, 3, 2, 3, 3), std::invalid_argument);
+}
+
 TEST(BatchLoader, ReturnsBatchesInOrderForAnyWorkerCount) {
   for (int workers : {0, 1, 3}) {
     BatchLoader<int64_t> loader(2, 20, workers, [](int64_t i) { return i * i; });
