@@ -25,5 +25,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# The tokenizer tests compare against Hugging Face's tokenizers (npm packages).
+if ! command -v npm >/dev/null 2>&1; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+bash tests/tokenizer_reference/setup.sh
+
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${AUTOMM_CMAKE_ARGS:-}
 cmake --build build -j"$(nproc)"
