@@ -1,5 +1,6 @@
 // The automm command line: fit, predict, evaluate, info, hyperparameters.
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "automm/metrics.h"
 #include "automm/predictor.h"
 #include "automm/table.h"
+#include "automm/text.h"
 
 namespace {
 
@@ -24,6 +26,8 @@ const char* kUsage = R"(usage:
   automm evaluate --path DIR --data FILE [--metrics m1,m2] [--json]
   automm info --path DIR
   automm hyperparameters
+  automm tokenize --checkpoint DIR_OR_ID --input FILE [--max-len N] [--tokenizer hf_auto|bert|electra]
+    prints, per input line, a JSON array of the token ids the text model would see
 Tables are CSV, TSV or JSON Lines (by extension).)";
 
 // Parsed "--flag value" arguments; repeatable flags keep every value.
@@ -218,6 +222,22 @@ int run_info(const Args& args) {
   return 0;
 }
 
+int run_tokenize(const Args& args) {
+  args.allow_only({"--checkpoint", "--input", "--max-len", "--tokenizer"});
+  const std::string path = args.require("--input");
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(line);
+  }
+  const auto ids = automm::model_token_ids(args.require("--checkpoint"), lines,
+                                           std::stoll(args.get("--max-len", "512")), args.get("--tokenizer", "hf_auto"));
+  for (const auto& row : ids) std::cout << automm::Json(row).dump() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,6 +251,7 @@ int main(int argc, char** argv) {
     if (command == "predict") return run_predict(Args(argc, argv, 2, {"--proba"}));
     if (command == "evaluate") return run_evaluate(Args(argc, argv, 2, {"--json"}));
     if (command == "info") return run_info(Args(argc, argv, 2, {}));
+    if (command == "tokenize") return run_tokenize(Args(argc, argv, 2, {}));
     if (command == "hyperparameters") {
       std::cout << automm::hyperparameters_markdown();
       return 0;

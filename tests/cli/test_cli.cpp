@@ -102,6 +102,19 @@ TEST_F(CliTest, BadInputFailsWithAClearMessage) {
   EXPECT_NE(r.output.find("unknown option --bogus"), std::string::npos) << r.output;
 }
 
+TEST(Cli, TokenizePrintsTheIdsTheModelSees) {
+  TempDir dir;
+  write_file(dir.file("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\nworld\n");
+  write_file(dir.file("config.json"), "{\"model_type\": \"bert\", \"max_position_embeddings\": 512}");
+  write_file(dir.file("input.txt"), "hello world\nworld unknownword\n");
+  const Result r = run("tokenize --checkpoint " + dir.path().string() + " --input " + dir.file("input.txt"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "[2,4,5,3]\n[2,5,1,3]\n");
+  const Result missing = run("tokenize --checkpoint no-such-org/no-such-model --input " + dir.file("input.txt"));
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_NE(missing.output.find("models--no-such-org--no-such-model"), std::string::npos) << missing.output;
+}
+
 TEST(Cli, HyperparametersTableMatchesTheDocs) {
   const Result r = run("hyperparameters");
   ASSERT_EQ(r.status, 0);

@@ -1,0 +1,124 @@
+#include "text_tokenizer.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "automm/text.h"
+#include "models/hf_checkpoint.h"
+#include "text_sequence.h"
+
+namespace automm {
+namespace fs = std::filesystem;
+namespace {
+
+nlohmann::json read_optional_json(const fs::path& path) {
+  if (!fs::exists(path)) return nlohmann::json::object();
+  std::ifstream in(path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
+  }
+}
+
+bool is_wordpiece_json(const fs::path& path) {
+  const nlohmann::json j = read_optional_json(path);
+  return j.contains("model") && j["model"].value("type", "") == "WordPiece";
+}
+
+// vocab.txt options from tokenizer_config.json (do_lower_case, strip_accents,
+// tokenize_chinese_chars), with BERT's defaults.
+WordPieceOptions wordpiece_options(const fs::path& folder) {
+  const nlohmann::json config = read_optional_json(folder / "tokenizer_config.json");
+  WordPieceOptions options;
+  options.lowercase = config.value("do_lower_case", true);
+  options.strip_accents = config.contains("strip_accents") && !config["strip_accents"].is_null()
+                              ? config["strip_accents"].get<bool>()
+                              : options.lowercase;
+  options.handle_chinese_chars = config.value("tokenize_chinese_chars", true);
+  return options;
+}
+
+int64_t first_known(const ByteLevelBpeTokenizer& bpe, const std::vector<std::string>& tokens,
+                    const std::string& what, const fs::path& folder) {
+  for (const std::string& token : tokens) {
+    try {
+      return bpe.token_to_id(token);
+    } catch (const std::exception&) {
+    }
+  }
+  throw std::runtime_error(folder.string() + ": the BPE vocabulary has no " + what + " token");
+}
+
+}  // namespace
+
+TextTokenizer TextTokenizer::from_folder(const std::string& folder_text, const std::string& tokenizer_name) {
+  const fs::path folder(folder_text);
+  if (tokenizer_name == "clip")
+    throw std::invalid_argument("model.hf_text.tokenizer_name = clip is not supported yet");
+  if (tokenizer_name != "hf_auto" && tokenizer_name != "bert" && tokenizer_name != "electra")
+    throw std::invalid_argument("unknown tokenizer_name '" + tokenizer_name + "'; known: hf_auto, bert, electra");
+  TextTokenizer tokenizer;
+  if (fs::exists(folder / "tokenizer.json") && is_wordpiece_json(folder / "tokenizer.json")) {
+    tokenizer.wordpiece_ = std::make_shared<WordPieceTokenizer>(
+        WordPieceTokenizer::from_tokenizer_json((folder / "tokenizer.json").string()));
+  } else if (fs::exists(folder / "vocab.txt")) {
+    tokenizer.wordpiece_ = std::make_shared<WordPieceTokenizer>(
+        WordPieceTokenizer::from_vocab_file((folder / "vocab.txt").string(), wordpiece_options(folder)));
+  } else if (tokenizer_name == "hf_auto" && fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt")) {
+    const nlohmann::json config = read_optional_json(folder / "tokenizer_config.json");
+    tokenizer.bpe_ = std::make_shared<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_files(
+        (folder / "vocab.json").string(), (folder / "merges.txt").string(), config.value("add_prefix_space", false)));
+  } else {
+    throw std::runtime_error("no tokenizer found in " + folder.string() +
+                             ": looked for tokenizer.json (WordPiece), vocab.txt" +
+                             (tokenizer_name == "hf_auto" ? std::string(", vocab.json + merges.txt") : "") +
+                             (fs::exists(folder / "spiece.model") || fs::exists(folder / "spm.model")
+                                  ? " (sentencepiece models are not supported yet)"
+                                  : ""));
+  }
+  if (tokenizer.wordpiece_) {
+    tokenizer.kind_ = "wordpiece";
+    tokenizer.cls_id_ = tokenizer.wordpiece_->cls_id();
+    tokenizer.sep_id_ = tokenizer.wordpiece_->sep_id();
+    tokenizer.pad_id_ = tokenizer.wordpiece_->pad_id();
+  } else {
+    // RoBERTa's <s> </s> <pad>; GPT-2's vocabulary has only <|endoftext|>.
+    tokenizer.kind_ = "byte_level_bpe";
+    tokenizer.cls_id_ = first_known(*tokenizer.bpe_, {"<s>", "<|endoftext|>"}, "start", folder);
+    tokenizer.sep_id_ = first_known(*tokenizer.bpe_, {"</s>", "<|endoftext|>"}, "end", folder);
+    tokenizer.pad_id_ = first_known(*tokenizer.bpe_, {"<pad>", "<|endoftext|>"}, "padding", folder);
+  }
+  return tokenizer;
+}
+
+std::vector<std::vector<int64_t>> model_token_ids(const std::string& checkpoint, const std::vector<std::string>& texts,
+                                                  int64_t max_len, const std::string& tokenizer_name) {
+  const ResolvedCheckpoint resolved = resolve_hf_checkpoint(checkpoint);
+  const TextTokenizer tokenizer = TextTokenizer::from_folder(resolved.folder, tokenizer_name);
+  // The model's own limit: RoBERTa-style position tables start after the padding id.
+  const nlohmann::json config = read_optional_json(fs::path(resolved.folder) / "config.json");
+  if (config.contains("max_position_embeddings")) {
+    const std::string type = config.value("model_type", "");
+    const int64_t offset = type == "roberta" || type == "xlm-roberta" ? config.value("pad_token_id", 1) + 1 : 0;
+    max_len = std::min(max_len, config["max_position_embeddings"].get<int64_t>() - offset);
+  }
+  TextSequenceOptions options;
+  options.max_len = max_len;
+  options.cls_id = tokenizer.cls_id();
+  options.sep_id = tokenizer.sep_id();
+  options.pad_id = tokenizer.pad_id();
+  std::vector<std::vector<int64_t>> out;
+  for (const std::string& text : texts) out.push_back(build_text_sequence({tokenizer.encode(text)}, options).input_ids);
+  return out;
+}
+
+std::vector<int64_t> TextTokenizer::encode(const std::string& text) const {
+  return wordpiece_ ? wordpiece_->encode(text) : bpe_->encode(text);
+}
+
+}  // namespace automm

@@ -1,0 +1,66 @@
+// The tokenizer of a checkpoint folder, and the ids a text model sees.
+#include <gtest/gtest.h>
+
+#include "automm/text.h"
+#include "data/text/text_tokenizer.h"
+#include "test_util.h"
+
+namespace automm {
+namespace {
+
+using automm::testing::Contains;
+using automm::testing::message_of;
+using automm::testing::TempDir;
+using automm::testing::write_file;
+
+// A BERT-style folder: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3, then words.
+void write_wordpiece_folder(const TempDir& dir, int max_positions, const std::string& tokenizer_config = "") {
+  write_file(dir.file("vocab.txt"), "[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\nworld\n##s\nHello\n!\n");
+  write_file(dir.file("config.json"),
+             "{\"model_type\": \"bert\", \"max_position_embeddings\": " + std::to_string(max_positions) + "}");
+  if (!tokenizer_config.empty()) write_file(dir.file("tokenizer_config.json"), tokenizer_config);
+}
+
+TEST(TextTokenizer, WordPieceFolderGivesClsIdsSep) {
+  TempDir dir;
+  write_wordpiece_folder(dir, 512);
+  const auto ids = model_token_ids(dir.path().string(), {"Hello worlds!", ""});
+  EXPECT_EQ(ids[0], (std::vector<int64_t>{2, 4, 5, 6, 8, 3}));  // lower-cased by default
+  EXPECT_EQ(ids[1], (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(TextTokenizer::from_folder(dir.path().string()).kind(), "wordpiece");
+}
+
+TEST(TextTokenizer, TokenizerConfigAndModelLimitAreHonoured) {
+  TempDir dir;
+  write_wordpiece_folder(dir, 4, "{\"do_lower_case\": false}");
+  // Cased: "Hello" keeps its capital; max_position_embeddings 4 leaves room for 2 tokens.
+  EXPECT_EQ(model_token_ids(dir.path().string(), {"Hello world hello"})[0], (std::vector<int64_t>{2, 7, 5, 3}));
+  EXPECT_EQ(model_token_ids(dir.path().string(), {"Hello world hello"}, 3)[0], (std::vector<int64_t>{2, 7, 3}));
+}
+
+TEST(TextTokenizer, ByteLevelBpeFolderUsesRobertaSpecials) {
+  TempDir dir;
+  write_file(dir.file("vocab.json"), R"({"<s>": 0, "<pad>": 1, "</s>": 2, "h": 3, "i": 4, "\u0120": 5, "hi": 6})");
+  write_file(dir.file("merges.txt"), "#version: 0.2\nh i\n");
+  write_file(dir.file("config.json"), R"({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1})");
+  const TextTokenizer tokenizer = TextTokenizer::from_folder(dir.path().string());
+  EXPECT_EQ(tokenizer.kind(), "byte_level_bpe");
+  EXPECT_EQ(tokenizer.pad_id(), 1);
+  EXPECT_EQ(model_token_ids(dir.path().string(), {"hi hi"})[0], (std::vector<int64_t>{0, 6, 5, 6, 2}));
+}
+
+TEST(TextTokenizer, MissingTokenizerFilesAreNamed) {
+  TempDir dir;
+  write_file(dir.file("config.json"), "{}");
+  const std::string message = message_of<std::runtime_error>([&] { TextTokenizer::from_folder(dir.path().string()); });
+  EXPECT_TRUE(Contains(message, "vocab.txt"));
+  EXPECT_TRUE(Contains(message, "merges.txt"));
+  write_file(dir.file("vocab.json"), "{}");
+  write_file(dir.file("merges.txt"), "");
+  EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { TextTokenizer::from_folder(dir.path().string(), "bert"); }),
+                       "tokenizer.json (WordPiece), vocab.txt"));
+  EXPECT_THROW(TextTokenizer::from_folder(dir.path().string(), "clip"), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace automm
