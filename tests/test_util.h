@@ -55,6 +55,22 @@ std::string message_of(Fn&& fn) {
   return "";
 }
 
+// A xorshift generator: the same numbers on every platform, for generated test inputs.
+class XorShiftRng {
+ public:
+  explicit XorShiftRng(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    state_ ^= state_ << 13;
+    state_ ^= state_ >> 7;
+    state_ ^= state_ << 17;
+    return state_;
+  }
+  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
+
+ private:
+  uint64_t state_;
+};
+
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;

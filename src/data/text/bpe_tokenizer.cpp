@@ -1,4 +1,5 @@
 #include "bpe_tokenizer.h"
+#include "utf8.h"
 
 #include <algorithm>
 #include <fstream>
@@ -51,39 +52,11 @@ struct Char {
   CharClass cls;
 };
 
-std::vector<Char> decode_utf8(const std::string& s) {
+std::vector<Char> decode_chars(const std::string& s) {
   std::vector<Char> out;
-  out.reserve(s.size());
-  const size_t n = s.size();
-  size_t i = 0;
-  while (i < n) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) {
-      out.push_back({b0, static_cast<uint32_t>(i), 1, classify(b0)});
-      ++i;
-      continue;
-    }
-    int len = 0;
-    char32_t cp = 0, min = 0;
-    if ((b0 & 0xE0) == 0xC0) { len = 2; cp = b0 & 0x1F; min = 0x80; }
-    else if ((b0 & 0xF0) == 0xE0) { len = 3; cp = b0 & 0x0F; min = 0x800; }
-    else if ((b0 & 0xF8) == 0xF0) { len = 4; cp = b0 & 0x07; min = 0x10000; }
-    bool ok = len > 0 && i + len <= n;
-    for (int k = 1; ok && k < len; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      if ((b & 0xC0) != 0x80) ok = false;
-      else cp = (cp << 6) | (b & 0x3F);
-    }
-    if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) ok = false;
-    if (ok) {
-      out.push_back({cp, static_cast<uint32_t>(i), static_cast<uint32_t>(len), classify(cp)});
-      i += len;
-    } else {
-      // Not a character: kept as its own byte, grouped like punctuation.
-      out.push_back({0xFFFD, static_cast<uint32_t>(i), 1, CharClass::kOther});
-      ++i;
-    }
-  }
+  for (const Utf8Char& c : decode_utf8_chars(s))
+    // Not a character: kept as its own byte, grouped like punctuation.
+    out.push_back({c.cp, c.start, c.len, c.valid ? classify(c.cp) : CharClass::kOther});
   return out;
 }
 
@@ -138,18 +111,6 @@ std::vector<std::pair<size_t, size_t>> pre_tokenize(const std::vector<Char>& c) 
   return pieces;
 }
 
-void append_utf8(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 // GPT-2's bytes_to_unicode(): printable bytes map to themselves, the others
 // (controls, space, 0x7F-0xA0, 0xAD) to U+0100 onwards in byte order.
@@ -305,7 +266,7 @@ std::vector<int64_t> ByteLevelBpeTokenizer::encode(const std::string& text) cons
   // Hugging Face's ByteLevel: add_prefix_space prepends " " unless the text
   // already starts with one.
   const std::string input = add_prefix_space_ && text[0] != ' ' ? " " + text : text;
-  const std::vector<Char> chars = decode_utf8(input);
+  const std::vector<Char> chars = decode_chars(input);
   for (const auto& [begin, end] : pre_tokenize(chars)) {
     const size_t from = chars[begin].start;
     const size_t to = chars[end - 1].start + chars[end - 1].len;
