@@ -71,6 +71,19 @@ class XorShiftRng {
   uint64_t state_;
 };
 
+// A random code point, mostly from the busy ranges of the tokenizers' Unicode
+// tables (assigned or not; never a surrogate, which is not valid UTF-8).
+inline char32_t random_code_point(XorShiftRng& rng) {
+  switch (rng.below(6)) {
+    case 0: return static_cast<char32_t>(rng.below(0x250));
+    case 1: return static_cast<char32_t>(0x370 + rng.below(0x500 - 0x370));
+    case 2: return static_cast<char32_t>(0x1E00 + rng.below(0x2200));
+    case 3: return static_cast<char32_t>(rng.below(0xD800));
+    case 4: return static_cast<char32_t>(0xE000 + rng.below(0x10000 - 0xE000));
+    default: return static_cast<char32_t>(0x10000 + rng.below(0x30000));
+  }
+}
+
 inline void write_file(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
   out << text;

@@ -105,16 +105,7 @@ std::vector<std::string> make_sentences() {
       // tables (no surrogates, they are not valid UTF-8).
       const size_t n = 1 + rng.below(12);
       for (size_t i = 0; i < n; ++i) {
-        char32_t cp;
-        switch (rng.below(6)) {
-          case 0: cp = static_cast<char32_t>(rng.below(0x250)); break;
-          case 1: cp = static_cast<char32_t>(0x370 + rng.below(0x500 - 0x370)); break;
-          case 2: cp = static_cast<char32_t>(0x1E00 + rng.below(0x2200)); break;
-          case 3: cp = static_cast<char32_t>(rng.below(0xD800)); break;
-          case 4: cp = static_cast<char32_t>(0xE000 + rng.below(0x10000 - 0xE000)); break;
-          default: cp = static_cast<char32_t>(0x10000 + rng.below(0x30000)); break;
-        }
-        s += utf8(cp);
+        s += utf8(automm::testing::random_code_point(rng));
         if (rng.below(3) == 0) s += " \n\t'"[rng.below(4)];
       }
     } else {
