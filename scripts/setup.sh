@@ -10,8 +10,11 @@ packages=(
   libopenblas0-openmp   # fast fp32 GEMM for LibTorch (reference BLAS is ~30x slower)
   libgloo-dev           # c10d Gloo headers, for data-parallel training
   libyaml-cpp-dev nlohmann-json3-dev libgtest-dev
+  libcurl4-openssl-dev  # downloads Hugging Face checkpoints into the hub cache
   python3               # examples/make_tabular_data.py
   python3-torch         # independent references in the tests (torch.nn, torch.save)
+  wordnet-base          # WordNet 3.0 files for text augmentation's synonym replacement
+  python3-unidecode     # reference for data.text.normalize_text's transliteration in the tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "hf_download.h"
+
 namespace automm {
 namespace fs = std::filesystem;
 
@@ -106,6 +108,12 @@ std::vector<std::string> hf_hub_cache_dirs() {
   return dirs;
 }
 
+std::string hf_cache_repo_folder(const std::string& repo_id) {
+  std::string folder = "models--" + repo_id;
+  if (const size_t slash = folder.find('/'); slash != std::string::npos) folder.replace(slash, 1, "--");
+  return folder;
+}
+
 ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::string& predictor_dir) {
   if (name.empty()) throw std::invalid_argument("hf_text.checkpoint_name is empty");
 
@@ -135,12 +143,7 @@ ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::str
                              "' is neither an existing local folder nor a Hugging Face id (ORG/NAME or NAME)");
   }
 
-  // The hub cache names a repo folder models--ORG--NAME (models--NAME without an org).
-  std::string repo_folder = "models--" + name;
-  if (const size_t slash = repo_folder.find('/'); slash != std::string::npos) {
-    repo_folder.replace(slash, 1, "--");
-  }
-
+  const std::string repo_folder = hf_cache_repo_folder(name);
   const std::vector<std::string> caches = hf_hub_cache_dirs();
   std::vector<std::string> tried;
   for (const std::string& cache : caches) {
@@ -152,12 +155,26 @@ ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::str
     return checked(snapshot, "Hugging Face cache (" + repo.string() + ")", name);
   }
 
+  std::string not_downloaded = "there is no cache folder to download into";
+  if (!caches.empty()) {
+    std::string snapshot;
+    try {
+      snapshot = download_hf_snapshot(name, caches.front());
+    } catch (const std::exception& e) {
+      not_downloaded = e.what();
+    }
+    if (!snapshot.empty()) {
+      return checked(snapshot, "downloaded from " + hf_endpoint() + " into " + tried.front(), name);
+    }
+  }
+
   std::ostringstream message;
   message << "checkpoint '" << name << "' was not found: it is not a local folder, and no snapshot of it "
           << "is in the Hugging Face cache. Looked in:";
   if (tried.empty()) message << " (no cache folder: HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME and HOME are unset)";
   for (const std::string& path : tried) message << "\n  " << path << "/snapshots/<hash>/";
-  message << "\nThis build has no network download. To provide the model, download the folder on a machine "
+  message << "\nIt could not be downloaded: " << not_downloaded
+          << "\nTo provide the model without a download, download the folder on a machine "
           << "with network access, e.g. `huggingface-cli download " << name << "`, then copy "
           << repo_folder << " (with refs/ and snapshots/) into one of the cache folders above, or pass the "
           << "model folder's path (holding config.json) as the checkpoint name.";

@@ -1,8 +1,9 @@
 #pragma once
-// Finds a Hugging Face model folder (config.json, weights, tokenizer files)
-// without network access: a local folder, a local:// path inside a saved
-// predictor, or a snapshot in the Hugging Face hub cache. This build never
-// downloads; a missing model is an error that says how to provide it.
+// Finds a Hugging Face model folder (config.json, weights, tokenizer files): a
+// local folder, a local:// path inside a saved predictor, or a snapshot in the
+// Hugging Face hub cache. A hub id in no cache is downloaded into the first
+// cache folder (hf_download.h) unless HF_HUB_OFFLINE is set; a model that is
+// neither cached nor downloadable is an error that says how to provide it.
 
 #include <string>
 #include <vector>
@@ -11,8 +12,9 @@ namespace automm {
 
 struct ResolvedCheckpoint {
   std::string folder;  // holds config.json
-  // How it was found: "local folder", "local:// inside predictor" or
-  // "Hugging Face cache (<models--ORG--NAME path>)".
+  // How it was found: "local folder", "local:// inside predictor",
+  // "Hugging Face cache (<models--ORG--NAME path>)" or
+  // "downloaded from <endpoint> into <models--ORG--NAME path>".
   std::string source;
 };
 
@@ -21,6 +23,10 @@ struct ResolvedCheckpoint {
 // (each only when its variable is set and non-empty).
 std::vector<std::string> hf_hub_cache_dirs();
 
+// The folder a hub id's files live in inside a cache: "ORG/NAME" ->
+// "models--ORG--NAME", "NAME" -> "models--NAME".
+std::string hf_cache_repo_folder(const std::string& repo_id);
+
 // name:
 //  - an existing local folder (must hold config.json);
 //  - "local://relative/path", resolved against predictor_dir (an error when
@@ -28,10 +34,12 @@ std::vector<std::string> hf_hub_cache_dirs();
 //  - a Hugging Face id "ORG/NAME" or "NAME", looked up as
 //    <cache>/models--ORG--NAME/snapshots/<hash>/ in each hf_hub_cache_dirs()
 //    entry; <hash> is refs/main's content when that snapshot exists, else the
-//    only snapshot, else the most recently modified one.
+//    only snapshot, else the most recently modified one. When no cache has it,
+//    download_hf_snapshot() fetches it into the first cache folder.
 // Throws std::invalid_argument for an empty or malformed name and
-// std::runtime_error when nothing is found (naming every path tried and how to
-// provide the files) or the folder lacks config.json.
+// std::runtime_error when nothing is found (naming every path tried, why the
+// download failed or was not tried, and how to provide the files) or the
+// folder lacks config.json.
 ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::string& predictor_dir = "");
 
 }  // namespace automm

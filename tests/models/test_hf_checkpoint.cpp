@@ -3,9 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <filesystem>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,37 +17,21 @@ namespace {
 namespace fs = std::filesystem;
 using automm::testing::Contains;
 using automm::testing::message_of;
+using automm::testing::ScopedEnv;
 using automm::testing::TempDir;
 using automm::testing::write_file;
 
-// Sets the cache variables for one test (unset when empty) and restores the
-// caller's values afterwards, so the real ~/.cache never leaks into a test.
-class CacheEnv {
+// The cache variables for one test (unset when empty), offline so that a
+// model missing from the fake caches is never looked for on the network.
+class CacheEnv : public ScopedEnv {
  public:
   CacheEnv(const std::string& hub_cache, const std::string& hf_home, const std::string& xdg,
-           const std::string& home) {
-    set("HF_HUB_CACHE", hub_cache);
-    set("HF_HOME", hf_home);
-    set("XDG_CACHE_HOME", xdg);
-    set("HOME", home);
-  }
-  ~CacheEnv() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-      if (it->second) setenv(it->first.c_str(), it->second->c_str(), 1);
-      else unsetenv(it->first.c_str());
-    }
-  }
-  CacheEnv(const CacheEnv&) = delete;
-  CacheEnv& operator=(const CacheEnv&) = delete;
-
- private:
-  void set(const std::string& name, const std::string& value) {
-    const char* old = std::getenv(name.c_str());
-    saved_.emplace_back(name, old ? std::optional<std::string>(old) : std::nullopt);
-    if (value.empty()) unsetenv(name.c_str());
-    else setenv(name.c_str(), value.c_str(), 1);
-  }
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+           const std::string& home)
+      : ScopedEnv({{"HF_HUB_CACHE", hub_cache},
+                   {"HF_HOME", hf_home},
+                   {"XDG_CACHE_HOME", xdg},
+                   {"HOME", home},
+                   {"HF_HUB_OFFLINE", "1"}}) {}
 };
 
 // A snapshot folder <cache>/models--.../snapshots/<hash>, with config.json unless told otherwise.
@@ -209,7 +191,7 @@ TEST(HfCheckpoint, NotFoundNamesEveryPathTried) {
                                d / ".cache" / "huggingface" / "hub" / "models--acme--ghost"}) {
     EXPECT_TRUE(Contains(message, path.string()));
   }
-  EXPECT_TRUE(Contains(message, "no network download"));
+  EXPECT_TRUE(Contains(message, "It could not be downloaded: HF_HUB_OFFLINE"));
   EXPECT_TRUE(Contains(message, "huggingface-cli download acme/ghost"));
   EXPECT_TRUE(Contains(message, "pass the model folder's path"));
 }
@@ -218,7 +200,7 @@ TEST(HfCheckpoint, NotFoundWithNoCacheVariables) {
   CacheEnv env("", "", "", "");
   const std::string message = message_of<std::runtime_error>([] { resolve_hf_checkpoint("acme/ghost"); });
   EXPECT_TRUE(Contains(message, "HOME are unset"));
-  EXPECT_TRUE(Contains(message, "no network download"));
+  EXPECT_TRUE(Contains(message, "no cache folder to download into"));
 }
 
 TEST(HfCheckpoint, MalformedNames) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -25,9 +26,18 @@ nlohmann::json read_optional_json(const fs::path& path) {
   }
 }
 
-bool is_wordpiece_json(const fs::path& path) {
+// tokenizer.json's model type ("WordPiece", "Unigram", ...); "" without one.
+std::string json_model_type(const fs::path& path) {
   const nlohmann::json j = read_optional_json(path);
-  return j.contains("model") && j["model"].value("type", "") == "WordPiece";
+  return j.contains("model") ? j["model"].value("type", "") : "";
+}
+
+// The raw sentencepiece model of a checkpoint without tokenizer.json.
+std::optional<fs::path> sentencepiece_model(const fs::path& folder) {
+  for (const char* name : {"spiece.model", "spm.model", "sentencepiece.bpe.model"}) {
+    if (fs::exists(folder / name)) return folder / name;
+  }
+  return std::nullopt;
 }
 
 // vocab.txt options from tokenizer_config.json (do_lower_case, strip_accents,
@@ -63,29 +73,43 @@ TextTokenizer TextTokenizer::from_folder(const std::string& folder_text, const s
   if (tokenizer_name != "hf_auto" && tokenizer_name != "bert" && tokenizer_name != "electra")
     throw std::invalid_argument("unknown tokenizer_name '" + tokenizer_name + "'; known: hf_auto, bert, electra");
   TextTokenizer tokenizer;
-  if (fs::exists(folder / "tokenizer.json") && is_wordpiece_json(folder / "tokenizer.json")) {
+  const std::string json_type = json_model_type(folder / "tokenizer.json");
+  const bool hf_auto = tokenizer_name == "hf_auto";
+  if (json_type == "WordPiece") {
     tokenizer.wordpiece_ = std::make_shared<WordPieceTokenizer>(
         WordPieceTokenizer::from_tokenizer_json((folder / "tokenizer.json").string()));
+  } else if (hf_auto && json_type == "Unigram") {
+    tokenizer.unigram_ = std::make_shared<UnigramTokenizer>(
+        UnigramTokenizer::from_tokenizer_json((folder / "tokenizer.json").string()));
   } else if (fs::exists(folder / "vocab.txt")) {
     tokenizer.wordpiece_ = std::make_shared<WordPieceTokenizer>(
         WordPieceTokenizer::from_vocab_file((folder / "vocab.txt").string(), wordpiece_options(folder)));
-  } else if (tokenizer_name == "hf_auto" && fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt")) {
+  } else if (hf_auto && fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt")) {
     const nlohmann::json config = read_optional_json(folder / "tokenizer_config.json");
     tokenizer.bpe_ = std::make_shared<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_files(
         (folder / "vocab.json").string(), (folder / "merges.txt").string(), config.value("add_prefix_space", false)));
+  } else if (hf_auto && sentencepiece_model(folder)) {
+    SentencePieceConversion conversion;
+    conversion.model_type = read_optional_json(folder / "config.json").value("model_type", "");
+    conversion.lowercase = read_optional_json(folder / "tokenizer_config.json").value("do_lower_case", false);
+    tokenizer.unigram_ = std::make_shared<UnigramTokenizer>(
+        UnigramTokenizer::from_sentencepiece_model(sentencepiece_model(folder)->string(), conversion));
   } else {
     throw std::runtime_error("no tokenizer found in " + folder.string() +
-                             ": looked for tokenizer.json (WordPiece), vocab.txt" +
-                             (tokenizer_name == "hf_auto" ? std::string(", vocab.json + merges.txt") : "") +
-                             (fs::exists(folder / "spiece.model") || fs::exists(folder / "spm.model")
-                                  ? " (sentencepiece models are not supported yet)"
-                                  : ""));
+                             ": looked for tokenizer.json (WordPiece" + (hf_auto ? ", Unigram" : "") + "), vocab.txt" +
+                             (hf_auto ? ", vocab.json + merges.txt, spiece.model / spm.model / sentencepiece.bpe.model"
+                                      : std::string()));
   }
   if (tokenizer.wordpiece_) {
     tokenizer.kind_ = "wordpiece";
     tokenizer.cls_id_ = tokenizer.wordpiece_->cls_id();
     tokenizer.sep_id_ = tokenizer.wordpiece_->sep_id();
     tokenizer.pad_id_ = tokenizer.wordpiece_->pad_id();
+  } else if (tokenizer.unigram_) {
+    tokenizer.kind_ = "unigram";
+    tokenizer.cls_id_ = tokenizer.unigram_->cls_id();
+    tokenizer.sep_id_ = tokenizer.unigram_->sep_id();
+    tokenizer.pad_id_ = tokenizer.unigram_->pad_id();
   } else {
     // RoBERTa's <s> </s> <pad>; GPT-2's vocabulary has only <|endoftext|>.
     tokenizer.kind_ = "byte_level_bpe";
@@ -118,7 +142,8 @@ std::vector<std::vector<int64_t>> model_token_ids(const std::string& checkpoint,
 }
 
 std::vector<int64_t> TextTokenizer::encode(const std::string& text) const {
-  return wordpiece_ ? wordpiece_->encode(text) : bpe_->encode(text);
+  if (wordpiece_) return wordpiece_->encode(text);
+  return unigram_ ? unigram_->encode(text) : bpe_->encode(text);
 }
 
 }  // namespace automm

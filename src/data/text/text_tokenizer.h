@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "bpe_tokenizer.h"
+#include "unigram_tokenizer.h"
 #include "wordpiece_tokenizer.h"
 
 namespace automm {
@@ -14,8 +15,10 @@ namespace automm {
 class TextTokenizer {
  public:
   // tokenizer_name (model.hf_text.tokenizer_name): "hf_auto" picks by the files
-  // (tokenizer.json with a WordPiece model, else vocab.txt, else vocab.json +
-  // merges.txt); "bert" and "electra" require a WordPiece vocabulary.
+  // (tokenizer.json with a WordPiece or Unigram model, else vocab.txt, else
+  // vocab.json + merges.txt, else a sentencepiece .model converted as
+  // transformers does for config.json's model_type); "bert" and "electra"
+  // require a WordPiece vocabulary.
   // Throws naming the folder and the files it looked for.
   static TextTokenizer from_folder(const std::string& folder, const std::string& tokenizer_name = "hf_auto");
 
@@ -23,11 +26,12 @@ class TextTokenizer {
   int64_t cls_id() const { return cls_id_; }
   int64_t sep_id() const { return sep_id_; }
   int64_t pad_id() const { return pad_id_; }
-  const std::string& kind() const { return kind_; }  // "wordpiece" or "byte_level_bpe"
+  const std::string& kind() const { return kind_; }  // "wordpiece", "byte_level_bpe" or "unigram"
 
  private:
   std::shared_ptr<const WordPieceTokenizer> wordpiece_;
   std::shared_ptr<const ByteLevelBpeTokenizer> bpe_;
+  std::shared_ptr<const UnigramTokenizer> unigram_;
   int64_t cls_id_ = -1, sep_id_ = -1, pad_id_ = -1;
   std::string kind_;
 };

@@ -1,121 +1,19 @@
 #include "wordpiece_tokenizer.h"
-#include "utf8.h"
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
 
+#include "unicode_props.h"
+#include "utf8.h"
+
 namespace automm {
 namespace {
-
-struct CodeRange {
-  char32_t first, last;
-};
-struct CombiningClassRange {
-  char32_t first, last;
-  int ccc;
-};
-struct LowercaseRun {
-  char32_t first, last;
-  int32_t delta;
-  int32_t stride;
-};
-struct LowercaseMulti {
-  char32_t cp;
-  char32_t out[3];  // zero-padded
-};
-struct DecompositionEntry {
-  char32_t cp;
-  int offset, length;  // into kDecompositionData
-};
-
-// The tables are generated (see tests/tokenizer_reference/gen_unicode_tables.py)
-// from the reference implementation itself: Hugging Face mixes Unicode
-// versions, so no single copy of the Unicode data reproduces it.
-#include "unicode_tables.inc"
-
-template <size_t N>
-bool in_ranges(const CodeRange (&ranges)[N], char32_t cp) {
-  auto it = std::upper_bound(std::begin(ranges), std::end(ranges), cp,
-                             [](char32_t c, const CodeRange& r) { return c < r.first; });
-  return it != std::begin(ranges) && cp <= std::prev(it)->last;
-}
-
-int combining_class(char32_t cp) {
-  auto it = std::upper_bound(std::begin(kCombiningClassRanges), std::end(kCombiningClassRanges),
-                             cp, [](char32_t c, const CombiningClassRange& r) { return c < r.first; });
-  if (it == std::begin(kCombiningClassRanges)) return 0;
-  --it;
-  return cp <= it->last ? it->ccc : 0;
-}
-
-
-void append_lowercase(char32_t cp, std::u32string* out) {
-  for (const auto& m : kLowercaseMulti) {
-    if (m.cp == cp) {
-      for (char32_t c : m.out) {
-        if (c) out->push_back(c);
-      }
-      return;
-    }
-  }
-  auto it = std::upper_bound(std::begin(kLowercaseRuns), std::end(kLowercaseRuns), cp,
-                             [](char32_t c, const LowercaseRun& r) { return c < r.first; });
-  if (it != std::begin(kLowercaseRuns)) {
-    --it;
-    if (cp <= it->last && (cp - it->first) % static_cast<char32_t>(it->stride) == 0) {
-      out->push_back(static_cast<char32_t>(static_cast<int64_t>(cp) + it->delta));
-      return;
-    }
-  }
-  out->push_back(cp);
-}
-
-void append_decomposition(char32_t cp, std::u32string* out) {
-  // Hangul syllables decompose algorithmically (Unicode 3.12) into jamo,
-  // which the BERT vocabularies contain.
-  constexpr char32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
-  constexpr char32_t kTCount = 28, kNCount = 21 * 28, kSCount = 19 * 21 * 28;
-  if (cp >= kSBase && cp < kSBase + kSCount) {
-    const char32_t s = cp - kSBase;
-    out->push_back(kLBase + s / kNCount);
-    out->push_back(kVBase + (s % kNCount) / kTCount);
-    if (s % kTCount) out->push_back(kTBase + s % kTCount);
-    return;
-  }
-  auto it = std::lower_bound(std::begin(kDecompositions), std::end(kDecompositions), cp,
-                             [](const DecompositionEntry& e, char32_t c) { return e.cp < c; });
-  if (it != std::end(kDecompositions) && it->cp == cp) {
-    out->append(kDecompositionData + it->offset, kDecompositionData + it->offset + it->length);
-  } else {
-    out->push_back(cp);
-  }
-}
-
-std::u32string nfd(const std::u32string& in) {
-  std::u32string out;
-  out.reserve(in.size());
-  for (char32_t c : in) append_decomposition(c, &out);
-  // Canonical ordering: stable sort of each run of non-starters by class.
-  size_t i = 0;
-  while (i < out.size()) {
-    if (combining_class(out[i]) == 0) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < out.size() && combining_class(out[j]) != 0) ++j;
-    std::stable_sort(out.begin() + i, out.begin() + j, [](char32_t a, char32_t b) {
-      return combining_class(a) < combining_class(b);
-    });
-    i = j;
-  }
-  return out;
-}
 
 std::u32string normalize(const std::u32string& text,
                          const std::vector<WordPieceTokenizer::NormStep>& steps) {
@@ -127,13 +25,13 @@ std::u32string normalize(const std::u32string& text,
     switch (step) {
       case Step::kCleanText:
         for (char32_t c : cur) {
-          if (in_ranges(kControlRanges, c)) continue;
-          next.push_back(in_ranges(kWhitespaceRanges, c) ? U' ' : c);
+          if (is_bert_control(c)) continue;
+          next.push_back(is_unicode_whitespace(c) ? U' ' : c);
         }
         break;
       case Step::kChineseChars:
         for (char32_t c : cur) {
-          if (in_ranges(kChineseRanges, c)) {
+          if (is_chinese_char(c)) {
             next.push_back(U' ');
             next.push_back(c);
             next.push_back(U' ');
@@ -147,12 +45,12 @@ std::u32string normalize(const std::u32string& text,
         break;
       case Step::kStripNonspacingMarks:
         for (char32_t c : cur) {
-          if (!in_ranges(kNonspacingMarkRanges, c)) next.push_back(c);
+          if (!is_nonspacing_mark(c)) next.push_back(c);
         }
         break;
       case Step::kStripCombiningMarks:
         for (char32_t c : cur) {
-          if (!in_ranges(kCombiningMarkRanges, c)) next.push_back(c);
+          if (!is_combining_mark(c)) next.push_back(c);
         }
         break;
       case Step::kLowercase:
@@ -171,7 +69,7 @@ bool is_bert_punctuation(char32_t c) {
       (c >= 123 && c <= 126)) {
     return true;
   }
-  return in_ranges(kPunctuationRanges, c);
+  return is_unicode_punctuation(c);
 }
 
 std::vector<WordPieceTokenizer::NormStep> bert_steps(bool clean_text, bool chinese,
@@ -233,23 +131,32 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& vocab_
                                                        WordPieceOptions options) {
   std::ifstream in(vocab_txt, std::ios::binary);
   if (!in) throw std::runtime_error("WordPiece tokenizer: cannot open vocabulary file " + vocab_txt);
-  WordPieceTokenizer t;
+  std::vector<std::string> vocabulary;
   std::string line;
   while (std::getline(in, line)) {
     // Hugging Face trims trailing whitespace (CRLF files, stray blanks).
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
       line.pop_back();
     }
-    // A repeated token keeps its last id, like Hugging Face's vocab map.
-    t.vocab_[line] = static_cast<int64_t>(t.id_to_token_.size());
-    t.id_to_token_.push_back(line);
+    vocabulary.push_back(line);
   }
-  if (t.id_to_token_.empty()) fail(vocab_txt, "empty vocabulary");
+  return from_vocabulary(vocabulary, options, vocab_txt);
+}
+
+WordPieceTokenizer WordPieceTokenizer::from_vocabulary(const std::vector<std::string>& vocabulary,
+                                                       WordPieceOptions options, const std::string& source) {
+  WordPieceTokenizer t;
+  for (const std::string& token : vocabulary) {
+    // A repeated token keeps its last id, like Hugging Face's vocab map.
+    t.vocab_[token] = static_cast<int64_t>(t.id_to_token_.size());
+    t.id_to_token_.push_back(token);
+  }
+  if (t.id_to_token_.empty()) fail(source, "empty vocabulary");
   t.steps_ = bert_steps(options.clean_text, options.handle_chinese_chars, options.strip_accents,
                         options.lowercase);
   t.unk_token_ = options.unk_token;
   t.continuing_prefix_ = options.continuing_prefix;
-  if (options.max_input_chars_per_word <= 0) fail(vocab_txt, "max_input_chars_per_word must be > 0");
+  if (options.max_input_chars_per_word <= 0) fail(source, "max_input_chars_per_word must be > 0");
   t.max_input_chars_per_word_ = static_cast<size_t>(options.max_input_chars_per_word);
   // BertTokenizerFast registers these as special added tokens, so they are
   // recognised verbatim in raw text.
@@ -257,7 +164,7 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& vocab_
     auto it = t.vocab_.find(special);
     if (it != t.vocab_.end()) t.added_tokens_.emplace_back(decode_utf8(special), it->second);
   }
-  t.finish_init(vocab_txt);
+  t.finish_init(source);
   return t;
 }
 
@@ -383,18 +290,18 @@ void WordPieceTokenizer::wordpiece(const std::string& word, size_t n_chars,
   }
 }
 
-void WordPieceTokenizer::encode_segment(const std::u32string& segment,
-                                        std::vector<int64_t>* ids) const {
+void WordPieceTokenizer::split_words(const std::u32string& segment,
+                                     const std::function<void(const std::string&, size_t)>& sink) const {
   const std::u32string normalized = normalize(segment, steps_);
   std::string word;
   size_t n_chars = 0;
   auto flush = [&]() {
-    if (n_chars > 0) wordpiece(word, n_chars, ids);
+    if (n_chars > 0) sink(word, n_chars);
     word.clear();
     n_chars = 0;
   };
   for (char32_t c : normalized) {
-    if (in_ranges(kWhitespaceRanges, c)) {
+    if (is_unicode_whitespace(c)) {
       flush();
     } else if (is_bert_punctuation(c)) {
       flush();
@@ -407,6 +314,16 @@ void WordPieceTokenizer::encode_segment(const std::u32string& segment,
     }
   }
   flush();
+}
+
+void WordPieceTokenizer::encode_segment(const std::u32string& segment, std::vector<int64_t>* ids) const {
+  split_words(segment, [&](const std::string& word, size_t n_chars) { wordpiece(word, n_chars, ids); });
+}
+
+std::vector<std::string> WordPieceTokenizer::words(const std::string& text) const {
+  std::vector<std::string> out;
+  split_words(decode_utf8(text), [&](const std::string& word, size_t) { out.push_back(word); });
+  return out;
 }
 
 std::vector<int64_t> WordPieceTokenizer::encode(const std::string& text) const {

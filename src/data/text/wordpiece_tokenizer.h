@@ -4,6 +4,7 @@
 // Needs no torch, so that data preparation can use it on its own.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -38,6 +39,13 @@ class WordPieceTokenizer {
   // Token ids without [CLS]/[SEP]. Invalid UTF-8 bytes read as U+FFFD.
   std::vector<int64_t> encode(const std::string& text) const;
   std::vector<std::string> tokenize(const std::string& text) const;
+  // The normalized, pre-tokenized words before WordPiece splits them (special
+  // tokens are not matched): what a vocabulary is learned from.
+  std::vector<std::string> words(const std::string& text) const;
+  // A tokenizer with BERT's normalization (lowercase, strip accents) over
+  // `vocabulary` (id = position); for vocabularies built in memory.
+  static WordPieceTokenizer from_vocabulary(const std::vector<std::string>& vocabulary, WordPieceOptions options = {},
+                                            const std::string& source = "in-memory vocabulary");
 
   int64_t token_to_id(const std::string& token) const;  // throws if absent
   const std::string& id_to_token(int64_t id) const;     // throws if out of range
@@ -56,6 +64,8 @@ class WordPieceTokenizer {
   void finish_init(const std::string& source);
   // Normalized, pre-tokenized words of a text segment (code points).
   void encode_segment(const std::u32string& segment, std::vector<int64_t>* ids) const;
+  void split_words(const std::u32string& segment,
+                   const std::function<void(const std::string& word, size_t n_chars)>& sink) const;
   void wordpiece(const std::string& word, size_t n_chars, std::vector<int64_t>* ids) const;
 
   std::string source_;  // file the vocabulary came from, for error messages

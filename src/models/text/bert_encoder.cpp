@@ -1,5 +1,7 @@
 #include "bert_encoder.h"
 
+#include "hf_common.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -9,75 +11,32 @@
 namespace automm {
 namespace {
 
-std::string join(const std::vector<std::string>& items, const std::string& separator) {
-  std::string out;
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += separator;
-    out += items[i];
-  }
-  return out;
-}
-
-std::string shape_string(c10::IntArrayRef sizes) {
-  std::ostringstream out;
-  out << "[";
-  for (size_t i = 0; i < sizes.size(); ++i) out << (i > 0 ? ", " : "") << sizes[i];
-  out << "]";
-  return out.str();
-}
+using hf::bad_field;
+using hf::join;
+using hf::layer_norm;
+using hf::make_embedding;
+using hf::make_layer_norm;
+using hf::make_linear;
+using hf::read_double;
+using hf::shape_string;
 
 bool starts_with(const std::string& text, const std::string& prefix) {
   return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
 }
 
-bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// --- config.json field readers ------------------------------------------------
-
-[[noreturn]] void bad_field(const std::string& field, const std::string& why) {
-  throw std::invalid_argument("Hugging Face config.json: field '" + field + "' " + why);
-}
-
-int64_t read_int(const nlohmann::json& config, const std::string& field, bool required, int64_t fallback) {
+// Fields BERT-family configs cannot do without.
+const nlohmann::json& required(const nlohmann::json& config, const std::string& field) {
   auto it = config.find(field);
-  if (it == config.end() || it->is_null()) {
-    if (required) bad_field(field, "is missing (required for BERT-family encoders)");
-    return fallback;
-  }
-  if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number_float()) {
-    double value = it->get<double>();
-    if (std::floor(value) == value) return static_cast<int64_t>(value);
-  }
-  bad_field(field, "must be an integer, got " + it->dump());
+  if (it == config.end() || it->is_null()) bad_field(field, "is missing (required for BERT-family encoders)");
+  return *it;
 }
-
-double read_double(const nlohmann::json& config, const std::string& field, double fallback) {
-  auto it = config.find(field);
-  if (it == config.end() || it->is_null()) return fallback;
-  if (!it->is_number()) bad_field(field, "must be a number, got " + it->dump());
-  return it->get<double>();
+int64_t required_int(const nlohmann::json& config, const std::string& field) {
+  required(config, field);
+  return hf::read_int(config, field, 0);
 }
-
-std::string read_string(const nlohmann::json& config, const std::string& field, bool required,
-                        const std::string& fallback) {
-  auto it = config.find(field);
-  if (it == config.end() || it->is_null()) {
-    if (required) bad_field(field, "is missing (required for BERT-family encoders)");
-    return fallback;
-  }
-  if (!it->is_string()) bad_field(field, "must be a string, got " + it->dump());
-  return it->get<std::string>();
-}
-
-// --- module helpers --------------------------------------------------------------
-
-// LayerNorm in its weights' dtype: under CPU autocast a bf16 activation meets
-// fp32 norm weights, which torch 1.13's layer_norm rejects.
-torch::Tensor layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x) {
-  return norm.forward(x.to(norm.weight.scalar_type()));
+std::string required_string(const nlohmann::json& config, const std::string& field) {
+  required(config, field);
+  return hf::read_string(config, field, "");
 }
 
 torch::Tensor activate(bert::Activation activation, const torch::Tensor& x) {
@@ -92,31 +51,6 @@ torch::Tensor activate(bert::Activation activation, const torch::Tensor& x) {
       return torch::silu(x);
   }
   throw std::logic_error("unhandled BERT activation");
-}
-
-// Hugging Face's init: Linear / Embedding weights ~ N(0, std), biases 0,
-// LayerNorm 1 / 0 (torch's default), padding rows 0.
-torch::nn::Linear make_linear(int64_t in, int64_t out, double std) {
-  torch::nn::Linear linear(in, out);
-  torch::NoGradGuard no_grad;
-  linear->weight.normal_(0.0, std);
-  linear->bias.zero_();
-  return linear;
-}
-
-torch::nn::Embedding make_embedding(int64_t count, int64_t dim, int64_t padding_idx, double std) {
-  torch::nn::EmbeddingOptions options(count, dim);
-  bool has_padding = padding_idx >= 0 && padding_idx < count;
-  if (has_padding) options.padding_idx(padding_idx);
-  torch::nn::Embedding embedding(options);
-  torch::NoGradGuard no_grad;
-  embedding->weight.normal_(0.0, std);
-  if (has_padding) embedding->weight[padding_idx].zero_();
-  return embedding;
-}
-
-torch::nn::LayerNorm make_layer_norm(int64_t dim, double eps) {
-  return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
 }
 
 void check_ids(const torch::Tensor& ids, const std::string& what, c10::IntArrayRef expected_shape) {
@@ -152,23 +86,23 @@ BertConfig BertConfig::from_json(const nlohmann::json& json) {
     throw std::invalid_argument("Hugging Face config.json must be a JSON object, got " + json.dump());
   }
   BertConfig config;
-  config.model_type = read_string(json, "model_type", true, "");
+  config.model_type = required_string(json, "model_type");
   auto supported = supported_model_types();
   if (std::find(supported.begin(), supported.end(), config.model_type) == supported.end()) {
     throw std::invalid_argument("Hugging Face config.json: model_type '" + config.model_type +
                                 "' is not a BERT-family encoder; supported model types: " + join(supported, ", "));
   }
-  config.vocab_size = read_int(json, "vocab_size", true, 0);
-  config.hidden_size = read_int(json, "hidden_size", true, 0);
-  config.num_hidden_layers = read_int(json, "num_hidden_layers", true, 0);
-  config.num_attention_heads = read_int(json, "num_attention_heads", true, 0);
-  config.intermediate_size = read_int(json, "intermediate_size", true, 0);
-  config.max_position_embeddings = read_int(json, "max_position_embeddings", true, 0);
-  config.type_vocab_size = read_int(json, "type_vocab_size", false, 2);
+  config.vocab_size = required_int(json, "vocab_size");
+  config.hidden_size = required_int(json, "hidden_size");
+  config.num_hidden_layers = required_int(json, "num_hidden_layers");
+  config.num_attention_heads = required_int(json, "num_attention_heads");
+  config.intermediate_size = required_int(json, "intermediate_size");
+  config.max_position_embeddings = required_int(json, "max_position_embeddings");
+  config.type_vocab_size = hf::read_int(json, "type_vocab_size", 2);
   config.layer_norm_eps = read_double(json, "layer_norm_eps", 1e-12);
-  config.hidden_act = read_string(json, "hidden_act", false, "gelu");
+  config.hidden_act = hf::read_string(json, "hidden_act", "gelu");
   bool electra = config.model_type == "electra";
-  config.embedding_size = read_int(json, "embedding_size", false, electra ? 128 : config.hidden_size);
+  config.embedding_size = hf::read_int(json, "embedding_size", electra ? 128 : config.hidden_size);
   if (!electra && config.embedding_size != config.hidden_size) {
     bad_field("embedding_size", "is " + std::to_string(config.embedding_size) + " but " + config.model_type +
                                     " needs it equal to hidden_size " + std::to_string(config.hidden_size) +
@@ -179,12 +113,12 @@ BertConfig BertConfig::from_json(const nlohmann::json& json) {
   if (pad == json.end()) {
     config.pad_token_id = config.uses_roberta_positions() ? 1 : 0;
   } else {
-    config.pad_token_id = pad->is_null() ? -1 : read_int(json, "pad_token_id", true, 0);
+    config.pad_token_id = pad->is_null() ? -1 : required_int(json, "pad_token_id");
   }
   config.hidden_dropout_prob = read_double(json, "hidden_dropout_prob", 0.1);
   config.attention_probs_dropout_prob = read_double(json, "attention_probs_dropout_prob", 0.1);
   config.initializer_range = read_double(json, "initializer_range", 0.02);
-  std::string position_type = read_string(json, "position_embedding_type", false, "absolute");
+  std::string position_type = hf::read_string(json, "position_embedding_type", "absolute");
   if (position_type != "absolute") {
     bad_field("position_embedding_type", "is '" + position_type + "'; only 'absolute' is supported");
   }
@@ -349,11 +283,6 @@ LayerStackImpl::LayerStackImpl(const BertConfig& config) {
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) layer->push_back(Layer(config));
 }
 
-torch::Tensor LayerStackImpl::forward(torch::Tensor hidden, const torch::Tensor& mask_bias) {
-  for (const auto& module : *layer) hidden = module->as<LayerImpl>()->forward(hidden, mask_bias);
-  return hidden;
-}
-
 }  // namespace bert
 
 // --- BertEncoder ---------------------------------------------------------------------
@@ -417,75 +346,24 @@ torch::Tensor BertEncoderImpl::forward(const torch::Tensor& input_ids_in, const 
     mask = torch::ones(ids.sizes(), hidden.options());
   }
   // Additive bias on the keys: 0 for tokens, the dtype's lowest value for padding.
-  const double lowest = hidden.scalar_type() == torch::kHalf          ? -65504.0
-                        : hidden.scalar_type() == torch::kBFloat16    ? -3.38953139e38
-                        : hidden.scalar_type() == torch::kDouble      ? std::numeric_limits<double>::lowest()
-                                                                      : std::numeric_limits<float>::lowest();
+  const double lowest = hf::lowest_value(hidden.scalar_type());
   auto mask_bias = ((1.0 - mask) * lowest).view({ids.size(0), 1, 1, seq});  // [batch, 1, 1, seq]
-  return encoder_(hidden, mask_bias);  // [batch, seq, hidden]
+  for (const auto& module : *encoder_->layer) {
+    auto* layer = module->as<bert::LayerImpl>();
+    hidden = run_block(*layer, [layer, mask_bias](const torch::Tensor& h) { return layer->forward(h, mask_bias); },
+                       hidden);
+  }
+  return hidden;  // [batch, seq, hidden]
+}
+
+int64_t BertEncoderImpl::max_sequence_length() const {
+  return config_.max_position_embeddings - (config_.uses_roberta_positions() ? config_.pad_token_id + 1 : 0);
 }
 
 void BertEncoderImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) {
-  auto params = named_parameters(/*recurse=*/true);
-  const std::string prefix = config_.hf_prefix();
-
-  std::map<std::string, std::string> source_of;  // parameter name -> checkpoint key
-  std::vector<std::string> unexpected;
-  for (const auto& [key, tensor] : weights) {
-    std::string name = starts_with(key, prefix) ? key.substr(prefix.size()) : key;
-    // TF-converted checkpoints name LayerNorm parameters gamma / beta.
-    if (ends_with(name, "LayerNorm.gamma")) name = name.substr(0, name.size() - 5) + "weight";
-    if (ends_with(name, "LayerNorm.beta")) name = name.substr(0, name.size() - 4) + "bias";
-    if (is_ignored_weight(name)) continue;
-    if (!params.contains(name)) {
-      unexpected.push_back(key);
-      continue;
-    }
-    auto [it, inserted] = source_of.emplace(name, key);
-    if (!inserted) {
-      throw std::runtime_error("load_hf_state_dict: checkpoint keys '" + it->second + "' and '" + key +
-                               "' both map to parameter '" + name + "'; keep one of them");
-    }
-  }
-  std::vector<std::string> missing;
-  for (const auto& item : params) {
-    if (source_of.count(item.key()) == 0) missing.push_back(item.key());
-  }
-  if (!missing.empty() || !unexpected.empty()) {
-    auto first20 = [](const std::vector<std::string>& names) {
-      std::vector<std::string> head(names.begin(), names.begin() + std::min<size_t>(names.size(), 20));
-      std::string text = join(head, ", ");
-      if (names.size() > 20) text += ", ... (" + std::to_string(names.size() - 20) + " more)";
-      return text;
-    };
-    std::string message = "load_hf_state_dict: checkpoint does not match this " + config_.model_type + " encoder (" +
-                          std::to_string(config_.num_hidden_layers) + " layers, hidden " +
-                          std::to_string(config_.hidden_size) + ")";
-    if (!missing.empty()) {
-      message += "; missing " + std::to_string(missing.size()) + " tensor(s): " + first20(missing);
-    }
-    if (!unexpected.empty()) {
-      message += "; unexpected " + std::to_string(unexpected.size()) + " tensor(s): " + first20(unexpected);
-    }
-    message += ". Check that config.json belongs to this checkpoint.";
-    throw std::runtime_error(message);
-  }
-  for (const auto& [name, key] : source_of) {
-    const auto& source = weights.at(key);
-    const auto& target = params[name];
-    if (!source.defined()) throw std::runtime_error("load_hf_state_dict: tensor '" + key + "' is undefined");
-    if (!source.is_floating_point()) {
-      throw std::runtime_error("load_hf_state_dict: tensor '" + key + "' has non-floating dtype " +
-                               std::string(c10::toString(source.scalar_type())));
-    }
-    if (source.sizes() != target.sizes()) {
-      throw std::runtime_error("load_hf_state_dict: shape mismatch for '" + key + "': checkpoint has " +
-                               shape_string(source.sizes()) + ", encoder parameter '" + name + "' expects " +
-                               shape_string(target.sizes()));
-    }
-  }
-  torch::NoGradGuard no_grad;
-  for (const auto& [name, key] : source_of) params[name].copy_(weights.at(key));
+  const std::string description = config_.model_type + " encoder (" + std::to_string(config_.num_hidden_layers) +
+                                  " layers, hidden " + std::to_string(config_.hidden_size) + ")";
+  hf::load_state_dict_by_name(*this, weights, {config_.hf_prefix(), is_ignored_weight, description});
 }
 
 }  // namespace automm

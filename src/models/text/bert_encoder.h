@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "text_encoder.h"
+
 namespace automm {
 
 struct BertConfig {
@@ -142,8 +144,7 @@ TORCH_MODULE(Layer);
 // encoder: holds the layer list so its parameters are named encoder.layer.{i}.*.
 class LayerStackImpl : public torch::nn::Module {
  public:
-  explicit LayerStackImpl(const BertConfig& config);
-  torch::Tensor forward(torch::Tensor hidden, const torch::Tensor& mask_bias);  // [batch, seq, hidden]
+  explicit LayerStackImpl(const BertConfig& config);  // BertEncoder runs the layers
 
   torch::nn::ModuleList layer{nullptr};
 };
@@ -151,7 +152,7 @@ TORCH_MODULE(LayerStack);
 
 }  // namespace bert
 
-class BertEncoderImpl : public torch::nn::Module {
+class BertEncoderImpl : public TextEncoderImpl {
  public:
   explicit BertEncoderImpl(const BertConfig& config);
 
@@ -160,7 +161,7 @@ class BertEncoderImpl : public torch::nn::Module {
   // An undefined token_type_ids means all zeros, an undefined attention_mask
   // means no padding. Outputs at padded positions are computed but meaningless.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
-                        const torch::Tensor& attention_mask);
+                        const torch::Tensor& attention_mask) override;
 
   // Loads a Hugging Face state dict by name, all or nothing. Names may carry
   // the model prefix (hf_prefix()); TF-style LayerNorm gamma/beta are renamed
@@ -169,10 +170,12 @@ class BertEncoderImpl : public torch::nn::Module {
   // are ignored. Throws std::runtime_error listing missing and unexpected
   // encoder tensors (first 20 of each), or naming a tensor whose shape differs.
   // Values are cast to each parameter's dtype and device.
-  void load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights);
+  void load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) override;
 
   const BertConfig& config() const { return config_; }
-  int64_t hidden_size() const { return config_.hidden_size; }
+  int64_t hidden_size() const override { return config_.hidden_size; }
+  int64_t max_sequence_length() const override;
+  int64_t type_vocab_size() const override { return config_.type_vocab_size; }
 
  private:
   BertConfig config_;

@@ -1,0 +1,214 @@
+// Helpers shared by the Hugging Face text encoder tests (test_distilbert_encoder.cpp,
+// test_mpnet_encoder.cpp): randomized weights, the Python reference run, masked
+// comparisons, CPU bf16 autocast and gradient checkpointing checks.
+#pragma once
+
+#include <ATen/autocast_mode.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#ifndef AUTOMM_SOURCE_DIR
+#include "automm_test_paths.h"
+#endif
+
+#include "automm/weights_io.h"
+#include "models/text/text_encoder.h"
+
+namespace automm::encoder_test {
+
+using nlohmann::json;
+
+template <typename Fn>
+std::string error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+inline StateDict state_of(torch::nn::Module& module, const std::string& prefix = "") {
+  StateDict weights;
+  for (const auto& item : module.named_parameters())
+    weights[prefix + item.key()] = item.value().detach().clone();
+  return weights;
+}
+
+// Weights far from the 0.02-std init, so every term moves the output: norm
+// scales near 1, biases ~0.1, embedding and bias tables ~1, matrices 1 / sqrt(fan_in).
+inline void randomize(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : module.named_parameters()) {
+    auto& p = item.value();
+    const std::string& name = item.key();
+    const bool is_norm = contains(name, "LayerNorm.weight") || contains(name, "layer_norm.weight");
+    if (p.dim() == 1 && is_norm) {
+      p.copy_(1.0 + 0.2 * torch::randn_like(p));
+    } else if (p.dim() == 1) {
+      p.copy_(0.1 * torch::randn_like(p));
+    } else if (contains(name, "embeddings.weight") || contains(name, "attention_bias.weight")) {
+      p.copy_(torch::randn_like(p));
+    } else {
+      p.copy_(torch::randn_like(p) / std::sqrt(static_cast<double>(p.numel() / p.size(0))));
+    }
+  }
+}
+
+// input_ids [rows, seq] from [first_token, vocab) with row r holding lengths[r]
+// tokens followed by `pad_id`; attention_mask 1 on the tokens.
+inline StateDict padded_inputs(int64_t vocab_size, int64_t seq, const std::vector<int64_t>& lengths,
+                               int64_t first_token, int64_t pad_id, uint64_t seed) {
+  torch::manual_seed(seed);
+  const int64_t rows = static_cast<int64_t>(lengths.size());
+  auto ids = torch::randint(first_token, vocab_size, {rows, seq}, torch::kLong);
+  auto mask = torch::zeros({rows, seq}, torch::kLong);
+  for (int64_t row = 0; row < rows; ++row) {
+    mask[row].slice(0, 0, lengths[row]).fill_(1);
+    ids[row].slice(0, lengths[row]).fill_(pad_id);
+  }
+  return {{"input_ids", ids}, {"attention_mask", mask}};
+}
+
+// Max |a - b| over the positions where mask == 1 (a, b [batch, seq, hidden]).
+inline double masked_max_abs_diff(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
+  auto valid = mask.to(torch::kBool).unsqueeze(-1).expand_as(a);
+  return (a - b).abs().masked_select(valid).max().item<double>();
+}
+
+// One parity case: what the reference script reads from DIR/NAME.
+struct ReferenceCase {
+  json config;
+  StateDict weights;  // Hugging Face names, no model prefix
+  StateDict inputs;   // input_ids, attention_mask
+};
+
+// The outcome of one run of a reference script over all its cases; the folder
+// is removed with it.
+struct ReferenceRun {
+  std::filesystem::path dir;  // DIR/NAME/outputs.safetensors per case
+  std::string skip_reason;    // non-empty: /usr/bin/python3 has no torch
+  std::string error;          // non-empty: writing a case or the script failed
+
+  ReferenceRun() = default;
+  ReferenceRun(const ReferenceRun&) = delete;
+  ReferenceRun& operator=(const ReferenceRun&) = delete;
+  ~ReferenceRun() {
+    std::error_code ignored;
+    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
+  }
+  StateDict outputs(const std::string& name) const {
+    return load_safetensors((dir / name / "outputs.safetensors").string());
+  }
+};
+
+// Writes every case and runs tests/models/SCRIPT (by /usr/bin/python3) once over all of them.
+inline void run_reference(const std::string& script, const std::map<std::string, ReferenceCase>& cases,
+                          ReferenceRun& run) {
+  if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) {
+    run.skip_reason =
+        "/usr/bin/python3 cannot import torch and numpy; install Debian's python3-torch "
+        "(apt-get install -y python3-torch) to run the " +
+        script + " parity tests";
+    return;
+  }
+  std::random_device device;
+  run.dir = std::filesystem::temp_directory_path() / ("automm_" + script + "_" + std::to_string(device()));
+  std::string command = "/usr/bin/python3 '" + std::string(AUTOMM_SOURCE_DIR) + "/tests/models/" + script +
+                        "' '" + run.dir.string() + "'";
+  try {
+    for (const auto& [name, item] : cases) {
+      const auto folder = run.dir / name;
+      std::filesystem::create_directories(folder);
+      save_safetensors(item.weights, (folder / "weights.safetensors").string());
+      save_safetensors(item.inputs, (folder / "inputs.safetensors").string());
+      std::ofstream(folder / "config.json") << item.config.dump(1);
+      command += " '" + name + "'";
+    }
+  } catch (const std::exception& e) {
+    run.error = std::string("writing the reference cases failed: ") + e.what();
+    return;
+  }
+  const std::string log = (run.dir / "reference.log").string();
+  if (std::system((command + " >'" + log + "' 2>&1").c_str()) != 0) {
+    std::ifstream in(log);
+    run.error = script + " failed: " + command + "\n" +
+                std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+}
+
+// fn() under CPU autocast to bf16; the previous autocast state is restored.
+// Returns fn's error message, or "" (then *out holds the result).
+inline std::string run_under_bf16_autocast(const std::function<torch::Tensor()>& fn, torch::Tensor* out) {
+  const bool was_enabled = at::autocast::is_cpu_enabled();
+  const auto previous_dtype = at::autocast::get_autocast_cpu_dtype();
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  std::string message = error_of([&] { *out = fn(); });
+  at::autocast::set_cpu_enabled(was_enabled);
+  at::autocast::set_autocast_cpu_dtype(previous_dtype);
+  at::autocast::clear_cache();
+  return message;
+}
+
+// Gradients of a fixed loss of encoder(inputs), by parameter name; the
+// encoder's own gradients are cleared before and after.
+inline std::map<std::string, torch::Tensor> gradients(TextEncoderImpl& encoder, const StateDict& inputs) {
+  encoder.zero_grad();
+  auto hidden = encoder.forward(inputs.at("input_ids"), torch::Tensor(), inputs.at("attention_mask"));
+  (hidden.pow(2).mean() + hidden.select(1, 0).sum()).backward();
+  std::map<std::string, torch::Tensor> grads;
+  for (const auto& item : encoder.named_parameters()) {
+    if (item.value().grad().defined()) grads[item.key()] = item.value().grad().clone();
+  }
+  encoder.zero_grad();
+  return grads;
+}
+
+// Trains with and without gradient checkpointing (the config must set dropout
+// to 0) and expects the same gradient for every trainable parameter.
+inline void expect_checkpointing_keeps_gradients(TextEncoderImpl& encoder, const StateDict& inputs) {
+  encoder.train();
+  encoder.set_gradient_checkpointing(false);
+  const auto plain = gradients(encoder, inputs);
+  encoder.set_gradient_checkpointing(true);
+  const auto checkpointed = gradients(encoder, inputs);
+  encoder.set_gradient_checkpointing(false);
+  for (const auto& item : encoder.named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    const std::string& name = item.key();
+    ASSERT_EQ(plain.count(name), 1u) << name;
+    ASSERT_EQ(checkpointed.count(name), 1u) << "checkpointing loses the gradient of " << name;
+    EXPECT_GT(plain.at(name).abs().sum().item<double>(), 0.0) << name;
+    EXPECT_TRUE(torch::allclose(checkpointed.at(name), plain.at(name), 1e-4, 1e-6))
+        << name << ": max diff " << (checkpointed.at(name) - plain.at(name)).abs().max().item<double>();
+  }
+}
+
+// Every trainable parameter gets a non-zero gradient.
+inline void expect_backward_reaches_every_parameter(TextEncoderImpl& encoder, const StateDict& inputs) {
+  const auto grads = gradients(encoder, inputs);
+  for (const auto& item : encoder.named_parameters()) {
+    if (!item.value().requires_grad()) continue;
+    ASSERT_EQ(grads.count(item.key()), 1u) << item.key();
+    EXPECT_GT(grads.at(item.key()).abs().sum().item<double>(), 0.0) << item.key();
+  }
+}
+
+}  // namespace automm::encoder_test
