@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -102,11 +103,15 @@ class CategoricalProcessor {
   std::vector<std::map<std::string, int64_t>> vocab_;
 };
 
+struct TextInputs;  // tokenized text columns (src/data/text/text_processor.h)
+
 // A processed table, ready for batching. Undefined tensors for absent modalities.
 struct TabularTensors {
   torch::Tensor numerical;    // [rows, num_numerical] float32
   torch::Tensor categorical;  // [rows, num_categorical] int64
   torch::Tensor labels;       // [rows] int64 (classes) or float32 (regression)
+  // Per text model (hf_text, hf_text_2): its columns, tokenized.
+  std::map<std::string, std::shared_ptr<const TextInputs>> text;
   int64_t rows = 0;
 };
 

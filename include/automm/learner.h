@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -114,7 +115,11 @@ std::string checkpoint_file(const std::string& checkpoint_dir);
 // batched by per_gpu_batch_size * inference_batch_size_ratio.
 torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, const Config& config,
                              bool features = false);
-// The rows [begin, end) of the inputs, moved to the device and dtype.
-Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Placement& placement);
+// The given rows of the inputs, moved to the device and dtype. With a
+// training_seed, training-time randomness (text augmentation, stochastic
+// chunks) applies, drawn from that seed so that any worker thread gives the
+// same batch.
+Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Placement& placement,
+                 std::optional<uint64_t> training_seed = std::nullopt);
 
 }  // namespace automm

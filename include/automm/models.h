@@ -13,10 +13,18 @@
 
 namespace automm {
 
+// The token sequences one text model reads, padded to the batch's longest.
+struct TextBatch {
+  torch::Tensor input_ids;       // [batch, seq] int64
+  torch::Tensor token_type_ids;  // [batch, seq] int64 (segment ids)
+  torch::Tensor attention_mask;  // [batch, seq] int64, 1 = token, 0 = padding
+};
+
 // One mini-batch of processed inputs; undefined tensors for absent modalities.
 struct Batch {
   torch::Tensor numerical;    // [batch, num_numerical] float
   torch::Tensor categorical;  // [batch, num_categorical] int64
+  std::map<std::string, TextBatch> text;  // by text model name (hf_text, hf_text_2)
 };
 
 struct BackboneOutput {
@@ -29,6 +37,12 @@ struct ModelContext {
   int64_t num_numerical = 0;
   std::vector<int64_t> categorical_cardinalities;  // embedding rows per column
   int64_t num_outputs = 1;                          // classes, or 1 for regression
+  // Text models: the checkpoint folder (config.json and tokenizer files) of
+  // each, by model name.
+  std::map<std::string, std::string> checkpoint_dirs;
+  // Whether text models load their checkpoint's pretrained weights: true when
+  // a fit starts, false when the weights come from a saved predictor.
+  bool load_pretrained = true;
 };
 
 class BackboneImpl : public torch::nn::Module {
@@ -45,7 +59,7 @@ class BackboneImpl : public torch::nn::Module {
 bool is_no_decay_parameter(const std::string& name);
 
 // Builds a backbone by its base name ("categorical_mlp", "numerical_mlp",
-// "ft_transformer"). `prefix` is the model's key in model.names (e.g.
+// "ft_transformer", "hf_text"). `prefix` is the model's key in model.names (e.g.
 // "numerical_mlp_2"): its settings are read from model.<base name>.*.
 using BackboneFactory = std::function<std::shared_ptr<BackboneImpl>(
     const std::string& prefix, const ModelContext& context, const Config& config)>;

@@ -63,6 +63,10 @@ class MultiModalPredictor {
 
   // Writes a self-contained, relocatable folder through a temporary folder and a
   // rename, so a failure never leaves a half-written predictor at `path`.
+  // standalone (AutoMM's argument): text models keep a copy of their
+  // checkpoint's config and tokenizer files (<path>/<model>/), so loading needs
+  // neither network nor cache; false records the Hugging Face id instead, found
+  // again in the cache (or downloaded) at load. Weights are always in model.pt.
   void save(const std::string& path, bool standalone = true) const;
   static MultiModalPredictor load(const std::string& path, bool resume = false);
 

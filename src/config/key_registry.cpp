@@ -8,7 +8,6 @@
 namespace automm {
 namespace {
 
-const char* kTextPending = "model.hf_text (text backbones)";
 const char* kImagePending = "model.timm_image (image backbones)";
 const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
@@ -189,34 +188,22 @@ void add_model_keys(Builder& b) {
         Json::array({"categorical_mlp", "numerical_mlp", "hf_text", "timm_image", "fusion_mlp"}),
         "Backbones and one fusion model; those whose modality is absent are dropped.");
   // hf_text
-  pending(b.add("model.hf_text.checkpoint_name", K::kString, "google/electra-base-discriminator",
-                "Hugging Face id, local folder or local:// path."),
-          kTextPending);
-  pending(b.choice("model.hf_text.pooling_mode", "cls", {"cls", "mean"}, "Text pooling."),
-          kTextPending);
-  pending(b.choice("model.hf_text.tokenizer_name", "hf_auto", {"hf_auto", "bert", "electra", "clip"},
-                   "Tokenizer."),
-          kTextPending);
-  pending(b.add("model.hf_text.max_text_len", K::kInt, 512,
-                "Maximum tokens; <= 0 = the model's maximum."),
-          kTextPending);
-  pending(b.add("model.hf_text.insert_sep", K::kBool, true, "[SEP] between text columns."),
-          kTextPending);
-  pending(range(b.add("model.hf_text.text_segment_num", K::kInt, 2, "Segment ids used."), 1.0, {}),
-          kTextPending);
-  pending(b.add("model.hf_text.stochastic_chunk", K::kBool, false,
-                "Random chunk of long texts (training only)."),
-          kTextPending);
-  pending(b.add("model.hf_text.text_aug_detect_length", K::kInt, 10,
-                "Words a text needs before it is augmented."),
-          kTextPending);
-  pending(range(b.add("model.hf_text.text_trivial_aug_maxscale", K::kFloat, 0.1,
-                      "Maximum strength of text augmentation."),
-                0.0, 1.0),
-          kTextPending);
-  pending(b.add("model.hf_text.gradient_checkpointing", K::kBool, false,
-                "Recompute encoder blocks in backward to save memory."),
-          kTextPending);
+  b.add("model.hf_text.checkpoint_name", K::kString, "google/electra-base-discriminator",
+        "Hugging Face id (cache, else download), local folder, local:// path, or scratch:bert-tiny / "
+        "bert-mini / bert-small / bert-medium (random weights, vocabulary from the training text).");
+  b.choice("model.hf_text.pooling_mode", "cls", {"cls", "mean"}, "Text pooling: first token or masked mean.");
+  b.choice("model.hf_text.tokenizer_name", "hf_auto", {"hf_auto", "bert", "electra", "clip"},
+           "Tokenizer: hf_auto picks by the checkpoint's files; bert / electra need a WordPiece vocabulary.");
+  b.add("model.hf_text.max_text_len", K::kInt, 512, "Maximum tokens; <= 0 = the model's maximum.");
+  b.add("model.hf_text.insert_sep", K::kBool, true, "[SEP] between text columns.");
+  range(b.add("model.hf_text.text_segment_num", K::kInt, 2, "Segment ids used (capped at the model's)."), 1.0, {});
+  b.add("model.hf_text.stochastic_chunk", K::kBool, false, "Random window of over-long texts (training only).");
+  b.add("model.hf_text.text_aug_detect_length", K::kInt, 10, "Words a text needs before it is augmented.");
+  range(b.add("model.hf_text.text_trivial_aug_maxscale", K::kFloat, 0.1,
+              "Maximum strength of training-time text augmentation; 0 = off."),
+        0.0, 1.0);
+  b.add("model.hf_text.gradient_checkpointing", K::kBool, false,
+        "Recompute encoder blocks in backward to save memory.");
   // timm_image
   pending(b.add("model.timm_image.checkpoint_name", K::kString, "swin_base_patch4_window7_224",
                 "timm model name, local folder or file."),
@@ -337,14 +324,9 @@ void add_data_keys(Builder& b) {
   pending(b.choice("data.image.missing_value_strategy", "zero", {"zero", "skip"},
                    "Missing images: zero (black, excluded from the average) or skip the row."),
           kImagePending);
-  pending(b.add("data.text.normalize_text", K::kBool, false, "Normalise text encodings."),
-          kTextPending);
-  pending(b.add("data.categorical.convert_to_text", K::kBool, false,
-                "Feed categorical columns to the text model."),
-          kTextPending);
-  pending(b.add("data.numerical.convert_to_text", K::kBool, false,
-                "Feed numerical columns to the text model."),
-          kTextPending);
+  b.add("data.text.normalize_text", K::kBool, false, "Normalise text encodings.");
+  b.add("data.categorical.convert_to_text", K::kBool, false, "Feed categorical columns to the text model.");
+  b.add("data.numerical.convert_to_text", K::kBool, false, "Feed numerical columns to the text model.");
   range(b.add("data.categorical.minimum_cat_count", K::kInt, 100,
               "Categories seen fewer times share the rare index (capped by maximum_num_cat)."),
         0.0, {});

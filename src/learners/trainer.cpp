@@ -11,6 +11,7 @@
 #include "automm/metrics.h"
 #include "automm/optim.h"
 #include "checkpoints.h"
+#include "data/text/text_processor.h"
 #include "training_state.h"
 
 namespace automm {
@@ -89,12 +90,23 @@ std::string checkpoint_file(const std::string& checkpoint_dir) {
   return (std::filesystem::path(checkpoint_dir) / "last.pt").string();
 }
 
-Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Placement& placement) {
+Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Placement& placement,
+                 std::optional<uint64_t> training_seed) {
   Batch batch;
   if (data.numerical.defined() && data.numerical.size(1) > 0)
     batch.numerical = data.numerical.index_select(0, rows).to(placement.device, placement.dtype);
   if (data.categorical.defined() && data.categorical.size(1) > 0)
     batch.categorical = data.categorical.index_select(0, rows).to(placement.device);
+  if (!data.text.empty()) {
+    const torch::Tensor row_ids = rows.to(torch::kInt64).contiguous();
+    const std::vector<int64_t> row_list(row_ids.data_ptr<int64_t>(), row_ids.data_ptr<int64_t>() + row_ids.numel());
+    std::mt19937_64 rng(training_seed.value_or(0));
+    for (const auto& [model, inputs] : data.text) {
+      TextBatch text = inputs->processor->make_batch(*inputs, row_list, training_seed ? &rng : nullptr);
+      batch.text[model] = {text.input_ids.to(placement.device), text.token_type_ids.to(placement.device),
+                           text.attention_mask.to(placement.device)};
+    }
+  }
   return batch;
 }
 
@@ -196,7 +208,9 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
     const int64_t first_batch = epoch == state.epoch ? state.batch : 0;
     BatchLoader<LoadedBatch> loader(first_batch, batches_per_epoch, workers, [&](int64_t b) {
       auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, order.size(0)));
-      LoadedBatch loaded{make_batch(train_data, rows, placement), train_data.labels.index_select(0, rows)};
+      const uint64_t batch_seed = options.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) * 1000003ULL +
+                                  static_cast<uint64_t>(b);
+      LoadedBatch loaded{make_batch(train_data, rows, placement, batch_seed), train_data.labels.index_select(0, rows)};
       loaded.labels = loaded.labels.to(placement.device);
       if (!is_classification(type)) loaded.labels = loaded.labels.to(torch::kFloat32);
       return loaded;

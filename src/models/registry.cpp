@@ -20,7 +20,7 @@ const std::map<std::string, ModelEntry>& backbone_registry() {
       {"categorical_mlp", {make_categorical_mlp, ""}},
       {"numerical_mlp", {make_numerical_mlp, ""}},
       {"ft_transformer", {make_ft_transformer, ""}},
-      {"hf_text", {nullptr, "Hugging Face text backbones"}},
+      {"hf_text", {make_hf_text, ""}},
       {"timm_image", {nullptr, "timm image backbones"}},
       {"clip", {nullptr, "CLIP"}},
       {"mmdet_image", {nullptr, "object detection (mmdet_image)"}},
@@ -46,7 +46,9 @@ bool is_no_decay_parameter(const std::string& name) {
   auto ends_with = [&](const std::string& suffix) {
     return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   };
-  return ends_with("bias") || name.find("norm") != std::string::npos ||
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ends_with("bias") || lower.find("norm") != std::string::npos ||
          name.find("cls_token") != std::string::npos || name.find("tokenizer") != std::string::npos;
 }
 

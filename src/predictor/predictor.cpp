@@ -1,12 +1,16 @@
 #include "automm/predictor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <set>
 
 #include "automm/metrics.h"
 #include "automm/optim.h"
+#include "models/hf_checkpoint.h"
+#include "models/text/scratch_checkpoint.h"
 #include "predictor_state.h"
 
 namespace automm {
@@ -72,12 +76,16 @@ void MultiModalPredictor::State::warn(const std::string& message) const {
   if (options.verbose) std::cerr << "Warning: " << message << "\n";
 }
 
-TabularTensors MultiModalPredictor::State::process(const Table& data, bool with_labels) const {
+TabularTensors MultiModalPredictor::State::process(const Table& data, bool with_labels, bool training) const {
   std::vector<std::string> missing;
   for (const auto& name : numerical.columns())
     if (!data.has_column(name)) missing.push_back(name);
   for (const auto& name : categorical.columns())
     if (!data.has_column(name)) missing.push_back(name);
+  for (const auto& processor : text_processors)
+    for (const auto& name : processor->columns())
+      if (!data.has_column(name) && std::find(missing.begin(), missing.end(), name) == missing.end())
+        missing.push_back(name);
   if (!missing.empty()) {
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "'" : ", '") + m + "'";
@@ -89,6 +97,8 @@ TabularTensors MultiModalPredictor::State::process(const Table& data, bool with_
   out.numerical = numerical.transform(data, &warnings);
   for (const auto& w : warnings) warn(w);
   out.categorical = categorical.transform(data);
+  for (const auto& processor : text_processors)
+    out.text[processor->model_name()] = processor->transform(data, training);
   if (with_labels) out.labels = label_processor.transform(data.column(options.label));
   return out;
 }
@@ -169,6 +179,12 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
 
   if (!resuming) {
     s.column_types = infer_column_types(train_table, &val_table, label, fit.column_types);
+    // data.*.convert_to_text: those columns are read by the text models instead.
+    for (auto& [name, type] : s.column_types) {
+      if ((type == ColumnType::kCategorical && s.config.get_bool("data.categorical.convert_to_text")) ||
+          (type == ColumnType::kNumerical && s.config.get_bool("data.numerical.convert_to_text")))
+        type = ColumnType::kText;
+    }
     ModalityPresence presence;
     for (const auto& [name, type] : s.column_types) {
       presence.numerical |= type == ColumnType::kNumerical;
@@ -177,8 +193,12 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
       presence.image |= type == ColumnType::kImagePath || type == ColumnType::kImageBytes;
     }
     s.model_names = select_models(s.config.get_list("model.names"), presence);
+    const bool reads_text = std::any_of(s.model_names.begin(), s.model_names.end(), [](const std::string& name) {
+      return model_base_name(name) == "hf_text";
+    });
     for (const auto& [name, type] : s.column_types) {
-      if (type == ColumnType::kText || type == ColumnType::kImagePath || type == ColumnType::kImageBytes)
+      if ((type == ColumnType::kText && !reads_text) || type == ColumnType::kImagePath ||
+          type == ColumnType::kImageBytes)
         s.warn("column '" + name + "' (" + to_string(type) + ") is not used: no model in model.names reads it");
     }
     s.label_processor.fit(train_table.column(label), s.problem_type, s.config);
@@ -187,21 +207,27 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
     s.context.num_numerical = static_cast<int64_t>(s.numerical.columns().size());
     s.context.categorical_cardinalities = s.categorical.num_categories();
     s.context.num_outputs = is_classification(s.problem_type) ? s.label_processor.num_classes() : 1;
+    if (s.options.path.empty()) s.options.path = default_path();
+    // A new fit replaces an older unfinished one.
+    std::error_code ignored;
+    std::filesystem::remove_all(s.resume_dir(), ignored);
+    s.prepare_text_models(train_table);
     torch::manual_seed(fit.seed);
     s.net = MultiModalNet(s.model_names, s.context, s.config);
-  }
-  if (s.options.path.empty()) s.options.path = default_path();
-  if (!resuming)
     s.write_resume_files({{"seed", fit.seed},
                           {"holdout_frac", fit.holdout_frac},
                           {"time_limit", fit.time_limit},
                           {"has_tuning_data", fit.tuning_data != nullptr}});
+    // From here on the text checkpoints' files live in the predictor's folder.
+    for (auto& [name, dir] : s.context.checkpoint_dirs)
+      dir = (std::filesystem::path(s.resume_dir()) / name).string();
+  }
 
   int64_t num_parameters = 0;
   for (const auto& p : s.net->parameters()) num_parameters += p.numel();
   const int threads = configure_threads(num_parameters * s.config.get_int("env.per_gpu_batch_size"));
   s.fitted = true;
-  const TabularTensors train_tensors = s.process(train_table, true);
+  const TabularTensors train_tensors = s.process(train_table, true, /*training=*/true);
   const TabularTensors val_tensors = s.process(val_table, true);
   ValidationScorer scorer{s.validation_metric, [&](const torch::Tensor& logits) {
                             return s.score(s.validation_metric, logits, val_tensors.labels);
@@ -244,6 +270,40 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
   if (result.resumed_from_step >= 0) s.summary["resumed_from_step"] = result.resumed_from_step;
   s.resume_fit_options = nullptr;
   save(s.options.path);  // replaces the folder, unfinished-fit state included
+  for (auto& [name, dir] : s.context.checkpoint_dirs) dir = (std::filesystem::path(s.options.path) / name).string();
+}
+
+void MultiModalPredictor::State::prepare_text_models(const Table& train_table) {
+  text_processors.clear();
+  context.checkpoint_dirs.clear();
+  context.load_pretrained = true;
+  const std::vector<std::string> columns = columns_of(column_types, ColumnType::kText);
+  for (const std::string& name : model_names) {
+    if (model_base_name(name) != "hf_text") continue;
+    const std::string checkpoint = config.get_string("model.hf_text.checkpoint_name");
+    std::string folder;
+    if (is_scratch_name(checkpoint)) {
+      std::vector<std::string> texts;
+      for (const std::string& column_name : columns) {
+        const Column& column = train_table.column(column_name);
+        for (size_t r = 0; r < column.size(); ++r)
+          if (!column.is_missing(r)) texts.push_back(column.cells[r]);
+      }
+      folder = (std::filesystem::path(resume_dir()) / name).string();
+      write_scratch_checkpoint(checkpoint, texts, folder);
+    } else {
+      try {
+        folder = resolve_hf_checkpoint(checkpoint).folder;
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string(e.what()) + "\nWithout a pretrained checkpoint, text columns can train "
+                                 "from scratch: set model.hf_text.checkpoint_name to one of scratch:bert-tiny, "
+                                 "scratch:bert-mini, scratch:bert-small, scratch:bert-medium");
+      }
+    }
+    context.checkpoint_dirs[name] = folder;
+    text_processors.push_back(TextProcessor::create(name, columns, folder, config));
+    text_processors.back()->prepare_for_training();
+  }
 }
 
 Column MultiModalPredictor::predict(const Table& data) const {

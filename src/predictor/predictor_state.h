@@ -8,6 +8,7 @@
 #include "automm/learner.h"
 #include "automm/models.h"
 #include "automm/predictor.h"
+#include "data/text/text_processor.h"
 
 namespace automm {
 
@@ -22,6 +23,8 @@ struct MultiModalPredictor::State {
   LabelProcessor label_processor;
   NumericalProcessor numerical;
   CategoricalProcessor categorical;
+  // One per text model; each model's checkpoint folder is in context.checkpoint_dirs.
+  std::vector<std::shared_ptr<const TextProcessor>> text_processors;
   std::vector<std::string> model_names;
   ModelContext context;
   MultiModalNet net{nullptr};
@@ -31,8 +34,12 @@ struct MultiModalPredictor::State {
   Json resume_fit_options;
 
   void require_fitted(const char* what) const;
-  // Processes features (and labels when asked) with the fitted processors.
-  TabularTensors process(const Table& data, bool with_labels) const;
+  // Processes features (and labels when asked) with the fitted processors;
+  // `training` keeps the texts for training-time augmentation.
+  TabularTensors process(const Table& data, bool with_labels, bool training = false) const;
+  // Text models: their checkpoint folders (pretrained, or made from scratch
+  // out of the training text) and processors. Before the net is built.
+  void prepare_text_models(const Table& train_table);
   // Logits for the table's rows.
   torch::Tensor logits(const Table& data) const;
   void warn(const std::string& message) const;
@@ -43,6 +50,10 @@ struct MultiModalPredictor::State {
   // The score of `metric` on model outputs, in label units for regression.
   double score(const std::string& metric, const torch::Tensor& logits, const torch::Tensor& labels) const;
 };
+
+// Copies a text checkpoint's config and tokenizer files (not its weights) from
+// `from` into the folder `to` (created), so that a predictor folder is self-contained.
+void copy_text_checkpoint_files(const std::string& from, const std::string& to);
 
 // The current on-disk format of a saved predictor.
 constexpr int kFormatVersion = 1;

@@ -1,5 +1,6 @@
 // The saved predictor folder: predictor.json (config, types, summary),
 // processors.json, model.pt (weights), metrics.csv. Relative paths only.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -7,6 +8,8 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "models/hf_checkpoint.h"
+#include "models/text/scratch_checkpoint.h"
 #include "predictor_state.h"
 
 namespace automm {
@@ -126,7 +129,10 @@ std::string unique_suffix() {
 }
 
 // predictor.json and processors.json for `s`, plus `extra` keys in predictor.json.
-void write_predictor_files(const MultiModalPredictor::State& s, const fs::path& dir, const Json& extra) {
+// standalone = false: text models record their Hugging Face id instead of a
+// copy of the checkpoint's config and tokenizer (from-scratch ones are always copied).
+void write_predictor_files(const MultiModalPredictor::State& s, const fs::path& dir, const Json& extra,
+                           bool standalone = true) {
   Json types = Json::object();
   for (const auto& [name, type] : s.column_types) types[name] = to_string(type);
   Json predictor = {
@@ -146,9 +152,24 @@ void write_predictor_files(const MultiModalPredictor::State& s, const fs::path& 
       {"fit_summary", s.summary}};
   predictor.update(extra);
   write_text(dir / kPredictorFile, predictor.dump(2));
+  Json text = Json::array();
+  const std::string checkpoint_name = s.config.get_string("model.hf_text.checkpoint_name");
+  for (const auto& processor : s.text_processors) {
+    const std::string& model = processor->model_name();
+    Json entry = {{"model", model}, {"columns", processor->columns()}};
+    if (standalone || is_scratch_name(checkpoint_name)) {
+      // The tokenizer and model config travel with the predictor; the weights are in model.pt.
+      copy_text_checkpoint_files(s.context.checkpoint_dirs.at(model), (dir / model).string());
+      entry["checkpoint"] = "local://" + model;
+    } else {
+      entry["checkpoint"] = checkpoint_name;
+    }
+    text.push_back(entry);
+  }
   const Json processors = {{"label", s.label_processor.to_json()},
                            {"numerical", s.numerical.to_json()},
-                           {"categorical", s.categorical.to_json()}};
+                           {"categorical", s.categorical.to_json()},
+                           {"text", text}};
   write_text(dir / kProcessorsFile, processors.dump(2));
 }
 
@@ -179,6 +200,17 @@ Json read_predictor_files(MultiModalPredictor::State& s, const fs::path& dir) {
     s.label_processor = LabelProcessor::from_json(processors.at("label"));
     s.numerical = NumericalProcessor::from_json(processors.at("numerical"));
     s.categorical = CategoricalProcessor::from_json(processors.at("categorical"));
+    s.text_processors.clear();
+    s.context.checkpoint_dirs.clear();
+    s.context.load_pretrained = false;  // model.pt (or the resume state) holds the weights
+    for (const Json& text : processors.value("text", Json::array())) {
+      const std::string model = text.at("model").get<std::string>();
+      // local://<model> inside the folder, or a Hugging Face id (saved with standalone=false).
+      const std::string folder = resolve_hf_checkpoint(text.at("checkpoint").get<std::string>(), dir.string()).folder;
+      s.context.checkpoint_dirs[model] = folder;
+      s.text_processors.push_back(
+          TextProcessor::create(model, text.at("columns").get<std::vector<std::string>>(), folder, s.config));
+    }
   } catch (const Json::exception& e) {
     throw std::runtime_error("predictor at " + dir.string() + " is corrupted: " + e.what());
   }
@@ -188,19 +220,33 @@ Json read_predictor_files(MultiModalPredictor::State& s, const fs::path& dir) {
 
 }  // namespace
 
+void copy_text_checkpoint_files(const std::string& from, const std::string& to) {
+  if (!fs::is_directory(from)) throw std::runtime_error("text checkpoint folder " + from + " is missing");
+  if (fs::exists(to) && fs::equivalent(from, to)) return;
+  fs::create_directories(to);
+  static const std::vector<std::string> weight_suffixes = {".safetensors", ".bin", ".pth", ".pt", ".ckpt",
+                                                           ".h5", ".msgpack", ".onnx", ".index.json"};
+  for (const auto& entry : fs::directory_iterator(from)) {
+    if (!entry.is_regular_file()) continue;  // follows the hub cache's symlinks
+    const std::string name = entry.path().filename().string();
+    const bool weights = std::any_of(weight_suffixes.begin(), weight_suffixes.end(), [&](const std::string& suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    });
+    if (!weights) fs::copy_file(entry.path(), fs::path(to) / name, fs::copy_options::overwrite_existing);
+  }
+}
+
 std::string MultiModalPredictor::State::resume_dir() const {
   return (fs::path(options.path) / kResumeDir).string();
 }
 
 void MultiModalPredictor::State::write_resume_files(const Json& fit_options) const {
   const fs::path dir = resume_dir();
-  if (fs::exists(dir)) fs::remove_all(dir);  // a new fit replaces an older unfinished one
   fs::create_directories(dir);
   write_predictor_files(*this, dir, {{"fit_options", fit_options}});
 }
 
 void MultiModalPredictor::save(const std::string& path_text, bool standalone) const {
-  (void)standalone;  // tabular models have no external checkpoint to copy
   const State& s = *state_;
   s.require_fitted("save");
   if (path_text.empty()) throw std::invalid_argument("save needs a folder path");
@@ -220,7 +266,7 @@ void MultiModalPredictor::save(const std::string& path_text, bool standalone) co
     torch::serialize::OutputArchive archive;
     s.net->save(archive);
     archive.save_to((temp / kWeightsFile).string());
-    write_predictor_files(s, temp, {{"weights_digest", file_digest(temp / kWeightsFile)}});
+    write_predictor_files(s, temp, {{"weights_digest", file_digest(temp / kWeightsFile)}}, standalone);
     write_metrics(temp / kMetricsFile, s.log);
     write_learning_curve(temp / kCurveFile, s.log, s.validation_metric);
 

@@ -163,16 +163,17 @@ TEST(ModelsRegistry, BackboneAndFusionNames) {
   EXPECT_FALSE(is_backbone_name("tabnet"));
 }
 
-TEST(ModelsRegistry, PretrainedBackbonesAreNotSupportedYet) {
+TEST(ModelsRegistry, BackbonesNotBuiltYetSayWhich) {
   Config config;
   ModelContext context;
   context.num_numerical = 2;
-  for (const char* name : {"hf_text", "timm_image"}) {
+  for (const char* name : {"timm_image", "clip", "sam"}) {
     const std::string message = error_of([&] { make_backbone(name, name, context, config); });
     EXPECT_TRUE(contains(message, "not supported yet")) << message;
     EXPECT_TRUE(contains(message, name)) << message;
   }
-  EXPECT_TRUE(contains(error_of([&] { make_backbone("hf_text", "hf_text_2", context, config); }), "hf_text_2"));
+  EXPECT_TRUE(contains(error_of([&] { make_backbone("timm_image", "timm_image_2", context, config); }),
+                       "timm_image_2"));
 }
 
 TEST(ModelsRegistry, UnknownBackboneErrors) {
@@ -701,6 +702,7 @@ TEST(ModelsNoDecay, ParameterNames) {
   EXPECT_TRUE(is_no_decay_parameter("fusion_transformer.cls_token"));
   EXPECT_TRUE(is_no_decay_parameter("categorical_mlp.aggregator.norms.0.weight"));
   EXPECT_TRUE(is_no_decay_parameter("ft_transformer.head.norm.weight"));
+  EXPECT_TRUE(is_no_decay_parameter("hf_text.model.encoder.layer.0.output.LayerNorm.weight"));
   EXPECT_FALSE(is_no_decay_parameter("linears.0.weight"));
   EXPECT_FALSE(is_no_decay_parameter("embeddings.0.weight"));
   EXPECT_FALSE(is_no_decay_parameter("numerical_mlp.mlp.linears.0.weight"));

@@ -300,15 +300,17 @@ TEST(PredictorErrors, PendingFeaturesAreRejectedNotIgnored) {
   EXPECT_NE(message.find("no torch.compile"), std::string::npos) << message;
 }
 
-TEST(PredictorErrors, TextColumnNeedsTheTextBackbone) {
+TEST(PredictorErrors, TextColumnNeedsACheckpointOrScratch) {
   TempDir dir;
   Table table = make_tabular_table(200, 1);
   std::vector<std::string> text;
   for (size_t r = 0; r < 200; ++r) text.push_back("a review with several words number " + std::to_string(r));
   table.add_column(make_column("review", text));
+  // No pretrained checkpoint can be had offline: the error offers the scratch models.
+  automm::testing::ScopedEnv env({{"HF_HUB_OFFLINE", "1"}, {"HF_HUB_CACHE", dir.file("cache")}});
   MultiModalPredictor predictor(quick_options(dir.file("p")));
   const std::string message = error_of([&] { predictor.fit(table); });
-  EXPECT_NE(message.find("hf_text"), std::string::npos) << message;
+  EXPECT_NE(message.find("scratch:bert-tiny"), std::string::npos) << message;
   // Without hf_text in model.names the text column is left out, as in AutoMM.
   MultiModalPredictor tabular(quick_options(
       dir.file("q"), {{"model.names", Json::array({"categorical_mlp", "numerical_mlp", "fusion_mlp"})}}));

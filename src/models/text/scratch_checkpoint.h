@@ -1,0 +1,35 @@
+// Text checkpoints made from scratch, for when no pretrained model can be had:
+// model.hf_text.checkpoint_name "scratch:bert-tiny" (2 layers, hidden 128),
+// "scratch:bert-mini" (4, 256), "scratch:bert-small" (4, 512) or
+// "scratch:bert-medium" (8, 512), with random weights and a WordPiece
+// vocabulary learned from the training text. Only ever chosen explicitly.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace automm {
+
+constexpr const char* kScratchPrefix = "scratch:";
+
+bool is_scratch_name(const std::string& checkpoint_name);
+// config.json of a scratch checkpoint carries "automm_scratch": "<size>".
+bool is_scratch_checkpoint(const nlohmann::json& model_config);
+std::vector<std::string> scratch_model_names();
+
+// A WordPiece vocabulary from `texts`: [PAD] [UNK] [CLS] [SEP] [MASK], every
+// character seen (alone and as a ##continuation), then the words seen at
+// least twice, most frequent first (ties alphabetical), up to `max_size`
+// entries. Words are lowercased, accent-stripped and split at whitespace and
+// punctuation as BERT's uncased tokenizer does.
+std::vector<std::string> learn_wordpiece_vocabulary(const std::vector<std::string>& texts, size_t max_size = 30000);
+
+// Writes config.json (model_type bert), vocab.txt and tokenizer_config.json
+// for `checkpoint_name` ("scratch:bert-tiny", ...) into `folder` (created).
+// Throws std::invalid_argument naming the known sizes for an unknown one.
+void write_scratch_checkpoint(const std::string& checkpoint_name, const std::vector<std::string>& texts,
+                              const std::string& folder);
+
+}  // namespace automm
