@@ -27,6 +27,7 @@ namespace automm {
 namespace {
 
 using automm::testing::Contains;
+using automm::testing::message_of;
 using automm::testing::TempDir;
 
 const std::string kReferenceDir = std::string(AUTOMM_SOURCE_DIR) + "/tests/tokenizer_reference";
@@ -128,15 +129,19 @@ struct Reference {
   std::vector<std::string> sentences;
   std::vector<std::vector<int64_t>> hf, gpt3, hf_prefix;
   std::string vocab_json, merges_txt;
+  std::string tokenizer_json;  // the add_prefix_space tokenizer, saved by Hugging Face
 };
 
 std::string run_reference(const Reference& r, const std::string& sentences_path, const char* flag,
                           std::vector<std::vector<int64_t>>* hf,
-                          std::vector<std::vector<int64_t>>* gpt3, nlohmann::json* files) {
+                          std::vector<std::vector<int64_t>>* gpt3, nlohmann::json* files,
+                          const std::string& tokenizer_out = "") {
   const std::string out_path = r.dir->file(std::string("ids") + flag + ".txt");
   const std::string err_path = r.dir->file("stderr.txt");
-  const std::string cmd = "node \"" + kReferenceDir + "/bpe_reference.js\" \"" + sentences_path +
-                          "\" " + flag + " > \"" + out_path + "\" 2> \"" + err_path + "\"";
+  const std::string cmd = "node \"" + kReferenceDir + "/bpe_reference.js\" \"" + sentences_path + "\" " +
+                          (*flag || !tokenizer_out.empty() ? std::string(*flag ? flag : "-") : std::string()) +
+                          (tokenizer_out.empty() ? "" : " \"" + tokenizer_out + "\"") + " > \"" + out_path +
+                          "\" 2> \"" + err_path + "\"";
   if (std::system(cmd.c_str()) != 0) {
     std::ifstream e(err_path);
     std::stringstream ss;
@@ -183,7 +188,8 @@ const Reference& reference() {
     if (!r.error.empty()) return r;
     r.vocab_json = files.at("vocab").get<std::string>();
     r.merges_txt = files.at("merges").get<std::string>();
-    r.error = run_reference(r, sentences_path, "add_prefix_space", &r.hf_prefix, nullptr, &files);
+    r.tokenizer_json = r.dir->file("tokenizer.json");
+    r.error = run_reference(r, sentences_path, "add_prefix_space", &r.hf_prefix, nullptr, &files, r.tokenizer_json);
     return r;
   }();
   return ref;
@@ -233,6 +239,28 @@ TEST(BpeReference, AddPrefixSpaceMatchesHuggingFace) {
   const auto tok = ByteLevelBpeTokenizer::from_files(ref.vocab_json, ref.merges_txt, true);
   EXPECT_TRUE(tok.add_prefix_space());
   expect_agreement(tok, ref, ref.hf_prefix, "C++ add_prefix_space vs Hugging Face tokenizers");
+}
+
+// tokenizer.json as the Hugging Face library saves it (merges as pairs), and
+// with the older "a b" merge strings.
+TEST(BpeReference, TokenizerJsonMatchesHuggingFace) {
+  const auto& ref = reference();
+  ASSERT_TRUE(ref.error.empty()) << ref.error;
+  const auto tok = ByteLevelBpeTokenizer::from_tokenizer_json(ref.tokenizer_json);
+  EXPECT_TRUE(tok.add_prefix_space());
+  expect_agreement(tok, ref, ref.hf_prefix, "C++ from tokenizer.json vs Hugging Face tokenizers");
+  std::ifstream in(ref.tokenizer_json);
+  nlohmann::json json = nlohmann::json::parse(in);
+  for (auto& merge : json["model"]["merges"])
+    if (merge.is_array()) merge = merge[0].get<std::string>() + " " + merge[1].get<std::string>();
+  const std::string strings_path = ref.dir->file("tokenizer_string_merges.json");
+  std::ofstream(strings_path) << json.dump();
+  const auto from_strings = ByteLevelBpeTokenizer::from_tokenizer_json(strings_path);
+  for (size_t i = 0; i < 200; ++i) EXPECT_EQ(from_strings.encode(ref.sentences[i]), ref.hf_prefix[i]);
+  json["model"]["end_of_word_suffix"] = "</w>";
+  std::ofstream(strings_path) << json.dump();
+  EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { ByteLevelBpeTokenizer::from_tokenizer_json(strings_path); }),
+                       "end_of_word_suffix"));
 }
 
 // gpt-3-encoder (OpenAI's encoder.py ported to JavaScript) runs GPT-2's regex

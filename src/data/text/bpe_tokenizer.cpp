@@ -150,64 +150,113 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(ByteLevelBpeTokenizer&&) noexcept =
 ByteLevelBpeTokenizer& ByteLevelBpeTokenizer::operator=(ByteLevelBpeTokenizer&&) noexcept = default;
 ByteLevelBpeTokenizer::~ByteLevelBpeTokenizer() = default;
 
-ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab_json,
-                                                        const std::string& merges_txt,
-                                                        bool add_prefix_space) {
+namespace {
+
+nlohmann::json read_json_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("byte-level BPE tokenizer: cannot open " + what + " " + path);
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail(path, std::string("invalid JSON: ") + e.what());
+  }
+}
+
+}  // namespace
+
+ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_parts(const nlohmann::json& vocab, const std::vector<MergeRule>& merges,
+                                                        bool add_prefix_space, const std::string& source) {
   ByteLevelBpeTokenizer t;
-  t.source_ = vocab_json;
+  t.source_ = source;
   t.add_prefix_space_ = add_prefix_space;
-  {
-    std::ifstream in(vocab_json, std::ios::binary);
-    if (!in) throw std::runtime_error("byte-level BPE tokenizer: cannot open vocabulary file " + vocab_json);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-      fail(vocab_json, std::string("invalid JSON: ") + e.what());
+  if (!vocab.is_object()) fail(source, "expected the vocabulary as a JSON object {token: id}");
+  if (vocab.empty()) fail(source, "empty vocabulary");
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0) {
+      fail(source, "id of token \"" + it.key() + "\" is not a non-negative integer");
     }
-    if (!j.is_object()) fail(vocab_json, "expected a JSON object {token: id}");
-    if (j.empty()) fail(vocab_json, "empty vocabulary");
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0) {
-        fail(vocab_json, "id of token \"" + it.key() + "\" is not a non-negative integer");
-      }
-      const int64_t id = it.value().get<int64_t>();
-      t.vocab_[it.key()] = id;
-      t.id_to_token_[id] = it.key();
-    }
+    const int64_t id = it.value().get<int64_t>();
+    t.vocab_[it.key()] = id;
+    t.id_to_token_[id] = it.key();
   }
   for (int b = 0; b < 256; ++b) {
     auto it = t.vocab_.find(byte_chars()[b]);
     if (it != t.vocab_.end()) t.byte_ids_[b] = it->second;
   }
-  {
-    std::ifstream in(merges_txt, std::ios::binary);
-    if (!in) throw std::runtime_error("byte-level BPE tokenizer: cannot open merges file " + merges_txt);
-    std::string line;
-    size_t line_no = 0;
-    int64_t rank = 0;
-    while (std::getline(in, line)) {
-      ++line_no;
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-      const size_t space = line.find(' ');
-      if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
-          line.find(' ', space + 1) != std::string::npos) {
-        fail(merges_txt, "line " + std::to_string(line_no) + ": expected \"a b\", got \"" + line + "\"");
-      }
-      const std::string a = line.substr(0, space), b = line.substr(space + 1);
-      const auto ia = t.vocab_.find(a), ib = t.vocab_.find(b), im = t.vocab_.find(a + b);
-      for (const auto& [tok, it] : {std::make_pair(a, ia), std::make_pair(b, ib), std::make_pair(a + b, im)}) {
-        if (it == t.vocab_.end()) {
-          fail(merges_txt, "line " + std::to_string(line_no) + ": token \"" + tok +
-                               "\" is not in the vocabulary " + vocab_json);
-        }
-      }
-      // A repeated merge keeps its last rank, as Hugging Face's merge map.
-      t.merges_[{ia->second, ib->second}] = Merge{rank++, im->second};
+  int64_t rank = 0;
+  for (const MergeRule& merge : merges) {
+    const auto ia = t.vocab_.find(merge.a), ib = t.vocab_.find(merge.b), im = t.vocab_.find(merge.a + merge.b);
+    for (const auto& [tok, it] :
+         {std::make_pair(merge.a, ia), std::make_pair(merge.b, ib), std::make_pair(merge.a + merge.b, im)}) {
+      if (it == t.vocab_.end()) fail(merge.where, "token \"" + tok + "\" is not in the vocabulary " + source);
     }
+    // A repeated merge keeps its last rank, as Hugging Face's merge map.
+    t.merges_[{ia->second, ib->second}] = Merge{rank++, im->second};
   }
   return t;
+}
+
+ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab_json,
+                                                        const std::string& merges_txt,
+                                                        bool add_prefix_space) {
+  const nlohmann::json vocab = read_json_file(vocab_json, "vocabulary file");
+  std::ifstream in(merges_txt, std::ios::binary);
+  if (!in) throw std::runtime_error("byte-level BPE tokenizer: cannot open merges file " + merges_txt);
+  std::vector<MergeRule> merges;
+  std::string line;
+  size_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
+    const size_t space = line.find(' ');
+    const std::string where = merges_txt + " line " + std::to_string(line_no);
+    if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
+        line.find(' ', space + 1) != std::string::npos) {
+      fail(where, "expected \"a b\", got \"" + line + "\"");
+    }
+    merges.push_back({line.substr(0, space), line.substr(space + 1), where});
+  }
+  return from_parts(vocab, merges, add_prefix_space, vocab_json);
+}
+
+ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::string& path) {
+  const nlohmann::json j = read_json_file(path, "tokenizer file");
+  const nlohmann::json& model = j.contains("model") ? j["model"] : nlohmann::json();
+  if (!model.is_object() || model.value("type", "") != "BPE") fail(path, "model is not BPE");
+  for (const char* unsupported : {"end_of_word_suffix", "continuing_subword_prefix"}) {
+    if (model.contains(unsupported) && !model[unsupported].is_null() && model[unsupported] != "")
+      fail(path, std::string("BPE with ") + unsupported + " (e.g. CLIP's tokenizer) is not supported; only "
+                 "byte-level BPE (GPT-2, RoBERTa)");
+  }
+  // The ByteLevel pre-tokenizer, alone or inside a Sequence, gives add_prefix_space.
+  const nlohmann::json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json();
+  const nlohmann::json* byte_level = nullptr;
+  if (pre.is_object() && pre.value("type", "") == "ByteLevel") byte_level = &pre;
+  if (pre.is_object() && pre.value("type", "") == "Sequence")
+    for (const auto& step : pre.value("pretokenizers", nlohmann::json::array()))
+      if (step.value("type", "") == "ByteLevel") byte_level = &step;
+  if (!byte_level) fail(path, "the pre_tokenizer is not ByteLevel; only byte-level BPE (GPT-2, RoBERTa) is supported");
+  if (!byte_level->value("use_regex", true)) fail(path, "ByteLevel with use_regex = false is not supported");
+  // Merges are "a b" strings (older files) or ["a", "b"] pairs.
+  std::vector<MergeRule> merges;
+  const nlohmann::json& list = model.contains("merges") ? model["merges"] : nlohmann::json::array();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string where = path + " merge #" + std::to_string(i);
+    const nlohmann::json& m = list[i];
+    if (m.is_string()) {
+      const std::string text = m.get<std::string>();
+      const size_t space = text.find(' ');
+      if (space == std::string::npos || space == 0 || space + 1 == text.size()) fail(where, "expected \"a b\"");
+      merges.push_back({text.substr(0, space), text.substr(space + 1), where});
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      merges.push_back({m[0].get<std::string>(), m[1].get<std::string>(), where});
+    } else {
+      fail(where, "expected \"a b\" or [\"a\", \"b\"], got " + m.dump());
+    }
+  }
+  return from_parts(model.contains("vocab") ? model["vocab"] : nlohmann::json(), merges,
+                    byte_level->value("add_prefix_space", false), path);
 }
 
 void ByteLevelBpeTokenizer::bpe_word(const std::string& word, std::vector<int64_t>* ids) const {

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace automm {
 
 class ByteLevelBpeTokenizer {
@@ -24,6 +26,11 @@ class ByteLevelBpeTokenizer {
   static ByteLevelBpeTokenizer from_files(const std::string& vocab_json,
                                           const std::string& merges_txt,
                                           bool add_prefix_space = false);
+  // Hugging Face tokenizer.json with a BPE model (merges as "a b" strings or
+  // ["a", "b"] pairs) and a ByteLevel pre-tokenizer, whose add_prefix_space it
+  // takes. Other BPE flavours (CLIP's end-of-word suffix) are refused, naming
+  // the file and the field.
+  static ByteLevelBpeTokenizer from_tokenizer_json(const std::string& path);
 
   // Token ids, no special tokens. Any bytes are accepted: invalid UTF-8 is
   // pre-tokenized like punctuation and still encoded byte by byte. Bytes
@@ -44,6 +51,12 @@ class ByteLevelBpeTokenizer {
 
  private:
   ByteLevelBpeTokenizer();
+  struct MergeRule {
+    std::string a, b;
+    std::string where;  // file and line, for error messages
+  };
+  static ByteLevelBpeTokenizer from_parts(const nlohmann::json& vocab, const std::vector<MergeRule>& merges,
+                                          bool add_prefix_space, const std::string& source);
   // Appends the BPE ids of one pre-tokenized word (raw bytes).
   void bpe_word(const std::string& word, std::vector<int64_t>* ids) const;
 

@@ -81,6 +81,9 @@ TextTokenizer TextTokenizer::from_folder(const std::string& folder_text, const s
   } else if (hf_auto && json_type == "Unigram") {
     tokenizer.unigram_ = std::make_shared<UnigramTokenizer>(
         UnigramTokenizer::from_tokenizer_json((folder / "tokenizer.json").string()));
+  } else if (hf_auto && json_type == "BPE") {
+    tokenizer.bpe_ = std::make_shared<ByteLevelBpeTokenizer>(
+        ByteLevelBpeTokenizer::from_tokenizer_json((folder / "tokenizer.json").string()));
   } else if (fs::exists(folder / "vocab.txt")) {
     tokenizer.wordpiece_ = std::make_shared<WordPieceTokenizer>(
         WordPieceTokenizer::from_vocab_file((folder / "vocab.txt").string(), wordpiece_options(folder)));
@@ -96,7 +99,7 @@ TextTokenizer TextTokenizer::from_folder(const std::string& folder_text, const s
         UnigramTokenizer::from_sentencepiece_model(sentencepiece_model(folder)->string(), conversion));
   } else {
     throw std::runtime_error("no tokenizer found in " + folder.string() +
-                             ": looked for tokenizer.json (WordPiece" + (hf_auto ? ", Unigram" : "") + "), vocab.txt" +
+                             ": looked for tokenizer.json (WordPiece" + (hf_auto ? ", Unigram, byte-level BPE" : "") + "), vocab.txt" +
                              (hf_auto ? ", vocab.json + merges.txt, spiece.model / spm.model / sentencepiece.bpe.model"
                                       : std::string()));
   }

@@ -140,6 +140,10 @@ double lowest_value(torch::ScalarType dtype) {
 void load_state_dict_by_name(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& weights,
                              const StateDictMapping& mapping) {
   auto params = module.named_parameters(/*recurse=*/true);
+  if (mapping.include_buffers) {
+    for (const auto& item : module.named_buffers(/*recurse=*/true)) params.insert(item.key(), item.value());
+  }
+  const auto ignored = [&](const std::string& name) { return mapping.is_ignored && mapping.is_ignored(name); };
 
   std::map<std::string, std::string> source_of;  // parameter name -> checkpoint key
   std::vector<std::string> unexpected;
@@ -148,20 +152,20 @@ void load_state_dict_by_name(torch::nn::Module& module, const std::map<std::stri
     // TF-converted checkpoints name LayerNorm parameters gamma / beta.
     if (ends_with(name, "LayerNorm.gamma")) name = name.substr(0, name.size() - 5) + "weight";
     if (ends_with(name, "LayerNorm.beta")) name = name.substr(0, name.size() - 4) + "bias";
-    if (mapping.is_ignored && mapping.is_ignored(name)) continue;
+    if (ignored(name)) continue;
     if (!params.contains(name)) {
       unexpected.push_back(key);
       continue;
     }
     auto [it, inserted] = source_of.emplace(name, key);
     if (!inserted) {
-      throw std::runtime_error("load_hf_state_dict: checkpoint keys '" + it->second + "' and '" + key +
+      throw std::runtime_error(mapping.loader_name + ": checkpoint keys '" + it->second + "' and '" + key +
                                "' both map to parameter '" + name + "'; keep one of them");
     }
   }
   std::vector<std::string> missing;
   for (const auto& item : params) {
-    if (source_of.count(item.key()) == 0) missing.push_back(item.key());
+    if (source_of.count(item.key()) == 0 && !ignored(item.key())) missing.push_back(item.key());
   }
   if (!missing.empty() || !unexpected.empty()) {
     auto first20 = [](const std::vector<std::string>& names) {
@@ -170,27 +174,27 @@ void load_state_dict_by_name(torch::nn::Module& module, const std::map<std::stri
       if (names.size() > 20) text += ", ... (" + std::to_string(names.size() - 20) + " more)";
       return text;
     };
-    std::string message = "load_hf_state_dict: checkpoint does not match this " + mapping.model_description;
+    std::string message = mapping.loader_name + ": checkpoint does not match this " + mapping.model_description;
     if (!missing.empty()) {
       message += "; missing " + std::to_string(missing.size()) + " tensor(s): " + first20(missing);
     }
     if (!unexpected.empty()) {
       message += "; unexpected " + std::to_string(unexpected.size()) + " tensor(s): " + first20(unexpected);
     }
-    message += ". Check that config.json belongs to this checkpoint.";
+    message += ". " + mapping.mismatch_hint;
     throw std::runtime_error(message);
   }
   // Check everything before copying anything, so a failure loads nothing.
   for (const auto& [name, key] : source_of) {
     const auto& source = weights.at(key);
     const auto& target = params[name];
-    if (!source.defined()) throw std::runtime_error("load_hf_state_dict: tensor '" + key + "' is undefined");
+    if (!source.defined()) throw std::runtime_error(mapping.loader_name + ": tensor '" + key + "' is undefined");
     if (!source.is_floating_point()) {
-      throw std::runtime_error("load_hf_state_dict: tensor '" + key + "' has non-floating dtype " +
+      throw std::runtime_error(mapping.loader_name + ": tensor '" + key + "' has non-floating dtype " +
                                std::string(c10::toString(source.scalar_type())));
     }
     if (source.sizes() != target.sizes()) {
-      throw std::runtime_error("load_hf_state_dict: shape mismatch for '" + key + "': checkpoint has " +
+      throw std::runtime_error(mapping.loader_name + ": shape mismatch for '" + key + "': checkpoint has " +
                                shape_string(source.sizes()) + ", encoder parameter '" + name + "' expects " +
                                shape_string(target.sizes()));
     }

@@ -61,11 +61,19 @@ struct StateDictMapping {
   // Names (prefix stripped) of heads and buffers the encoder has no use for.
   std::function<bool(const std::string&)> is_ignored;
   std::string model_description;  // for messages: "deberta-v2 encoder (3 layers, hidden 64)"
+  // Also match the module's buffers (BatchNorm running statistics) by name, as
+  // torch's load_state_dict does. Off for Hugging Face encoders: their buffers
+  // (position_ids) are derived, and checkpoints differ in carrying them.
+  bool include_buffers = false;
+  // The loader named in messages, and the hint that ends a mismatch message.
+  std::string loader_name = "load_hf_state_dict";
+  std::string mismatch_hint = "Check that config.json belongs to this checkpoint.";
 };
 
-// Copies `weights` into module.named_parameters() by name, all or nothing.
-// Keys may carry mapping.prefix; TF-style LayerNorm gamma / beta are renamed
-// weight / bias. Throws std::runtime_error listing missing and unexpected
+// Copies `weights` into module.named_parameters() (and named_buffers() with
+// mapping.include_buffers) by name, all or nothing. Keys may carry
+// mapping.prefix; TF-style LayerNorm gamma / beta are renamed weight / bias.
+// Names mapping.is_ignored accepts are neither loaded nor required. Throws std::runtime_error listing missing and unexpected
 // tensors (first 20 of each), naming two keys that map to one parameter, or a
 // tensor whose shape or dtype does not fit; nothing is copied then. Values are
 // cast to each parameter's dtype and device.
