@@ -15,6 +15,10 @@ packages=(
   python3-torch         # independent references in the tests (torch.nn, torch.save)
   wordnet-base          # WordNet 3.0 files for text augmentation's synonym replacement
   python3-unidecode     # reference for data.text.normalize_text's transliteration in the tests
+  libjpeg-dev libpng-dev libwebp-dev libgif-dev  # image decoders (libjpeg-turbo, as PIL uses)
+  pkg-config            # finds libwebp for CMake
+  python3-pil           # reference pixels for the image decoding tests
+  python3-torchvision   # reference for the image backbones and transforms in the tests
 )
 missing=()
 for p in "${packages[@]}"; do

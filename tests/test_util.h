@@ -66,6 +66,29 @@ class ScopedEnv {
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
 
+// The Hugging Face hub cache variables for one test (unset when empty):
+// HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME and HOME. Offline also sets
+// HF_HUB_OFFLINE, so that a model missing from the test's caches is never
+// looked for on the network; online unsets HF_HUB_OFFLINE,
+// TRANSFORMERS_OFFLINE, HF_ENDPOINT and HF_TOKEN, so the user's never reach
+// the test's downloads.
+class HubCacheEnv : public ScopedEnv {
+ public:
+  enum class Hub { kOffline, kOnline };
+  HubCacheEnv(const std::string& hub_cache, const std::string& hf_home, const std::string& xdg_cache_home,
+              const std::string& home, Hub hub = Hub::kOffline)
+      : ScopedEnv({{"HF_HUB_CACHE", hub_cache},
+                   {"HF_HOME", hf_home},
+                   {"XDG_CACHE_HOME", xdg_cache_home},
+                   {"HOME", home}}) {
+    if (hub == Hub::kOffline) {
+      set("HF_HUB_OFFLINE", "1");
+      return;
+    }
+    for (const char* name : {"HF_ENDPOINT", "HF_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"}) set(name, "");
+  }
+};
+
 // Substring check with a readable failure message (gmock is not linked).
 inline ::testing::AssertionResult Contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return ::testing::AssertionSuccess();

@@ -103,7 +103,8 @@ class CategoricalProcessor {
   std::vector<std::map<std::string, int64_t>> vocab_;
 };
 
-struct TextInputs;  // tokenized text columns (src/data/text/text_processor.h)
+struct TextInputs;   // tokenized text columns (src/data/text/text_processor.h)
+struct ImageInputs;  // image cells to decode per batch (src/data/image/image_processor.h)
 
 // A processed table, ready for batching. Undefined tensors for absent modalities.
 struct TabularTensors {
@@ -112,6 +113,8 @@ struct TabularTensors {
   torch::Tensor labels;       // [rows] int64 (classes) or float32 (regression)
   // Per text model (hf_text, hf_text_2): its columns, tokenized.
   std::map<std::string, std::shared_ptr<const TextInputs>> text;
+  // Per image model (timm_image, ...): its image cells.
+  std::map<std::string, std::shared_ptr<const ImageInputs>> images;
   int64_t rows = 0;
 };
 

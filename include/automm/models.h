@@ -20,11 +20,26 @@ struct TextBatch {
   torch::Tensor attention_mask;  // [batch, seq] int64, 1 = token, 0 = padding
 };
 
+// The images one image model reads: every row's image slots (each image
+// column's first max_image_num_per_column images), decoded and transformed.
+struct ImageBatch {
+  torch::Tensor images;  // [batch, slots, 3, size, size] float
+  torch::Tensor mask;    // [batch, slots] float, 1 = an image, 0 = missing / unreadable
+};
+
 // One mini-batch of processed inputs; undefined tensors for absent modalities.
 struct Batch {
   torch::Tensor numerical;    // [batch, num_numerical] float
   torch::Tensor categorical;  // [batch, num_categorical] int64
   std::map<std::string, TextBatch> text;  // by text model name (hf_text, hf_text_2)
+  std::map<std::string, ImageBatch> images;  // by image model name (timm_image, ...)
+};
+
+// An image model's architecture (a timm name) and where its pretrained
+// weights are (a file or folder; empty = random initialisation).
+struct ImageModelSpec {
+  std::string architecture;
+  std::string weights;
 };
 
 struct BackboneOutput {
@@ -43,6 +58,8 @@ struct ModelContext {
   // Whether text models load their checkpoint's pretrained weights: true when
   // a fit starts, false when the weights come from a saved predictor.
   bool load_pretrained = true;
+  // Image models by model name.
+  std::map<std::string, ImageModelSpec> image_models;
 };
 
 class BackboneImpl : public torch::nn::Module {

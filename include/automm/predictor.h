@@ -28,6 +28,9 @@ struct PredictorOptions {
   Json hyperparameters = Json::object();
   std::string path;          // "" = AutogluonModels/ag-<timestamp>
   bool verbose = true;
+  // AutoMM's `pretrained`: false builds every backbone with random weights
+  // (text models still read their checkpoint's config and tokenizer).
+  bool pretrained = true;
 };
 
 struct FitOptions {

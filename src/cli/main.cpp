@@ -20,7 +20,7 @@ const char* kUsage = R"(usage:
   automm fit --train FILE --label COL --path DIR [--tuning FILE] [--presets P]
              [--problem-type T] [--eval-metric M] [--hp key=value ...] [--config FILE]
              [--time-limit SECONDS] [--seed N] [--holdout-frac F]
-             [--column-type COL=TYPE ...] [--quiet]
+             [--column-type COL=TYPE ...] [--no-pretrained] [--quiet]
   automm fit --resume --path DIR --train FILE [--tuning FILE] [--time-limit SECONDS]
   automm predict --path DIR --data FILE --out FILE [--proba]
   automm evaluate --path DIR --data FILE [--metrics m1,m2] [--json]
@@ -114,7 +114,8 @@ int run_resume(const Args& args) {
 int run_fit(const Args& args) {
   if (args.has("--resume")) return run_resume(args);
   args.allow_only({"--train", "--label", "--path", "--tuning", "--presets", "--problem-type", "--eval-metric",
-                   "--hp", "--config", "--time-limit", "--seed", "--holdout-frac", "--column-type", "--quiet"});
+                   "--hp", "--config", "--time-limit", "--seed", "--holdout-frac", "--column-type", "--quiet",
+                   "--no-pretrained"});
   automm::Config config;  // parsed here first so that bad keys fail before reading data
   if (args.has("--config")) config.merge_yaml_file(args.get("--config"));
   for (const std::string& hp : args.all("--hp")) config.set_assignment(hp);
@@ -129,6 +130,7 @@ int run_fit(const Args& args) {
   options.eval_metric = args.get("--eval-metric");
   options.hyperparameters = hyperparameters;
   options.verbose = !args.has("--quiet");
+  options.pretrained = !args.has("--no-pretrained");
   automm::MultiModalPredictor predictor(options);
 
   const auto inputs = read_fit_inputs(args);
@@ -247,7 +249,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   try {
-    if (command == "fit") return run_fit(Args(argc, argv, 2, {"--quiet", "--resume"}));
+    if (command == "fit") return run_fit(Args(argc, argv, 2, {"--quiet", "--resume", "--no-pretrained"}));
     if (command == "predict") return run_predict(Args(argc, argv, 2, {"--proba"}));
     if (command == "evaluate") return run_evaluate(Args(argc, argv, 2, {"--json"}));
     if (command == "info") return run_info(Args(argc, argv, 2, {}));

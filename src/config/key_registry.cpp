@@ -8,7 +8,6 @@
 namespace automm {
 namespace {
 
-const char* kImagePending = "model.timm_image (image backbones)";
 const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
 const char* kSamPending = "model.sam (segmentation)";
@@ -205,26 +204,18 @@ void add_model_keys(Builder& b) {
   b.add("model.hf_text.gradient_checkpointing", K::kBool, false,
         "Recompute encoder blocks in backward to save memory.");
   // timm_image
-  pending(b.add("model.timm_image.checkpoint_name", K::kString, "swin_base_patch4_window7_224",
-                "timm model name, local folder or file."),
-          kImagePending);
-  pending(b.add("model.timm_image.train_transforms", K::kStringList,
-                Json::array({"resize_shorter_side", "center_crop", "trivial_augment"}),
-                "Training image transforms."),
-          kImagePending);
-  pending(b.add("model.timm_image.val_transforms", K::kStringList,
-                Json::array({"resize_shorter_side", "center_crop"}), "Inference image transforms."),
-          kImagePending);
-  pending(nullable(b.add("model.timm_image.image_size", K::kInt, nullptr,
-                         "Input size; null = the checkpoint's.")),
-          kImagePending);
-  pending(b.choice("model.timm_image.image_norm", "imagenet", {"imagenet", "clip"},
-                   "Normalisation statistics."),
-          kImagePending);
-  pending(range(b.add("model.timm_image.max_image_num_per_column", K::kInt, 1,
-                      "Images used per cell (';'-separated)."),
-                1.0, {}),
-          kImagePending);
+  b.add("model.timm_image.checkpoint_name", K::kString, "swin_base_patch4_window7_224",
+        "timm model name (pretrained weights from the Hugging Face cache as timm/<name>.<tag>, else "
+        "downloaded), a folder in timm's hub format, or a weights file named after its model.");
+  b.add("model.timm_image.train_transforms", K::kStringList,
+        Json::array({"resize_shorter_side", "center_crop", "trivial_augment"}),
+        "Training image transforms, by name or name(args), e.g. random_resize_crop(224, scale=0.5-1.0).");
+  b.add("model.timm_image.val_transforms", K::kStringList, Json::array({"resize_shorter_side", "center_crop"}),
+        "Inference image transforms.");
+  nullable(b.add("model.timm_image.image_size", K::kInt, nullptr, "Input size; null = the checkpoint's."));
+  b.choice("model.timm_image.image_norm", "imagenet", {"imagenet", "clip"}, "Normalisation statistics.");
+  range(b.add("model.timm_image.max_image_num_per_column", K::kInt, 1, "Images used per cell (';'-separated)."),
+        1.0, {});
   // clip
   pending(b.add("model.clip.checkpoint_name", K::kString, "openai/clip-vit-base-patch32",
                 "CLIP checkpoint."),
@@ -321,9 +312,8 @@ void add_model_keys(Builder& b) {
 }
 
 void add_data_keys(Builder& b) {
-  pending(b.choice("data.image.missing_value_strategy", "zero", {"zero", "skip"},
-                   "Missing images: zero (black, excluded from the average) or skip the row."),
-          kImagePending);
+  b.choice("data.image.missing_value_strategy", "zero", {"zero", "skip"},
+           "Missing or unreadable images: zero (black, excluded from the average) or skip the row.");
   b.add("data.text.normalize_text", K::kBool, false, "Normalise text encodings.");
   b.add("data.categorical.convert_to_text", K::kBool, false, "Feed categorical columns to the text model.");
   b.add("data.numerical.convert_to_text", K::kBool, false, "Feed numerical columns to the text model.");

@@ -13,6 +13,8 @@
 
 #include "automm/data.h"
 
+#include "data/image/image_io.h"
+
 namespace automm {
 namespace fs = std::filesystem;
 namespace {
@@ -36,20 +38,12 @@ size_t count_present(const Column& column) {
   return static_cast<size_t>(std::count(column.present.begin(), column.present.end(), 1));
 }
 
-bool has_image_signature(const unsigned char* b, size_t n) {
-  auto starts = [&](const char* magic, size_t len, size_t offset = 0) {
-    return n >= offset + len && std::equal(magic, magic + len, reinterpret_cast<const char*>(b) + offset);
-  };
-  return starts("\x89PNG", 4) || starts("\xFF\xD8\xFF", 3) || starts("GIF8", 4) ||
-         starts("BM", 2) || (starts("RIFF", 4) && starts("WEBP", 4, 8));
-}
-
 bool file_is_image(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
-  unsigned char head[12] = {};
-  in.read(reinterpret_cast<char*>(head), sizeof(head));
-  return has_image_signature(head, static_cast<size_t>(in.gcount()));
+  char head[16] = {};
+  in.read(head, sizeof(head));
+  return looks_like_image_bytes(std::string(head, static_cast<size_t>(in.gcount())));
 }
 
 // AutoMM samples up to 500 cells and calls a column image_path when at most 90%
@@ -59,44 +53,25 @@ bool is_image_path_column(const Column& column, const fs::path& base) {
   for (size_t row = 0; row < column.size() && tried < 500; ++row) {
     if (column.is_missing(row)) continue;
     ++tried;
-    std::stringstream cell(column.cells[row]);
-    std::string part;
     bool ok = false;
-    while (std::getline(cell, part, ';') && !ok) {
+    for (const std::string& part : split_image_paths(column.cells[row])) {
       fs::path p(part);
       if (p.is_relative()) p = base / p;
-      ok = file_is_image(p);
+      if ((ok = file_is_image(p))) break;
     }
     if (!ok) ++failed;
   }
   return tried > 0 && static_cast<double>(failed) / static_cast<double>(tried) <= 0.9;
 }
 
-int base64_value(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '+' || c == '/') return c == '+' ? 62 : 63;
-  return -1;
-}
-
 // Base64 text whose first bytes decode to an image signature.
 bool is_base64_image(const std::string& cell) {
   if (cell.size() < 16) return false;
-  std::vector<unsigned char> bytes;
-  uint32_t buffer = 0;
-  int bits = 0;
-  for (size_t i = 0; i < 16; ++i) {
-    const int v = base64_value(cell[i]);
-    if (v < 0) return false;
-    buffer = (buffer << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      bytes.push_back(static_cast<unsigned char>((buffer >> bits) & 0xFF));
-    }
+  try {
+    return looks_like_image_bytes(decode_base64(cell.substr(0, 16)));
+  } catch (const ImageDecodeError&) {
+    return false;
   }
-  return has_image_signature(bytes.data(), bytes.size());
 }
 
 bool is_image_bytes_column(const Column& column) {

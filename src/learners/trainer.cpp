@@ -11,6 +11,7 @@
 #include "automm/metrics.h"
 #include "automm/optim.h"
 #include "checkpoints.h"
+#include "data/image/image_processor.h"
 #include "data/text/text_processor.h"
 #include "training_state.h"
 
@@ -97,15 +98,19 @@ Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Pl
     batch.numerical = data.numerical.index_select(0, rows).to(placement.device, placement.dtype);
   if (data.categorical.defined() && data.categorical.size(1) > 0)
     batch.categorical = data.categorical.index_select(0, rows).to(placement.device);
-  if (!data.text.empty()) {
-    const torch::Tensor row_ids = rows.to(torch::kInt64).contiguous();
-    const std::vector<int64_t> row_list(row_ids.data_ptr<int64_t>(), row_ids.data_ptr<int64_t>() + row_ids.numel());
-    std::mt19937_64 rng(training_seed.value_or(0));
-    for (const auto& [model, inputs] : data.text) {
-      TextBatch text = inputs->processor->make_batch(*inputs, row_list, training_seed ? &rng : nullptr);
-      batch.text[model] = {text.input_ids.to(placement.device), text.token_type_ids.to(placement.device),
-                           text.attention_mask.to(placement.device)};
-    }
+  if (data.text.empty() && data.images.empty()) return batch;
+  const torch::Tensor row_ids = rows.to(torch::kInt64).contiguous();
+  const std::vector<int64_t> row_list(row_ids.data_ptr<int64_t>(), row_ids.data_ptr<int64_t>() + row_ids.numel());
+  std::mt19937_64 rng(training_seed.value_or(0));
+  std::mt19937_64* training_rng = training_seed ? &rng : nullptr;
+  for (const auto& [model, inputs] : data.text) {
+    TextBatch text = inputs->processor->make_batch(*inputs, row_list, training_rng);
+    batch.text[model] = {text.input_ids.to(placement.device), text.token_type_ids.to(placement.device),
+                         text.attention_mask.to(placement.device)};
+  }
+  for (const auto& [model, inputs] : data.images) {
+    ImageBatch images = inputs->processor->make_batch(*inputs, row_list, training_rng);
+    batch.images[model] = {images.images.to(placement.device, placement.dtype), images.mask.to(placement.device)};
   }
   return batch;
 }

@@ -15,6 +15,8 @@ std::shared_ptr<BackboneImpl> make_ft_transformer(const std::string& prefix, con
                                                   const Config& config);
 std::shared_ptr<BackboneImpl> make_hf_text(const std::string& prefix, const ModelContext& context,
                                           const Config& config);
+std::shared_ptr<BackboneImpl> make_timm_image(const std::string& prefix, const ModelContext& context,
+                                             const Config& config);
 
 // Fusion models combine the backbones' features; see fusion.cpp.
 struct FusionParts {

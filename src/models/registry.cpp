@@ -21,7 +21,7 @@ const std::map<std::string, ModelEntry>& backbone_registry() {
       {"numerical_mlp", {make_numerical_mlp, ""}},
       {"ft_transformer", {make_ft_transformer, ""}},
       {"hf_text", {make_hf_text, ""}},
-      {"timm_image", {nullptr, "timm image backbones"}},
+      {"timm_image", {make_timm_image, ""}},
       {"clip", {nullptr, "CLIP"}},
       {"mmdet_image", {nullptr, "object detection (mmdet_image)"}},
       {"sam", {nullptr, "segmentation (SAM)"}},

@@ -5,11 +5,13 @@
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <iterator>
 #include <set>
 
 #include "automm/metrics.h"
 #include "automm/optim.h"
 #include "models/hf_checkpoint.h"
+#include "models/image/timm_checkpoint.h"
 #include "models/text/scratch_checkpoint.h"
 #include "predictor_state.h"
 
@@ -51,6 +53,12 @@ std::vector<int64_t> to_int_vector(const torch::Tensor& t) {
   return std::vector<int64_t>(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
 }
 
+// Relative image paths in a table resolve against the folder of its file.
+std::string table_folder(const Table& table) {
+  const std::filesystem::path source(table.source);
+  return std::filesystem::exists(source) ? source.parent_path().string() : std::string();
+}
+
 std::vector<double> to_double_vector(const torch::Tensor& t) {
   auto c = t.to(torch::kFloat64).contiguous().reshape({-1});
   return std::vector<double>(c.data_ptr<double>(), c.data_ptr<double>() + c.numel());
@@ -86,6 +94,9 @@ TabularTensors MultiModalPredictor::State::process(const Table& data, bool with_
     for (const auto& name : processor->columns())
       if (!data.has_column(name) && std::find(missing.begin(), missing.end(), name) == missing.end())
         missing.push_back(name);
+  for (const auto& processor : image_processors)
+    for (const auto& [name, is_path] : processor->columns())
+      if (!data.has_column(name)) missing.push_back(name);
   if (!missing.empty()) {
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "'" : ", '") + m + "'";
@@ -99,6 +110,8 @@ TabularTensors MultiModalPredictor::State::process(const Table& data, bool with_
   out.categorical = categorical.transform(data);
   for (const auto& processor : text_processors)
     out.text[processor->model_name()] = processor->transform(data, training);
+  for (const auto& processor : image_processors)
+    out.images[processor->model_name()] = processor->transform(data, table_folder(data));
   if (with_labels) out.labels = label_processor.transform(data.column(options.label));
   return out;
 }
@@ -193,12 +206,13 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
       presence.image |= type == ColumnType::kImagePath || type == ColumnType::kImageBytes;
     }
     s.model_names = select_models(s.config.get_list("model.names"), presence);
-    const bool reads_text = std::any_of(s.model_names.begin(), s.model_names.end(), [](const std::string& name) {
-      return model_base_name(name) == "hf_text";
-    });
+    auto selected = [&](const char* base) {
+      return std::any_of(s.model_names.begin(), s.model_names.end(),
+                         [&](const std::string& name) { return model_base_name(name) == base; });
+    };
     for (const auto& [name, type] : s.column_types) {
-      if ((type == ColumnType::kText && !reads_text) || type == ColumnType::kImagePath ||
-          type == ColumnType::kImageBytes)
+      const bool image = type == ColumnType::kImagePath || type == ColumnType::kImageBytes;
+      if ((type == ColumnType::kText && !selected("hf_text")) || (image && !selected("timm_image")))
         s.warn("column '" + name + "' (" + to_string(type) + ") is not used: no model in model.names reads it");
     }
     s.label_processor.fit(train_table.column(label), s.problem_type, s.config);
@@ -212,6 +226,7 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
     std::error_code ignored;
     std::filesystem::remove_all(s.resume_dir(), ignored);
     s.prepare_text_models(train_table);
+    s.prepare_image_models();
     torch::manual_seed(fit.seed);
     s.net = MultiModalNet(s.model_names, s.context, s.config);
     s.write_resume_files({{"seed", fit.seed},
@@ -227,6 +242,9 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
   for (const auto& p : s.net->parameters()) num_parameters += p.numel();
   const int threads = configure_threads(num_parameters * s.config.get_int("env.per_gpu_batch_size"));
   s.fitted = true;
+  // missing_value_strategy = skip: rows with unreadable images take no part.
+  train_table = s.rows_with_readable_images(train_table, "training data");
+  val_table = s.rows_with_readable_images(val_table, "validation data");
   const TabularTensors train_tensors = s.process(train_table, true, /*training=*/true);
   const TabularTensors val_tensors = s.process(val_table, true);
   ValidationScorer scorer{s.validation_metric, [&](const torch::Tensor& logits) {
@@ -273,10 +291,46 @@ void MultiModalPredictor::fit(const Table& train_input, const FitOptions& reques
   for (auto& [name, dir] : s.context.checkpoint_dirs) dir = (std::filesystem::path(s.options.path) / name).string();
 }
 
+void MultiModalPredictor::State::prepare_image_models() {
+  image_processors.clear();
+  context.image_models.clear();
+  std::vector<std::pair<std::string, bool>> columns;
+  for (const auto& [name, type] : column_types) {
+    if (type == ColumnType::kImagePath) columns.emplace_back(name, true);
+    if (type == ColumnType::kImageBytes) columns.emplace_back(name, false);
+  }
+  for (const std::string& name : model_names) {
+    if (model_base_name(name) != "timm_image") continue;
+    const ResolvedImageModel model =
+        resolve_timm_checkpoint(config.get_string("model.timm_image.checkpoint_name"), options.pretrained);
+    if (options.verbose) std::cerr << "automm: " << name << " = " << model.architecture << ", " << model.source << "\n";
+    context.image_models[name] = {model.architecture, model.weights};
+    image_processors.push_back(ImageProcessor::create(
+        name, columns, image_processor_options(config, model.info.image_size, model.info.interpolation)));
+  }
+}
+
+Table MultiModalPredictor::State::rows_with_readable_images(const Table& data, const std::string& what) const {
+  if (image_processors.empty() || !image_processors.front()->options().skip_invalid) return data;
+  std::vector<size_t> keep(data.num_rows());
+  for (size_t r = 0; r < keep.size(); ++r) keep[r] = r;
+  for (const auto& processor : image_processors) {
+    const std::vector<size_t> readable = processor->readable_rows(*processor->transform(data, table_folder(data)));
+    std::vector<size_t> both;
+    std::set_intersection(keep.begin(), keep.end(), readable.begin(), readable.end(), std::back_inserter(both));
+    keep = both;
+  }
+  if (keep.size() == data.num_rows()) return data;
+  warn(std::to_string(data.num_rows() - keep.size()) + " rows of the " + what +
+       " were skipped: an image is missing or unreadable (data.image.missing_value_strategy = skip)");
+  if (keep.empty()) throw std::invalid_argument("no row of the " + what + " has readable images");
+  return data.select_rows(keep);
+}
+
 void MultiModalPredictor::State::prepare_text_models(const Table& train_table) {
   text_processors.clear();
   context.checkpoint_dirs.clear();
-  context.load_pretrained = true;
+  context.load_pretrained = options.pretrained;
   const std::vector<std::string> columns = columns_of(column_types, ColumnType::kText);
   for (const std::string& name : model_names) {
     if (model_base_name(name) != "hf_text") continue;

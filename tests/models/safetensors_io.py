@@ -1,6 +1,6 @@
 """safetensors without the safetensors package, for the encoder reference scripts
-(deberta_v2_reference.py, distilbert_reference.py, mpnet_reference.py), which
-/usr/bin/python3 runs with only Debian's torch and numpy."""
+(deberta_v2_reference.py, distilbert_reference.py, mpnet_reference.py, through
+reference_common.py), which /usr/bin/python3 runs with only Debian's torch and numpy."""
 import json
 
 import numpy as np
@@ -27,11 +27,13 @@ def read_safetensors(path):
 
 
 def write_safetensors(path, tensors):
-    """Writes {name: tensor} as float32 safetensors."""
+    """Writes {name: tensor} as safetensors: int64 tensors (BatchNorm's
+    num_batches_tracked) as I64, everything else as float32."""
     header, chunks, offset = {}, [], 0
     for name, tensor in tensors.items():
-        raw = tensor.detach().contiguous().cpu().numpy().astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensor.shape), "data_offsets": [offset, offset + len(raw)]}
+        dtype, numpy_dtype = ("I64", "<i8") if tensor.dtype == torch.int64 else ("F32", "<f4")
+        raw = tensor.detach().contiguous().cpu().numpy().astype(numpy_dtype).tobytes()
+        header[name] = {"dtype": dtype, "shape": list(tensor.shape), "data_offsets": [offset, offset + len(raw)]}
         chunks.append(raw)
         offset += len(raw)
     text = json.dumps(header).encode()

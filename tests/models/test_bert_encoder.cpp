@@ -7,14 +7,12 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <map>
-#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -23,30 +21,25 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#ifndef AUTOMM_SOURCE_DIR
-#include "automm_test_paths.h"
-#endif
-
+#include "models/hf_encoder_test_util.h"
 #include "models/text/bert_encoder.h"
 
 namespace automm {
 namespace {
 
+// This file's ReferenceCase reads bert_reference.py's own format, so take the shared helpers by name.
+using encoder_test::contains;
+using encoder_test::error_of;
+using encoder_test::expect_mask_hides_padding;
+using encoder_test::expect_reference_ready;
+using encoder_test::expect_rejects_malformed_ids;
+using encoder_test::expect_sequence_limit;
+using encoder_test::masked_max_abs_diff;
+using encoder_test::ReferenceRun;
+using encoder_test::state_of;
 using nlohmann::json;
 
 constexpr double kParityTolerance = 1e-4;
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 json small_config(const std::string& model_type) {
   json config = {{"model_type", model_type},
@@ -74,48 +67,17 @@ BertEncoder make_encoder(const json& config, uint64_t seed) {
   return BertEncoder(BertConfig::from_json(config));
 }
 
-std::map<std::string, torch::Tensor> state_of(const BertEncoder& encoder, const std::string& prefix = "") {
-  std::map<std::string, torch::Tensor> weights;
-  for (const auto& item : encoder->named_parameters()) weights[prefix + item.key()] = item.value().detach().clone();
-  return weights;
-}
-
 // --- reference data written by bert_reference.py ---------------------------------
 
-struct ReferenceData {
-  std::filesystem::path dir;
-  std::string skip_reason;  // non-empty: /usr/bin/python3 has no torch
-  std::string error;        // non-empty: the script failed
-
-  ~ReferenceData() {
-    std::error_code ignored;
-    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
-  }
-};
-
-const ReferenceData& reference_data() {
-  static ReferenceData data = [] {
-    ReferenceData result;
-    if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) {
-      result.skip_reason =
-          "/usr/bin/python3 cannot import torch and numpy; install Debian's python3-torch "
-          "(apt-get install -y python3-torch) to run the BERT parity tests";
-      return result;
-    }
-    std::random_device device;
-    result.dir = std::filesystem::temp_directory_path() / ("automm_bert_reference_" + std::to_string(device()));
-    std::filesystem::create_directories(result.dir);
-    const std::string script = std::string(AUTOMM_SOURCE_DIR) + "/tests/models/bert_reference.py";
-    const std::string log = (result.dir / "reference.log").string();
-    const std::string command = "/usr/bin/python3 '" + script + "' '" + result.dir.string() + "' >'" + log + "' 2>&1";
-    if (std::system(command.c_str()) != 0) {
-      std::ifstream in(log);
-      result.error = "bert_reference.py failed: " + command + "\n" +
-                     std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-    return result;
+// bert_reference.py builds its own cases and weights.
+const ReferenceRun& reference_data() {
+  static ReferenceRun run;
+  static const bool done = [] {
+    encoder_test::run_reference("bert_reference.py", {}, run);
+    return true;
   }();
-  return data;
+  (void)done;
+  return run;
 }
 
 // Raw little-endian array of the given shape and dtype.
@@ -165,19 +127,9 @@ ReferenceCase load_case(const std::string& name) {
   return result;
 }
 
-// Max |a - b| over the positions where mask == 1.
-double masked_max_abs_diff(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
-  auto valid = mask.to(torch::kBool).unsqueeze(-1).expand_as(a);  // [batch, seq, hidden]
-  return (a - b).abs().masked_select(valid).max().item<double>();
-}
-
 class BertEncoderParity : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto& data = reference_data();
-    if (!data.skip_reason.empty()) FAIL() << data.skip_reason;  // scripts/setup.sh installs python3-torch
-    ASSERT_TRUE(data.error.empty()) << data.error;
-  }
+  void SetUp() override { expect_reference_ready(reference_data()); }
 
   // Loads the reference weights by name and returns the max abs difference on real tokens.
   double run_case(const std::string& name, bool with_token_types = true) {
@@ -268,7 +220,7 @@ TEST(BertEncoderNames, ElectraProjectsOnlyWhenWidthsDiffer) {
 
 TEST(BertEncoderLoad, ListsMissingAndUnexpectedTensors) {
   auto encoder = make_encoder(small_config("bert"), 1);
-  auto weights = state_of(encoder);
+  auto weights = state_of(*encoder);
   weights.erase("encoder.layer.1.output.dense.bias");
   weights["encoder.layer.2.output.dense.bias"] = torch::zeros({32});
   auto message = error_of([&] { encoder->load_hf_state_dict(weights); });
@@ -284,7 +236,7 @@ TEST(BertEncoderLoad, ListsMissingAndUnexpectedTensors) {
 TEST(BertEncoderLoad, StripsModelPrefixAndIgnoresHeads) {
   auto source = make_encoder(small_config("bert"), 1);
   auto target = make_encoder(small_config("bert"), 2);
-  auto weights = state_of(source, "bert.");
+  auto weights = state_of(*source, "bert.");
   weights["cls.predictions.bias"] = torch::zeros({40});
   weights["cls.predictions.transform.dense.weight"] = torch::zeros({32, 32});
   weights["bert.pooler.dense.weight"] = torch::zeros({32, 32});
@@ -293,16 +245,13 @@ TEST(BertEncoderLoad, StripsModelPrefixAndIgnoresHeads) {
   ASSERT_FALSE(torch::equal(target->named_parameters()["encoder.layer.0.attention.self.query.weight"],
                             source->named_parameters()["encoder.layer.0.attention.self.query.weight"]));
   target->load_hf_state_dict(weights);
-  auto loaded = target->named_parameters();
-  for (const auto& item : source->named_parameters()) {
-    EXPECT_TRUE(torch::equal(loaded[item.key()], item.value())) << item.key();
-  }
+  encoder_test::expect_parameters_equal(*target, state_of(*source), "");
 }
 
 TEST(BertEncoderLoad, RobertaAndElectraPrefixesAndTfLayerNormNames) {
   auto roberta_source = make_encoder(small_config("xlm-roberta"), 1);
   auto roberta_target = make_encoder(small_config("xlm-roberta"), 2);
-  auto weights = state_of(roberta_source, "roberta.");
+  auto weights = state_of(*roberta_source, "roberta.");
   weights["lm_head.dense.weight"] = torch::zeros({32, 32});
   // TF-converted checkpoints call LayerNorm parameters gamma / beta.
   auto gamma = weights.extract("roberta.embeddings.LayerNorm.weight");
@@ -316,7 +265,7 @@ TEST(BertEncoderLoad, RobertaAndElectraPrefixesAndTfLayerNormNames) {
   config["embedding_size"] = 16;
   auto electra_source = make_encoder(config, 1);
   auto electra_target = make_encoder(config, 2);
-  auto electra_weights = state_of(electra_source, "electra.");
+  auto electra_weights = state_of(*electra_source, "electra.");
   electra_weights["discriminator_predictions.dense.weight"] = torch::zeros({32, 32});
   electra_target->load_hf_state_dict(electra_weights);
   EXPECT_TRUE(torch::equal(electra_target->named_parameters()["embeddings_project.weight"],
@@ -325,22 +274,13 @@ TEST(BertEncoderLoad, RobertaAndElectraPrefixesAndTfLayerNormNames) {
 
 TEST(BertEncoderLoad, ShapeMismatchNamesTensorAndShapesAndLoadsNothing) {
   auto encoder = make_encoder(small_config("bert"), 1);
-  auto before = state_of(encoder);
-  auto weights = state_of(make_encoder(small_config("bert"), 2), "bert.");
-  weights["bert.encoder.layer.0.intermediate.dense.weight"] = torch::zeros({32, 32});
-  auto message = error_of([&] { encoder->load_hf_state_dict(weights); });
-  EXPECT_TRUE(contains(message, "bert.encoder.layer.0.intermediate.dense.weight")) << message;
-  EXPECT_TRUE(contains(message, "[32, 32]")) << message;
-  EXPECT_TRUE(contains(message, "[48, 32]")) << message;
-  EXPECT_THROW(encoder->load_hf_state_dict(weights), std::runtime_error);
-  for (const auto& item : encoder->named_parameters()) {
-    EXPECT_TRUE(torch::equal(item.value(), before.at(item.key()))) << "partially loaded " << item.key();
-  }
+  encoder_test::expect_shape_mismatch_rejected(*encoder, state_of(*make_encoder(small_config("bert"), 2), "bert."),
+                                               "bert.encoder.layer.0.intermediate.dense.weight", {32, 32}, {48, 32});
 }
 
 TEST(BertEncoderLoad, DuplicateKeysWithAndWithoutPrefixAreRejected) {
   auto encoder = make_encoder(small_config("bert"), 1);
-  auto weights = state_of(encoder);
+  auto weights = state_of(*encoder);
   weights["bert.embeddings.LayerNorm.bias"] = torch::zeros({32});
   auto message = error_of([&] { encoder->load_hf_state_dict(weights); });
   EXPECT_TRUE(contains(message, "embeddings.LayerNorm.bias")) << message;
@@ -421,22 +361,15 @@ TEST(BertEncoderForward, AttentionMaskHidesPaddedTokens) {
   auto ids = torch::tensor({{5, 6, 7, 8, 0, 0}, {9, 10, 11, 12, 13, 14}}, torch::kLong);  // [2, 6]
   auto types = torch::zeros_like(ids);
   auto mask = torch::tensor({{1, 1, 1, 1, 0, 0}, {1, 1, 1, 1, 1, 1}}, torch::kLong);
-  auto base = encoder->forward(ids, types, mask);  // [2, 6, 32]
-  EXPECT_EQ(base.sizes(), torch::IntArrayRef({2, 6, 32}));
-
   auto changed_ids = ids.clone();
   changed_ids[0][4] = 33;
   auto changed_types = types.clone();
   changed_types[0][5] = 1;
-  auto changed = encoder->forward(changed_ids, changed_types, mask);
-  EXPECT_LE(masked_max_abs_diff(changed, base, mask), 1e-6);
-
-  // Without the mask the same change does reach the real tokens.
-  auto unmasked_base = encoder->forward(ids, types, torch::ones_like(mask));
-  auto unmasked_changed = encoder->forward(changed_ids, changed_types, torch::ones_like(mask));
-  EXPECT_GT(masked_max_abs_diff(unmasked_changed, unmasked_base, mask), 1e-3);
-  // An undefined mask means no padding.
-  EXPECT_TRUE(torch::allclose(encoder->forward(ids, types, torch::Tensor()), unmasked_base));
+  auto forward = [&encoder](const torch::Tensor& ids, const torch::Tensor& types, const torch::Tensor& mask) {
+    return encoder->forward(ids, types, mask);
+  };
+  auto base = expect_mask_hides_padding(forward, ids, types, mask, changed_ids, changed_types, 1e-6);
+  EXPECT_EQ(base.sizes(), torch::IntArrayRef({2, 6, 32}));
 }
 
 TEST(BertEncoderForward, DropoutOnlyInTrainMode) {
@@ -482,21 +415,13 @@ TEST(BertEncoderForward, ActivationsFollowHuggingFace) {
 
 TEST(BertEncoderForward, RejectsBadInputs) {
   auto encoder = make_encoder(small_config("bert"), 6);
-  auto ids = torch::ones({2, 25}, torch::kLong);  // 25 > max_position_embeddings 24
-  auto message = error_of([&] { encoder->forward(ids, torch::Tensor(), torch::Tensor()); });
-  EXPECT_TRUE(contains(message, "sequence length 25")) << message;
-  auto short_ids = torch::ones({2, 5}, torch::kLong);
-  message = error_of([&] { encoder->forward(short_ids, torch::zeros({2, 4}, torch::kLong), torch::Tensor()); });
-  EXPECT_TRUE(contains(message, "token_type_ids")) << message;
-  message = error_of([&] { encoder->forward(torch::ones({5}, torch::kLong), torch::Tensor(), torch::Tensor()); });
-  EXPECT_TRUE(contains(message, "[batch, seq]")) << message;
+  expect_rejects_malformed_ids(*encoder);
+  expect_sequence_limit(*encoder, "BertEncoder", 24);  // max_position_embeddings 24
 
   // roberta positions start after pad_token_id, so it fits 24 - 1 - 1 = 22 tokens.
   auto roberta = make_encoder(small_config("roberta"), 6);
   roberta->eval();
-  EXPECT_NO_THROW(roberta->forward(torch::full({1, 22}, 3, torch::kLong), torch::Tensor(), torch::Tensor()));
-  message = error_of([&] { roberta->forward(torch::full({1, 23}, 3, torch::kLong), torch::Tensor(), torch::Tensor()); });
-  EXPECT_TRUE(contains(message, "exceeds the 22 positions")) << message;
+  expect_sequence_limit(*roberta, "BertEncoder", 22);
 }
 
 TEST(BertEncoderForward, BackwardReachesEveryParameter) {

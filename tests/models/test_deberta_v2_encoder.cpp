@@ -4,55 +4,28 @@
 // a transcription of transformers' modeling_deberta_v2.py run by /usr/bin/python3,
 // loads them strictly by name and writes its last hidden states back, which a
 // second encoder, loaded through load_hf_state_dict, must reproduce.
-#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iostream>
-#include <iterator>
 #include <map>
-#include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#ifndef AUTOMM_SOURCE_DIR
-#include "automm_test_paths.h"
-#endif
-
-#include "automm/weights_io.h"
+#include "models/hf_encoder_test_util.h"
 #include "models/text/deberta_v2_encoder.h"
 
 namespace automm {
 namespace {
 
-using nlohmann::json;
+using namespace encoder_test;  // NOLINT: the shared encoder test helpers
 
 constexpr double kParityTolerance = 1e-4;
 constexpr int64_t kBatch = 3;
 constexpr int64_t kSeq = 12;
 const std::vector<int64_t> kLengths = {12, 9, 5};  // real tokens per row; the rest is padding
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 json base_config() {
   return {{"model_type", "deberta-v2"}, {"vocab_size", 60},           {"hidden_size", 64},
@@ -116,33 +89,6 @@ DebertaV2Encoder make_encoder(const json& config, uint64_t seed) {
   return DebertaV2Encoder(DebertaV2Config::from_json(config));
 }
 
-std::map<std::string, torch::Tensor> state_of(const DebertaV2Encoder& encoder,
-                                              const std::string& prefix = "") {
-  std::map<std::string, torch::Tensor> weights;
-  for (const auto& item : encoder->named_parameters())
-    weights[prefix + item.key()] = item.value().detach().clone();
-  return weights;
-}
-
-// Weights far from the 0.02-std init, so every term moves the output.
-void randomize(DebertaV2Encoder& encoder) {
-  torch::NoGradGuard no_grad;
-  for (auto& item : encoder->named_parameters()) {
-    auto& p = item.value();
-    const std::string& name = item.key();
-    if (p.dim() == 1 && contains(name, "LayerNorm.weight")) {
-      p.copy_(1.0 + 0.2 * torch::randn_like(p));
-    } else if (p.dim() == 1) {
-      p.copy_(0.1 * torch::randn_like(p));
-    } else if (contains(name, "embeddings.weight")) {
-      p.copy_(torch::randn_like(p));
-    } else {
-      p.copy_(torch::randn_like(p) /
-              std::sqrt(static_cast<double>(p.numel() / p.size(0))));  // 1 / sqrt(fan_in)
-    }
-  }
-}
-
 struct Inputs {
   torch::Tensor input_ids, token_type_ids, attention_mask;  // [batch, seq] int64
 };
@@ -162,10 +108,10 @@ Inputs make_inputs(int64_t vocab_size, uint64_t seed) {
   return inputs;
 }
 
-// Max |a - b| over the positions where mask == 1.
-double masked_max_abs_diff(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
-  auto valid = mask.to(torch::kBool).unsqueeze(-1).expand_as(a);  // [batch, seq, hidden]
-  return (a - b).abs().masked_select(valid).max().item<double>();
+StateDict as_state_dict(const Inputs& inputs) {
+  return {{"input_ids", inputs.input_ids},
+          {"token_type_ids", inputs.token_type_ids},
+          {"attention_mask", inputs.attention_mask}};
 }
 
 // --- reference data written by deberta_v2_reference.py --------------------------------------
@@ -176,98 +122,48 @@ const std::map<std::string, json>& parity_cases() {
   return cases;
 }
 
-struct ReferenceData {
-  std::filesystem::path dir;
-  std::string skip_reason;  // non-empty: /usr/bin/python3 has no torch
-  std::string error;        // non-empty: writing the case or the script failed
-
-  ~ReferenceData() {
-    std::error_code ignored;
-    if (!dir.empty()) std::filesystem::remove_all(dir, ignored);
-  }
-};
-
-// Writes every case (seeded, so the tests can rebuild its weights), then runs the script once.
-const ReferenceData& reference_data() {
-  static ReferenceData data = [] {
-    ReferenceData result;
-    if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) {
-      result.skip_reason =
-          "/usr/bin/python3 cannot import torch and numpy; install Debian's python3-torch "
-          "(apt-get install -y python3-torch) to run the DeBERTa-v2 parity tests";
-      return result;
+// Every case's weights are seeded, so the tests could rebuild them; they are read back from the run.
+const ReferenceRun& reference() {
+  static ReferenceRun run;
+  static const bool done = [] {
+    std::map<std::string, ReferenceCase> cases;
+    for (const auto& [name, config] : parity_cases()) {
+      auto encoder = make_encoder(config, 11);
+      randomize(*encoder);
+      cases[name] = {config, state_of(*encoder),
+                     as_state_dict(make_inputs(config.at("vocab_size").get<int64_t>(), 12))};
     }
-    std::random_device device;
-    result.dir =
-        std::filesystem::temp_directory_path() / ("automm_deberta_v2_reference_" + std::to_string(device()));
-    std::string command = "/usr/bin/python3 '" + std::string(AUTOMM_SOURCE_DIR) +
-                          "/tests/models/deberta_v2_reference.py' '" + result.dir.string() + "'";
-    try {
-      for (const auto& [name, config] : parity_cases()) {
-        const auto folder = result.dir / name;
-        std::filesystem::create_directories(folder);
-        auto encoder = make_encoder(config, 11);
-        randomize(encoder);
-        save_safetensors(state_of(encoder), (folder / "weights.safetensors").string());
-        auto inputs = make_inputs(config.at("vocab_size").get<int64_t>(), 12);
-        save_safetensors({{"input_ids", inputs.input_ids},
-                          {"token_type_ids", inputs.token_type_ids},
-                          {"attention_mask", inputs.attention_mask}},
-                         (folder / "inputs.safetensors").string());
-        std::ofstream(folder / "config.json") << config.dump(1);
-        command += " '" + name + "'";
-      }
-    } catch (const std::exception& e) {
-      result.error = std::string("writing the reference cases failed: ") + e.what();
-      return result;
-    }
-    const std::string log = (result.dir / "reference.log").string();
-    if (std::system((command + " >'" + log + "' 2>&1").c_str()) != 0) {
-      std::ifstream in(log);
-      result.error = "deberta_v2_reference.py failed: " + command + "\n" +
-                     std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
-    return result;
+    run_reference("deberta_v2_reference.py", cases, run);
+    return true;
   }();
-  return data;
+  (void)done;
+  return run;
 }
 
 class DebertaV2Parity : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const auto& data = reference_data();
-    if (!data.skip_reason.empty()) FAIL() << data.skip_reason;  // scripts/setup.sh installs python3-torch
-    ASSERT_TRUE(data.error.empty()) << data.error;
-  }
+  void SetUp() override { expect_reference_ready(reference()); }
 
   // A fresh encoder loads the case's weights with the "deberta." prefix; returns
   // the max abs difference to the reference over all positions (padding
   // included: transformers' outputs there are deterministic too).
   double run_case(const std::string& name) {
-    const auto folder = reference_data().dir / name;
+    const auto folder = reference().dir / name;
     const auto& config = parity_cases().at(name);
     auto encoder = make_encoder(config, 99);
     encoder->load_hf_state_dict(load_safetensors((folder / "weights.safetensors").string()));
     encoder->eval();
     auto inputs = load_safetensors((folder / "inputs.safetensors").string());
-    auto expected = load_safetensors((folder / "outputs.safetensors").string()).at("last_hidden_state");
-    torch::NoGradGuard no_grad;
-    auto hidden = encoder->forward(inputs.at("input_ids"), inputs.at("token_type_ids"),
-                                   inputs.at("attention_mask"));  // [batch, seq, hidden]
-    EXPECT_EQ(hidden.sizes(), expected.sizes());
-    EXPECT_GT(expected.abs().max().item<double>(), 0.5);  // the reference computed something
-    double real = masked_max_abs_diff(hidden, expected, inputs.at("attention_mask"));
-    double all = (hidden - expected).abs().max().item<double>();
-    std::cout << "[ parity   ] " << name << ": max abs diff " << real << " (non-padded), " << all << " (all)"
-              << std::endl;
-    RecordProperty("max_abs_diff_" + name, std::to_string(all));
-    // Control: the comparison notices a small change to the relative position terms.
-    encoder->named_parameters()["encoder.rel_embeddings.weight"].add_(
-        0.05 * torch::randn({2 * DebertaV2Config::from_json(config).relative_span(), 64}));
-    auto perturbed =
-        encoder->forward(inputs.at("input_ids"), inputs.at("token_type_ids"), inputs.at("attention_mask"));
-    EXPECT_GT(masked_max_abs_diff(perturbed, expected, inputs.at("attention_mask")), 1e-3);
-    return all;
+    // Control: a small change to the relative position terms.
+    return compare_with_reference(
+        name,
+        [&] {
+          return encoder->forward(inputs.at("input_ids"), inputs.at("token_type_ids"), inputs.at("attention_mask"));
+        },
+        reference().outputs(name).at("last_hidden_state"), inputs.at("attention_mask"), [&] {
+          encoder->named_parameters()["encoder.rel_embeddings.weight"].add_(
+              0.05 * torch::randn({2 * DebertaV2Config::from_json(config).relative_span(), 64}));
+        });
   }
 };
 
@@ -383,7 +279,7 @@ TEST(DebertaV2Names, OptionalModulesFollowTheConfig) {
 
 TEST(DebertaV2Load, ListsMissingAndUnexpectedTensors) {
   auto encoder = make_encoder(v3_config(), 1);
-  auto weights = state_of(encoder, "deberta.");
+  auto weights = state_of(*encoder, "deberta.");
   weights.erase("deberta.encoder.rel_embeddings.weight");
   weights["deberta.encoder.layer.3.output.dense.bias"] = torch::zeros({64});
   auto message = error_of([&] { encoder->load_hf_state_dict(weights); });
@@ -399,20 +295,17 @@ TEST(DebertaV2Load, ListsMissingAndUnexpectedTensors) {
 TEST(DebertaV2Load, StripsPrefixAndIgnoresHeadsAndUnusedPositions) {
   auto source = make_encoder(v3_config(), 1);
   auto target = make_encoder(v3_config(), 2);
-  auto weights = state_of(source, "deberta.");
+  auto weights = state_of(*source, "deberta.");
   weights["deberta.embeddings.position_ids"] = torch::arange(512).unsqueeze(0);
   weights["deberta.embeddings.position_embeddings.weight"] = torch::zeros({512, 64});  // unused in v3
   weights["lm_predictions.lm_head.dense.weight"] = torch::zeros({64, 64});
   weights["pooler.dense.weight"] = torch::zeros({64, 64});
   weights["classifier.weight"] = torch::zeros({2, 64});
   target->load_hf_state_dict(weights);
-  auto loaded = target->named_parameters();
-  for (const auto& item : source->named_parameters()) {
-    EXPECT_TRUE(torch::equal(loaded[item.key()], item.value())) << item.key();
-  }
+  expect_parameters_equal(*target, state_of(*source), "");
   // With absolute positions the same tensor is a parameter, so it loads.
   auto v2 = make_encoder(v2_config(), 3);
-  auto v2_weights = state_of(make_encoder(v2_config(), 4));
+  auto v2_weights = state_of(*make_encoder(v2_config(), 4));
   v2->load_hf_state_dict(v2_weights);
   EXPECT_TRUE(torch::equal(v2->named_parameters()["embeddings.position_embeddings.weight"],
                            v2_weights.at("embeddings.position_embeddings.weight")));
@@ -420,17 +313,8 @@ TEST(DebertaV2Load, StripsPrefixAndIgnoresHeadsAndUnusedPositions) {
 
 TEST(DebertaV2Load, ShapeMismatchNamesTensorAndShapesAndLoadsNothing) {
   auto encoder = make_encoder(v2_config(), 1);
-  auto before = state_of(encoder);
-  auto weights = state_of(make_encoder(v2_config(), 2), "deberta.");
-  weights["deberta.encoder.rel_embeddings.weight"] = torch::zeros({512, 64});
-  auto message = error_of([&] { encoder->load_hf_state_dict(weights); });
-  EXPECT_TRUE(contains(message, "deberta.encoder.rel_embeddings.weight")) << message;
-  EXPECT_TRUE(contains(message, "[512, 64]")) << message;
-  EXPECT_TRUE(contains(message, "[12, 64]")) << message;
-  EXPECT_THROW(encoder->load_hf_state_dict(weights), std::runtime_error);
-  for (const auto& item : encoder->named_parameters()) {
-    EXPECT_TRUE(torch::equal(item.value(), before.at(item.key()))) << "partially loaded " << item.key();
-  }
+  expect_shape_mismatch_rejected(*encoder, state_of(*make_encoder(v2_config(), 2), "deberta."),
+                                 "deberta.encoder.rel_embeddings.weight", {512, 64}, {12, 64});
 }
 
 // --- DebertaV2Config::from_json ------------------------------------------------------------------
@@ -538,23 +422,17 @@ TEST(DebertaV2Forward, InterfaceAndFactory) {
 TEST(DebertaV2Forward, AttentionMaskHidesPaddedTokens) {
   for (const auto& config : {v3_config(), v2_config(), bucket_conv_config()}) {
     auto encoder = make_encoder(config, 3);
-    randomize(encoder);
+    randomize(*encoder);
     encoder->eval();
-    torch::NoGradGuard no_grad;
     auto inputs = make_inputs(60, 5);
-    auto base = encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask);
-    EXPECT_EQ(base.sizes(), torch::IntArrayRef({kBatch, kSeq, 64}));
     auto changed_ids = inputs.input_ids.clone();
     changed_ids[2][7] = 33;  // row 2 has 5 tokens
-    auto changed = encoder->forward(changed_ids, inputs.token_type_ids, inputs.attention_mask);
-    EXPECT_LE(masked_max_abs_diff(changed, base, inputs.attention_mask), 1e-5);
-    // Without the mask the same change does reach the real tokens.
-    auto ones = torch::ones_like(inputs.attention_mask);
-    auto unmasked_base = encoder->forward(inputs.input_ids, inputs.token_type_ids, ones);
-    auto unmasked_changed = encoder->forward(changed_ids, inputs.token_type_ids, ones);
-    EXPECT_GT(masked_max_abs_diff(unmasked_changed, unmasked_base, inputs.attention_mask), 1e-3);
-    EXPECT_TRUE(torch::allclose(encoder->forward(inputs.input_ids, inputs.token_type_ids, torch::Tensor()),
-                                unmasked_base));
+    auto forward = [&encoder](const torch::Tensor& ids, const torch::Tensor& types, const torch::Tensor& mask) {
+      return encoder->forward(ids, types, mask);
+    };
+    auto base = expect_mask_hides_padding(forward, inputs.input_ids, inputs.token_type_ids, inputs.attention_mask,
+                                          changed_ids, inputs.token_type_ids, 1e-5);
+    EXPECT_EQ(base.sizes(), torch::IntArrayRef({kBatch, kSeq, 64}));
   }
 }
 
@@ -567,7 +445,7 @@ TEST(DebertaV2Forward, TokenTypesOnlyMatterWithTokenTypeEmbeddings) {
   EXPECT_TRUE(
       torch::equal(v3->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask), v3_zero));
   auto v2 = make_encoder(v2_config(), 4);
-  randomize(v2);
+  randomize(*v2);
   v2->eval();
   auto v2_zero = v2->forward(inputs.input_ids, torch::zeros_like(inputs.input_ids), inputs.attention_mask);
   EXPECT_TRUE(torch::equal(v2->forward(inputs.input_ids, torch::Tensor(), inputs.attention_mask), v2_zero));
@@ -577,41 +455,22 @@ TEST(DebertaV2Forward, TokenTypesOnlyMatterWithTokenTypeEmbeddings) {
 
 TEST(DebertaV2Forward, SequenceLengthLimitOnlyWithAbsolutePositions) {
   auto v2 = make_encoder(v2_config(), 6);  // max_position_embeddings 16
-  v2->eval();
+  expect_rejects_malformed_ids(*v2);
+  expect_sequence_limit(*v2, "DebertaV2Encoder", 16);
   torch::NoGradGuard no_grad;
-  EXPECT_NO_THROW(v2->forward(torch::full({1, 16}, 3, torch::kLong), torch::Tensor(), torch::Tensor()));
-  auto message = error_of([&] {
-    v2->forward(torch::full({1, 17}, 3, torch::kLong), torch::Tensor(), torch::Tensor());
-  });
-  EXPECT_TRUE(contains(message, "sequence length 17") && contains(message, "16 positions")) << message;
   auto relative_only = bucket_conv_config();
   relative_only["max_position_embeddings"] = 16;
   auto v3 = make_encoder(relative_only, 6);
   v3->eval();
   EXPECT_EQ(v3->forward(torch::full({1, 40}, 3, torch::kLong), torch::Tensor(), torch::Tensor()).size(1), 40);
-
-  message = error_of([&] {
-    v2->forward(torch::ones({2, 5}, torch::kLong), torch::zeros({2, 4}, torch::kLong), {});
-  });
-  EXPECT_TRUE(contains(message, "token_type_ids")) << message;
-  message = error_of([&] { v2->forward(torch::ones({5}, torch::kLong), torch::Tensor(), torch::Tensor()); });
-  EXPECT_TRUE(contains(message, "[batch, seq]")) << message;
-  message = error_of([&] { v2->forward(torch::ones({2, 5}), torch::Tensor(), torch::Tensor()); });
-  EXPECT_TRUE(contains(message, "integer")) << message;
 }
 
 TEST(DebertaV2Forward, DropoutOnlyInTrainMode) {
   auto encoder = make_encoder(v3_config(), 4);
   auto inputs = make_inputs(60, 7);
-  torch::NoGradGuard no_grad;
-  encoder->train();
-  auto train_a = encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask);
-  auto train_b = encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask);
-  EXPECT_FALSE(torch::allclose(train_a, train_b));
-  encoder->eval();
-  auto eval_a = encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask);
-  auto eval_b = encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask);
-  EXPECT_TRUE(torch::equal(eval_a, eval_b));
+  expect_dropout_only_in_train_mode(*encoder, [&] {
+    return encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask);
+  });
 }
 
 TEST(DebertaV2Forward, BackwardReachesEveryParameter) {
@@ -620,7 +479,7 @@ TEST(DebertaV2Forward, BackwardReachesEveryParameter) {
   auto config = v2_config();
   config.update({{"norm_rel_ebd", "layer_norm"}, {"conv_kernel_size", 3}});
   auto encoder = make_encoder(config, 7);
-  randomize(encoder);
+  randomize(*encoder);
   auto inputs = make_inputs(60, 8);
   encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask).pow(2).mean().backward();
   for (const auto& item : encoder->named_parameters()) {
@@ -631,23 +490,12 @@ TEST(DebertaV2Forward, BackwardReachesEveryParameter) {
 
 TEST(DebertaV2Forward, RunsUnderCpuBf16Autocast) {
   auto encoder = make_encoder(v3_config(), 9);
-  randomize(encoder);
+  randomize(*encoder);
   encoder->eval();
   auto inputs = make_inputs(60, 9);
-  torch::NoGradGuard no_grad;
-  auto fp32 = encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask);
-  const bool was_enabled = at::autocast::is_cpu_enabled();
-  const auto previous_dtype = at::autocast::get_autocast_cpu_dtype();
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  torch::Tensor bf16;
-  std::string message = error_of(
-      [&] { bf16 = encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask); });
-  at::autocast::set_cpu_enabled(was_enabled);
-  at::autocast::set_autocast_cpu_dtype(previous_dtype);
-  at::autocast::clear_cache();
-  ASSERT_TRUE(message.empty()) << message;
-  EXPECT_LT(masked_max_abs_diff(bf16.to(torch::kFloat), fp32, inputs.attention_mask), 0.25);
+  expect_runs_under_bf16_autocast(
+      [&] { return encoder->forward(inputs.input_ids, inputs.token_type_ids, inputs.attention_mask); },
+      inputs.attention_mask);
 }
 
 }  // namespace

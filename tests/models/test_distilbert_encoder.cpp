@@ -72,6 +72,12 @@ torch::Tensor run(DistilBertEncoder& encoder, const StateDict& inputs) {
   return encoder->forward(inputs.at("input_ids"), torch::Tensor(), inputs.at("attention_mask"));
 }
 
+EncoderCall forward_of(DistilBertEncoder& encoder) {
+  return [encoder](const torch::Tensor& ids, const torch::Tensor& types, const torch::Tensor& mask) mutable {
+    return encoder->forward(ids, types, mask);
+  };
+}
+
 // --- parity with distilbert_reference.py ----------------------------------------------------------
 
 const std::map<std::string, json>& parity_configs() {
@@ -96,10 +102,7 @@ const ReferenceRun& reference() {
 
 class DistilBertParity : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (!reference().skip_reason.empty()) FAIL() << reference().skip_reason;
-    ASSERT_TRUE(reference().error.empty()) << reference().error;
-  }
+  void SetUp() override { expect_reference_ready(reference()); }
 
   // A fresh encoder loads the case's weights with the "distilbert." prefix;
   // returns the max abs difference to the reference over all positions.
@@ -109,21 +112,13 @@ class DistilBertParity : public ::testing::Test {
     encoder->load_hf_state_dict(state_of(*random_encoder(config, 11), "distilbert."));
     encoder->eval();
     const auto inputs = make_inputs(12);
-    const auto expected = reference().outputs(name).at("last_hidden_state");
-    torch::NoGradGuard no_grad;
-    auto hidden = run(encoder, inputs);  // [batch, seq, dim]
-    EXPECT_EQ(hidden.sizes(), expected.sizes());
-    EXPECT_GT(expected.abs().max().item<double>(), 0.5);  // the reference computed something
-    const double real = masked_max_abs_diff(hidden, expected, inputs.at("attention_mask"));
-    const double all = (hidden - expected).abs().max().item<double>();
-    std::cout << "[ parity   ] " << name << ": max abs diff " << real << " (non-padded), " << all << " (all)"
-              << std::endl;
-    RecordProperty("max_abs_diff_" + name, std::to_string(all));
-    // Control: the comparison notices a small change to one attention projection.
-    encoder->named_parameters()["transformer.layer.1.attention.q_lin.weight"].add_(0.05 *
-                                                                                   torch::randn({32, 32}));
-    EXPECT_GT(masked_max_abs_diff(run(encoder, inputs), expected, inputs.at("attention_mask")), 1e-3);
-    return all;
+    // Control: a small change to one attention projection.
+    return compare_with_reference(
+        name, [&] { return run(encoder, inputs); }, reference().outputs(name).at("last_hidden_state"),
+        inputs.at("attention_mask"), [&] {
+          encoder->named_parameters()["transformer.layer.1.attention.q_lin.weight"].add_(
+              0.05 * torch::randn({32, 32}));
+        });
   }
 };
 
@@ -204,10 +199,7 @@ TEST(DistilBertLoad, StripsPrefixAndIgnoresHeads) {
   weights["classifier.bias"] = torch::zeros({2});
   weights["qa_outputs.weight"] = torch::zeros({2, 32});
   target->load_hf_state_dict(weights);
-  auto loaded = target->named_parameters();
-  for (const auto& item : source->named_parameters()) {
-    EXPECT_TRUE(torch::equal(loaded[item.key()], item.value())) << item.key();
-  }
+  expect_parameters_equal(*target, state_of(*source), "");
   // Unprefixed names (a bare DistilBertModel's save) load too.
   auto bare = make_encoder(base_config(), 3);
   bare->load_hf_state_dict(state_of(*source));
@@ -217,15 +209,8 @@ TEST(DistilBertLoad, StripsPrefixAndIgnoresHeads) {
 
 TEST(DistilBertLoad, ShapeMismatchNamesTensorAndShapesAndLoadsNothing) {
   auto encoder = make_encoder(base_config(), 1);
-  auto before = state_of(*encoder);
-  auto weights = state_of(*random_encoder(base_config(), 2), "distilbert.");
-  weights["distilbert.embeddings.position_embeddings.weight"] = torch::zeros({512, 32});
-  auto message = error_of([&] { encoder->load_hf_state_dict(weights); });
-  EXPECT_TRUE(contains(message, "distilbert.embeddings.position_embeddings.weight")) << message;
-  EXPECT_TRUE(contains(message, "[512, 32]") && contains(message, "[24, 32]")) << message;
-  for (const auto& item : encoder->named_parameters()) {
-    EXPECT_TRUE(torch::equal(item.value(), before.at(item.key()))) << "partially loaded " << item.key();
-  }
+  expect_shape_mismatch_rejected(*encoder, state_of(*random_encoder(base_config(), 2), "distilbert."),
+                                 "distilbert.embeddings.position_embeddings.weight", {512, 32}, {24, 32});
 }
 
 // --- DistilBertConfig::from_json ----------------------------------------------------------------------
@@ -297,20 +282,11 @@ TEST(DistilBertForward, AttentionMaskHidesPaddingAndTokenTypesAreIgnored) {
   encoder->eval();
   torch::NoGradGuard no_grad;
   auto inputs = make_inputs(5);
-  auto base = run(encoder, inputs);
+  auto changed_ids = inputs.at("input_ids").clone();
+  changed_ids[2][7] = 33;  // row 2 has 5 tokens
+  auto base = expect_mask_hides_padding(forward_of(encoder), inputs.at("input_ids"), {}, inputs.at("attention_mask"),
+                                        changed_ids, {}, 1e-5);
   EXPECT_EQ(base.sizes(), torch::IntArrayRef({3, kSeq, 32}));
-  auto changed = inputs;
-  changed["input_ids"] = inputs.at("input_ids").clone();
-  changed["input_ids"][2][7] = 33;  // row 2 has 5 tokens
-  EXPECT_LE(masked_max_abs_diff(run(encoder, changed), base, inputs.at("attention_mask")), 1e-5);
-  // Without the mask the same change does reach the real tokens.
-  auto ones = torch::ones_like(inputs.at("attention_mask"));
-  auto unmasked = encoder->forward(inputs.at("input_ids"), torch::Tensor(), ones);
-  EXPECT_GT(masked_max_abs_diff(encoder->forward(changed.at("input_ids"), torch::Tensor(), ones), unmasked,
-                                inputs.at("attention_mask")),
-            1e-3);
-  EXPECT_TRUE(
-      torch::allclose(encoder->forward(inputs.at("input_ids"), torch::Tensor(), torch::Tensor()), unmasked));
   auto token_types = torch::ones_like(inputs.at("input_ids"));
   EXPECT_TRUE(
       torch::equal(encoder->forward(inputs.at("input_ids"), token_types, inputs.at("attention_mask")), base));
@@ -318,38 +294,14 @@ TEST(DistilBertForward, AttentionMaskHidesPaddingAndTokenTypesAreIgnored) {
 
 TEST(DistilBertForward, ChecksInputs) {
   auto encoder = make_encoder(base_config(), 6);  // max_position_embeddings 24
-  encoder->eval();
-  torch::NoGradGuard no_grad;
-  EXPECT_NO_THROW(encoder->forward(torch::full({1, 24}, 3, torch::kLong), {}, {}));
-  auto message = error_of([&] { encoder->forward(torch::full({1, 25}, 3, torch::kLong), {}, {}); });
-  EXPECT_TRUE(contains(message, "DistilBertEncoder") && contains(message, "sequence length 25") &&
-              contains(message, "24 positions"))
-      << message;
-  message = error_of([&] {
-    encoder->forward(torch::ones({2, 5}, torch::kLong), torch::zeros({2, 4}, torch::kLong), {});
-  });
-  EXPECT_TRUE(contains(message, "token_type_ids")) << message;
-  message = error_of([&] {
-    encoder->forward(torch::ones({2, 5}, torch::kLong), {}, torch::ones({2, 6}, torch::kLong));
-  });
-  EXPECT_TRUE(contains(message, "attention_mask")) << message;
-  message = error_of([&] { encoder->forward(torch::ones({5}, torch::kLong), {}, {}); });
-  EXPECT_TRUE(contains(message, "[batch, seq]")) << message;
-  message = error_of([&] { encoder->forward(torch::ones({2, 5}), {}, {}); });
-  EXPECT_TRUE(contains(message, "integer")) << message;
-  // int32 ids work like int64.
-  EXPECT_TRUE(torch::equal(encoder->forward(torch::full({1, 4}, 3, torch::kInt), {}, {}),
-                           encoder->forward(torch::full({1, 4}, 3, torch::kLong), {}, {})));
+  expect_rejects_malformed_ids(*encoder);
+  expect_sequence_limit(*encoder, "DistilBertEncoder", 24);
 }
 
 TEST(DistilBertForward, DropoutOnlyInTrainMode) {
   auto encoder = make_encoder(base_config(), 4);
   auto inputs = make_inputs(7);
-  torch::NoGradGuard no_grad;
-  encoder->train();
-  EXPECT_FALSE(torch::allclose(run(encoder, inputs), run(encoder, inputs)));
-  encoder->eval();
-  EXPECT_TRUE(torch::equal(run(encoder, inputs), run(encoder, inputs)));
+  expect_dropout_only_in_train_mode(*encoder, [&] { return run(encoder, inputs); });
 }
 
 TEST(DistilBertForward, BackwardReachesEveryParameter) {
@@ -366,13 +318,7 @@ TEST(DistilBertForward, RunsUnderCpuBf16Autocast) {
   auto encoder = random_encoder(base_config(), 9);
   encoder->eval();
   auto inputs = make_inputs(9);
-  torch::NoGradGuard no_grad;
-  auto fp32 = run(encoder, inputs);
-  torch::Tensor bf16;
-  auto message = run_under_bf16_autocast([&] { return run(encoder, inputs); }, &bf16);
-  ASSERT_TRUE(message.empty()) << message;
-  EXPECT_TRUE(torch::isfinite(bf16).all().item<bool>());
-  EXPECT_LT(masked_max_abs_diff(bf16.to(torch::kFloat), fp32, inputs.at("attention_mask")), 0.25);
+  expect_runs_under_bf16_autocast([&] { return run(encoder, inputs); }, inputs.at("attention_mask"));
 }
 
 TEST(DistilBertForward, GradientCheckpointingKeepsGradients) {

@@ -17,22 +17,11 @@ namespace {
 namespace fs = std::filesystem;
 using automm::testing::Contains;
 using automm::testing::message_of;
-using automm::testing::ScopedEnv;
 using automm::testing::TempDir;
 using automm::testing::write_file;
 
-// The cache variables for one test (unset when empty), offline so that a
-// model missing from the fake caches is never looked for on the network.
-class CacheEnv : public ScopedEnv {
- public:
-  CacheEnv(const std::string& hub_cache, const std::string& hf_home, const std::string& xdg,
-           const std::string& home)
-      : ScopedEnv({{"HF_HUB_CACHE", hub_cache},
-                   {"HF_HOME", hf_home},
-                   {"XDG_CACHE_HOME", xdg},
-                   {"HOME", home},
-                   {"HF_HUB_OFFLINE", "1"}}) {}
-};
+// The cache variables for one test, offline (test_util.h).
+using CacheEnv = automm::testing::HubCacheEnv;
 
 // A snapshot folder <cache>/models--.../snapshots/<hash>, with config.json unless told otherwise.
 fs::path make_snapshot(const fs::path& repo, const std::string& hash, bool with_config = true) {

@@ -26,6 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 using automm::testing::Contains;
 using automm::testing::message_of;
+using automm::testing::HubCacheEnv;
 using automm::testing::ScopedEnv;
 using automm::testing::TempDir;
 using automm::testing::write_file;
@@ -102,14 +103,7 @@ class HubServer {
 class HfDownload : public ::testing::Test {
  protected:
   HfDownload()
-      : env_({{"HF_HUB_CACHE", cache().string()},
-              {"HF_HOME", ""},
-              {"XDG_CACHE_HOME", ""},
-              {"HOME", (tmp_.path() / "home").string()},
-              {"HF_ENDPOINT", ""},
-              {"HF_TOKEN", ""},
-              {"HF_HUB_OFFLINE", ""},
-              {"TRANSFORMERS_OFFLINE", ""}}) {}
+      : env_(cache().string(), "", "", (tmp_.path() / "home").string(), HubCacheEnv::Hub::kOnline) {}
 
   fs::path hub() const { return tmp_.path() / "hub"; }
   fs::path cache() const { return tmp_.path() / "cache"; }
@@ -136,7 +130,7 @@ class HfDownload : public ::testing::Test {
   }
 
   TempDir tmp_;
-  ScopedEnv env_;
+  HubCacheEnv env_;
 };
 
 TEST_F(HfDownload, SingleSafetensorsFileIntoTheCacheLayout) {

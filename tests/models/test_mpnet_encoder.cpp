@@ -90,6 +90,12 @@ torch::Tensor run(MPNetEncoder& encoder, const StateDict& inputs) {
   return encoder->forward(inputs.at("input_ids"), torch::Tensor(), inputs.at("attention_mask"));
 }
 
+EncoderCall forward_of(MPNetEncoder& encoder) {
+  return [encoder](const torch::Tensor& ids, const torch::Tensor& types, const torch::Tensor& mask) mutable {
+    return encoder->forward(ids, types, mask);
+  };
+}
+
 // --- parity with mpnet_reference.py ---------------------------------------------------------------
 
 struct ParityCase {
@@ -119,10 +125,7 @@ const ReferenceRun& reference() {
 
 class MPNetParity : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (!reference().skip_reason.empty()) FAIL() << reference().skip_reason;
-    ASSERT_TRUE(reference().error.empty()) << reference().error;
-  }
+  void SetUp() override { expect_reference_ready(reference()); }
 
   // A fresh encoder loads the case's weights with the "mpnet." prefix; returns
   // the max abs difference to the reference over all positions.
@@ -131,22 +134,13 @@ class MPNetParity : public ::testing::Test {
     auto encoder = make_encoder(item.config, 99);
     encoder->load_hf_state_dict(state_of(*random_encoder(item.config, 11), "mpnet."));
     encoder->eval();
-    const auto& mask = item.inputs.at("attention_mask");
-    const auto expected = reference().outputs(name).at("last_hidden_state");
-    torch::NoGradGuard no_grad;
-    auto hidden = run(encoder, item.inputs);  // [batch, seq, hidden]
-    EXPECT_EQ(hidden.sizes(), expected.sizes());
-    EXPECT_GT(expected.abs().max().item<double>(), 0.5);  // the reference computed something
-    const double real = masked_max_abs_diff(hidden, expected, mask);
-    const double all = (hidden - expected).abs().max().item<double>();
-    std::cout << "[ parity   ] " << name << ": max abs diff " << real << " (non-padded), " << all << " (all)"
-              << std::endl;
-    RecordProperty("max_abs_diff_" + name, std::to_string(all));
-    // Control: the comparison notices a small change to the relative attention bias.
-    auto table = encoder->named_parameters()["encoder.relative_attention_bias.weight"];
-    table.add_(0.05 * torch::randn_like(table));
-    EXPECT_GT(masked_max_abs_diff(run(encoder, item.inputs), expected, mask), 1e-3);
-    return all;
+    // Control: a small change to the relative attention bias.
+    return compare_with_reference(
+        name, [&] { return run(encoder, item.inputs); }, reference().outputs(name).at("last_hidden_state"),
+        item.inputs.at("attention_mask"), [&] {
+          auto table = encoder->named_parameters()["encoder.relative_attention_bias.weight"];
+          table.add_(0.05 * torch::randn_like(table));
+        });
   }
 };
 
@@ -229,10 +223,7 @@ TEST(MPNetLoad, StripsPrefixAndIgnoresHeads) {
   weights["classifier.out_proj.weight"] = torch::zeros({2, 32});
   weights["qa_outputs.weight"] = torch::zeros({2, 32});
   target->load_hf_state_dict(weights);
-  auto loaded = target->named_parameters();
-  for (const auto& item : source->named_parameters()) {
-    EXPECT_TRUE(torch::equal(loaded[item.key()], item.value())) << item.key();
-  }
+  expect_parameters_equal(*target, state_of(*source), "");
   auto prefixed = make_encoder(base_config(), 3);
   prefixed->load_hf_state_dict(state_of(*source, "mpnet."));
   EXPECT_TRUE(torch::equal(prefixed->named_parameters()["encoder.relative_attention_bias.weight"],
@@ -241,15 +232,8 @@ TEST(MPNetLoad, StripsPrefixAndIgnoresHeads) {
 
 TEST(MPNetLoad, ShapeMismatchNamesTensorAndShapesAndLoadsNothing) {
   auto encoder = make_encoder(base_config(), 1);
-  auto before = state_of(*encoder);
-  auto weights = state_of(*random_encoder(base_config(), 2), "mpnet.");
-  weights["mpnet.encoder.relative_attention_bias.weight"] = torch::zeros({32, 12});
-  auto message = error_of([&] { encoder->load_hf_state_dict(weights); });
-  EXPECT_TRUE(contains(message, "mpnet.encoder.relative_attention_bias.weight")) << message;
-  EXPECT_TRUE(contains(message, "[32, 12]") && contains(message, "[32, 4]")) << message;
-  for (const auto& item : encoder->named_parameters()) {
-    EXPECT_TRUE(torch::equal(item.value(), before.at(item.key()))) << "partially loaded " << item.key();
-  }
+  expect_shape_mismatch_rejected(*encoder, state_of(*random_encoder(base_config(), 2), "mpnet."),
+                                 "mpnet.encoder.relative_attention_bias.weight", {32, 12}, {32, 4});
 }
 
 // --- MPNetConfig::from_json ------------------------------------------------------------------------------
@@ -330,20 +314,12 @@ TEST(MPNetForward, AttentionMaskHidesPaddingAndTokenTypesAreIgnored) {
   encoder->eval();
   torch::NoGradGuard no_grad;
   auto inputs = short_inputs(5);
-  auto base = run(encoder, inputs);
-  EXPECT_EQ(base.sizes(), torch::IntArrayRef({3, kShortSeq, 32}));
   // A masked position's token (not the padding id, so positions stay) does not reach real tokens.
-  auto changed = inputs;
-  changed["input_ids"] = inputs.at("input_ids").clone();
-  changed["input_ids"][2][7] = 33;  // row 2 has 5 tokens
-  EXPECT_LE(masked_max_abs_diff(run(encoder, changed), base, inputs.at("attention_mask")), 1e-5);
-  auto ones = torch::ones_like(inputs.at("attention_mask"));
-  auto unmasked = encoder->forward(inputs.at("input_ids"), torch::Tensor(), ones);
-  EXPECT_GT(masked_max_abs_diff(encoder->forward(changed.at("input_ids"), torch::Tensor(), ones), unmasked,
-                                inputs.at("attention_mask")),
-            1e-3);
-  EXPECT_TRUE(
-      torch::allclose(encoder->forward(inputs.at("input_ids"), torch::Tensor(), torch::Tensor()), unmasked));
+  auto changed_ids = inputs.at("input_ids").clone();
+  changed_ids[2][7] = 33;  // row 2 has 5 tokens
+  auto base = expect_mask_hides_padding(forward_of(encoder), inputs.at("input_ids"), {}, inputs.at("attention_mask"),
+                                        changed_ids, {}, 1e-5);
+  EXPECT_EQ(base.sizes(), torch::IntArrayRef({3, kShortSeq, 32}));
   auto token_types = torch::ones_like(inputs.at("input_ids"));
   EXPECT_TRUE(
       torch::equal(encoder->forward(inputs.at("input_ids"), token_types, inputs.at("attention_mask")), base));
@@ -353,31 +329,14 @@ TEST(MPNetForward, ChecksInputs) {
   auto config = base_config();
   config["max_position_embeddings"] = 10;  // 8 tokens
   auto encoder = make_encoder(config, 6);
-  encoder->eval();
-  torch::NoGradGuard no_grad;
-  EXPECT_NO_THROW(encoder->forward(torch::full({1, 8}, 3, torch::kLong), {}, {}));
-  auto message = error_of([&] { encoder->forward(torch::full({1, 9}, 3, torch::kLong), {}, {}); });
-  EXPECT_TRUE(contains(message, "MPNetEncoder") && contains(message, "sequence length 9") &&
-              contains(message, "8 positions"))
-      << message;
-  message = error_of([&] {
-    encoder->forward(torch::ones({2, 5}, torch::kLong), torch::zeros({2, 4}, torch::kLong), {});
-  });
-  EXPECT_TRUE(contains(message, "token_type_ids")) << message;
-  message = error_of([&] { encoder->forward(torch::ones({5}, torch::kLong), {}, {}); });
-  EXPECT_TRUE(contains(message, "[batch, seq]")) << message;
-  message = error_of([&] { encoder->forward(torch::ones({2, 5}), {}, {}); });
-  EXPECT_TRUE(contains(message, "integer")) << message;
+  expect_rejects_malformed_ids(*encoder);
+  expect_sequence_limit(*encoder, "MPNetEncoder", 8);
 }
 
 TEST(MPNetForward, DropoutOnlyInTrainMode) {
   auto encoder = make_encoder(base_config(), 4);
   auto inputs = short_inputs(7);
-  torch::NoGradGuard no_grad;
-  encoder->train();
-  EXPECT_FALSE(torch::allclose(run(encoder, inputs), run(encoder, inputs)));
-  encoder->eval();
-  EXPECT_TRUE(torch::equal(run(encoder, inputs), run(encoder, inputs)));
+  expect_dropout_only_in_train_mode(*encoder, [&] { return run(encoder, inputs); });
 }
 
 TEST(MPNetForward, BackwardReachesEveryParameter) {
@@ -389,13 +348,7 @@ TEST(MPNetForward, RunsUnderCpuBf16Autocast) {
   auto encoder = random_encoder(base_config(), 9);
   encoder->eval();
   auto inputs = long_inputs(9);
-  torch::NoGradGuard no_grad;
-  auto fp32 = run(encoder, inputs);
-  torch::Tensor bf16;
-  auto message = run_under_bf16_autocast([&] { return run(encoder, inputs); }, &bf16);
-  ASSERT_TRUE(message.empty()) << message;
-  EXPECT_TRUE(torch::isfinite(bf16).all().item<bool>());
-  EXPECT_LT(masked_max_abs_diff(bf16.to(torch::kFloat), fp32, inputs.at("attention_mask")), 0.25);
+  expect_runs_under_bf16_autocast([&] { return run(encoder, inputs); }, inputs.at("attention_mask"));
 }
 
 TEST(MPNetForward, GradientCheckpointingKeepsGradients) {

@@ -35,13 +35,15 @@ TORCH_MODULE(Mlp);
 class ConvNeXtBlockImpl : public torch::nn::Module {
  public:
   explicit ConvNeXtBlockImpl(int64_t dim)
-      : conv_dw_(register_module("conv_dw", torch::nn::Conv2d(timm::conv_options(dim, dim, 7).groups(dim).bias(true)))),
-        norm_(register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(kNormEps)))),
+      : conv_dw_(register_module("conv_dw",
+                                 torch::nn::Conv2d(timm::conv_options(dim, dim, 7).groups(dim).bias(true)))),
+        norm_(
+            register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(kNormEps)))),
         mlp_(register_module("mlp", Mlp(dim, 4 * dim))),
         gamma_(register_parameter("gamma", torch::full({dim}, kLayerScaleInit))) {}
 
-  torch::Tensor forward(const torch::Tensor& x) {  // [B, dim, H, W] -> same
-    auto y = conv_dw_->forward(x).permute({0, 2, 3, 1});       // [B, H, W, dim]
+  torch::Tensor forward(const torch::Tensor& x) {                // [B, dim, H, W] -> same
+    auto y = conv_dw_->forward(x).permute({0, 2, 3, 1});         // [B, H, W, dim]
     y = mlp_->forward(norm_->forward(y)).permute({0, 3, 1, 2});  // [B, dim, H, W]
     return x + y * gamma_.view({1, -1, 1, 1});
   }
@@ -62,8 +64,9 @@ class ConvNeXtStageImpl : public torch::nn::Module {
     if (downsample) {
       downsample_ = register_module(
           "downsample",
-          torch::nn::Sequential(timm::LayerNorm2d(in_dim, kNormEps),
-                                torch::nn::Conv2d(torch::nn::Conv2dOptions(in_dim, dim, 2).stride(2).bias(true))));
+          torch::nn::Sequential(
+              timm::LayerNorm2d(in_dim, kNormEps),
+              torch::nn::Conv2d(torch::nn::Conv2dOptions(in_dim, dim, 2).stride(2).bias(true))));
     }
     for (int64_t i = 0; i < depth; ++i) blocks_->push_back(ConvNeXtBlock(dim));
     register_module("blocks", blocks_);
@@ -84,9 +87,10 @@ class ConvNeXtImpl : public timm::ClassifierNetImpl {
   ConvNeXtImpl(std::string name, std::vector<int64_t> depths, std::vector<int64_t> dims, int64_t num_classes)
       : ClassifierNetImpl(std::move(name), "head.fc", num_classes), num_features_(dims.back()) {
     // 4x4 stride-4 patch embedding -> stem.0 (conv) / stem.1 (LayerNorm2d)
-    stem_ = register_module("stem", torch::nn::Sequential(
-                                        torch::nn::Conv2d(torch::nn::Conv2dOptions(3, dims[0], 4).stride(4).bias(true)),
-                                        timm::LayerNorm2d(dims[0], kNormEps)));
+    stem_ = register_module(
+        "stem",
+        torch::nn::Sequential(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, dims[0], 4).stride(4).bias(true)),
+                              timm::LayerNorm2d(dims[0], kNormEps)));
     int64_t in_dim = dims[0];
     for (size_t i = 0; i < dims.size(); ++i) {
       stages_->push_back(ConvNeXtStage(in_dim, dims[i], depths[i], /*downsample=*/i > 0));
@@ -101,7 +105,7 @@ class ConvNeXtImpl : public timm::ClassifierNetImpl {
   }
 
   torch::Tensor forward_features(const torch::Tensor& images) override {
-    auto x = stages_->forward(stem_->forward(images));        // [B, num_features, H/32, W/32]
+    auto x = stages_->forward(stem_->forward(images));          // [B, num_features, H/32, W/32]
     x = head_norm_->forward(x.mean({2, 3}, /*keepdim=*/true));  // [B, num_features, 1, 1]
     return x.flatten(1);                                        // [B, num_features]
   }
@@ -135,8 +139,8 @@ class ConvNeXtImpl : public timm::ClassifierNetImpl {
   timm::LayerNorm2d head_norm_{nullptr};
 };
 
-ImageModelEntry convnext_entry(const std::string& name, std::vector<int64_t> depths, std::vector<int64_t> dims,
-                               double crop_pct) {
+ImageModelEntry convnext_entry(const std::string& name, std::vector<int64_t> depths,
+                               std::vector<int64_t> dims, double crop_pct) {
   ImageModelEntry entry;
   entry.make = [name, depths, dims](int64_t num_classes) -> std::shared_ptr<ImageEncoderImpl> {
     return std::make_shared<ConvNeXtImpl>(name, depths, dims, num_classes);

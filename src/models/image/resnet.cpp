@@ -27,7 +27,8 @@ class ResidualBlockImpl : public torch::nn::Module {
       convs = {timm::conv_options(in_channels, planes, 1), timm::conv_options(planes, planes, 3, stride),
                timm::conv_options(planes, out_channels, 1)};
     } else {
-      convs = {timm::conv_options(in_channels, planes, 3, stride), timm::conv_options(planes, out_channels, 3)};
+      convs = {timm::conv_options(in_channels, planes, 3, stride),
+               timm::conv_options(planes, out_channels, 3)};
     }
     for (size_t i = 0; i < convs.size(); ++i) {
       const std::string index = std::to_string(i + 1);
@@ -38,8 +39,9 @@ class ResidualBlockImpl : public torch::nn::Module {
     if (stride != 1 || in_channels != out_channels) {
       // timm's downsample_conv: Sequential(1x1 conv with the stride, BatchNorm) -> downsample.0 / .1
       downsample_ = register_module(
-          "downsample", torch::nn::Sequential(torch::nn::Conv2d(timm::conv_options(in_channels, out_channels, 1, stride)),
-                                              torch::nn::BatchNorm2d(out_channels)));
+          "downsample",
+          torch::nn::Sequential(torch::nn::Conv2d(timm::conv_options(in_channels, out_channels, 1, stride)),
+                                torch::nn::BatchNorm2d(out_channels)));
     }
   }
 
@@ -62,8 +64,8 @@ class ResNetImpl : public timm::ClassifierNetImpl {
  public:
   ResNetImpl(std::string name, bool bottleneck, std::vector<int64_t> depths, int64_t num_classes)
       : ClassifierNetImpl(std::move(name), "fc", num_classes), num_features_(512 * (bottleneck ? 4 : 1)) {
-    stem_ = timm::register_conv_bn(*this, "conv1", "bn1", torch::nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false),
-                                   relu);
+    stem_ = timm::register_conv_bn(*this, "conv1", "bn1",
+                                   torch::nn::Conv2dOptions(3, 64, 7).stride(2).padding(3).bias(false), relu);
     int64_t in_channels = 64;
     const std::vector<int64_t> planes = {64, 128, 256, 512};
     for (size_t stage = 0; stage < depths.size(); ++stage) {
@@ -80,10 +82,10 @@ class ResNetImpl : public timm::ClassifierNetImpl {
   }
 
   torch::Tensor forward_features(const torch::Tensor& images) override {
-    auto x = stem_(images);                                                         // [B, 64, H/2, W/2]
+    auto x = stem_(images);                                                    // [B, 64, H/2, W/2]
     x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);  // [B, 64, H/4, W/4]
-    for (auto& layer : layers_) x = layer->forward(x);                           // [B, num_features, H/32, W/32]
-    return x.mean({2, 3});                                                       // [B, num_features]
+    for (auto& layer : layers_) x = layer->forward(x);  // [B, num_features, H/32, W/32]
+    return x.mean({2, 3});                              // [B, num_features]
   }
 
   int64_t num_features() const override { return num_features_; }

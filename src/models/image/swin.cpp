@@ -39,7 +39,7 @@ struct SwinConfig {
 // row-major order per image (timm's window_partition).
 torch::Tensor window_partition(const torch::Tensor& x, int64_t window) {
   const int64_t batch = x.size(0), height = x.size(1), width = x.size(2), channels = x.size(3);
-  return x.view({batch, height / window, window, width / window, window, channels})
+  return x.reshape({batch, height / window, window, width / window, window, channels})
       .permute({0, 1, 3, 2, 4, 5})
       .reshape({-1, window * window, channels});
 }
@@ -47,7 +47,7 @@ torch::Tensor window_partition(const torch::Tensor& x, int64_t window) {
 // Inverse of window_partition: [batch * windows, w * w, C] -> [batch, H, W, C].
 torch::Tensor window_reverse(const torch::Tensor& windows, int64_t window, int64_t height, int64_t width) {
   const int64_t channels = windows.size(2);
-  return windows.view({-1, height / window, width / window, window, window, channels})
+  return windows.reshape({-1, height / window, width / window, window, window, channels})
       .permute({0, 1, 3, 2, 4, 5})
       .reshape({-1, height, width, channels});
 }
@@ -67,8 +67,9 @@ torch::Tensor relative_position_index(int64_t window) {
 // cyclic shift and kMaskedScore between tokens the roll brought together.
 torch::Tensor shifted_window_mask(int64_t resolution, int64_t window, int64_t shift) {
   auto regions = torch::zeros({1, resolution, resolution, 1});
-  const std::array<std::array<int64_t, 2>, 3> spans = {
-      {{0, resolution - window}, {resolution - window, resolution - shift}, {resolution - shift, resolution}}};
+  const std::array<std::array<int64_t, 2>, 3> spans = {{{0, resolution - window},
+                                                        {resolution - window, resolution - shift},
+                                                        {resolution - shift, resolution}}};
   int64_t label = 0;
   for (const auto& h : spans) {
     for (const auto& w : spans) {
@@ -93,7 +94,11 @@ class WindowAttentionImpl : public timm_layers::AttentionImpl {
   // [1, heads, w * w, w * w]
   torch::Tensor relative_position_bias() {
     const int64_t tokens = index_.size(0);
-    return bias_table_.index_select(0, index_.flatten()).view({tokens, tokens, -1}).permute({2, 0, 1}).unsqueeze(0);
+    // to(kLong): libtorch's Module::to(dtype) converts integer buffers too.
+    return bias_table_.index_select(0, index_.flatten().to(torch::kLong))
+        .view({tokens, tokens, -1})
+        .permute({2, 0, 1})
+        .unsqueeze(0);
   }
 
  private:
@@ -105,7 +110,8 @@ class SwinBlockImpl : public torch::nn::Module {
  public:
   // resolution: the stage's feature map side. As timm's _calc_window_shift: a
   // window no smaller than the map covers it whole, with no shift.
-  SwinBlockImpl(int64_t dim, int64_t num_heads, int64_t resolution, int64_t window, int64_t shift, int64_t mlp_hidden)
+  SwinBlockImpl(int64_t dim, int64_t num_heads, int64_t resolution, int64_t window, int64_t shift,
+                int64_t mlp_hidden)
       : window_(std::min(window, resolution)), shift_(resolution <= window ? 0 : shift) {
     norm1_ = register_module("norm1", timm_layers::make_norm(dim, kNormEps));
     attn_ = register_module("attn", WindowAttention(dim, num_heads, window_));
@@ -123,9 +129,9 @@ class SwinBlockImpl : public torch::nn::Module {
   torch::Tensor shifted_window_attention(const torch::Tensor& x) {  // [batch, H, W, C]
     const int64_t height = x.size(1), width = x.size(2);
     auto shifted = shift_ > 0 ? torch::roll(x, {-shift_, -shift_}, {1, 2}) : x;
-    auto bias = attn_->relative_position_bias();               // [1, heads, N, N]
-    if (shift_ > 0) bias = bias + mask_.unsqueeze(1);          // [windows, heads, N, N]
-    auto windows = window_partition(shifted, window_);          // [batch * windows, N, C]
+    auto bias = attn_->relative_position_bias();        // [1, heads, N, N]
+    if (shift_ > 0) bias = bias + mask_.unsqueeze(1);   // [windows, heads, N, N]
+    auto windows = window_partition(shifted, window_);  // [batch * windows, N, C]
     auto attended = window_reverse(attn_->forward(windows, bias), window_, height, width);
     return shift_ > 0 ? torch::roll(attended, {shift_, shift_}, {1, 2}) : attended;
   }
@@ -217,7 +223,8 @@ StateDict with_current_names(const StateDict& weights) {
     std::string name = key;
     std::smatch match;
     if (old_layout && std::regex_search(name, match, downsample)) {
-      name = "layers." + std::to_string(std::stoll(match[1].str()) + 1) + ".downsample." + match.suffix().str();
+      name =
+          "layers." + std::to_string(std::stoll(match[1].str()) + 1) + ".downsample." + match.suffix().str();
     }
     if (name == "head.weight" || name == "head.bias") name = "head.fc." + name.substr(5);
     if (!renamed.emplace(name, tensor).second) {
@@ -237,14 +244,16 @@ class SwinTransformerImpl : public ImageEncoderImpl {
     }
     const int64_t stages = static_cast<int64_t>(config_.depths.size());
     num_features_ = config_.embed_dim << (stages - 1);
-    patch_embed_ = register_module("patch_embed", PatchEmbed(config_.embed_dim, config_.patch_size, true, kNormEps));
+    patch_embed_ =
+        register_module("patch_embed", PatchEmbed(config_.embed_dim, config_.patch_size, true, kNormEps));
     layers_ = register_module("layers", torch::nn::ModuleList());
     int64_t resolution = config_.image_size / config_.patch_size;
     int64_t dim = config_.embed_dim;
     for (int64_t i = 0; i < stages; ++i) {
       const int64_t out_dim = config_.embed_dim << i;
       if (i > 0) resolution /= 2;
-      layers_->push_back(SwinStage(dim, out_dim, i > 0, resolution, config_.depths[i], config_.num_heads[i], config_));
+      layers_->push_back(
+          SwinStage(dim, out_dim, i > 0, resolution, config_.depths[i], config_.num_heads[i], config_));
       dim = out_dim;
     }
     norm_ = register_module("norm", timm_layers::make_norm(num_features_, kNormEps));

@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "models/image/transformer_layers.h"
 #include "models/text/hf_common.h"
 
 namespace automm {
@@ -10,7 +11,8 @@ namespace timm {
 namespace {
 
 bool ends_with(const std::string& text, const std::string& suffix) {
-  return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return text.size() >= suffix.size() &&
+         text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -18,11 +20,14 @@ bool ends_with(const std::string& text, const std::string& suffix) {
 int64_t get_padding(int64_t kernel, int64_t stride) { return ((stride - 1) + (kernel - 1)) / 2; }
 
 torch::nn::Conv2dOptions conv_options(int64_t in, int64_t out, int64_t kernel, int64_t stride) {
-  return torch::nn::Conv2dOptions(in, out, kernel).stride(stride).padding(get_padding(kernel, stride)).bias(false);
+  return torch::nn::Conv2dOptions(in, out, kernel)
+      .stride(stride)
+      .padding(get_padding(kernel, stride))
+      .bias(false);
 }
 
 torch::Tensor ConvBnAct::operator()(const torch::Tensor& x) const {
-  auto y = bn->forward(conv->forward(x));
+  auto y = bn.ptr()->forward(conv.ptr()->forward(x));  // ptr(): the holders are const here, the modules not
   return act ? act(y) : y;
 }
 
@@ -54,7 +59,9 @@ ImageModelInfo imagenet_info(double crop_pct, const std::string& interpolation) 
 }
 
 ClassifierNetImpl::ClassifierNetImpl(std::string model_name, std::string classifier_name, int64_t num_classes)
-    : model_name_(std::move(model_name)), classifier_name_(std::move(classifier_name)), num_classes_(num_classes) {
+    : model_name_(std::move(model_name)),
+      classifier_name_(std::move(classifier_name)),
+      num_classes_(num_classes) {
   if (num_classes < 0) {
     throw std::invalid_argument(model_name_ + ": num_classes must be >= 0 (0 = no classifier), got " +
                                 std::to_string(num_classes));
@@ -64,16 +71,13 @@ ClassifierNetImpl::ClassifierNetImpl(std::string model_name, std::string classif
 void ClassifierNetImpl::add_classifier(torch::nn::Module& parent, int64_t in_features) {
   if (num_classes_ == 0) return;
   const auto dot = classifier_name_.rfind('.');
-  const std::string local_name = dot == std::string::npos ? classifier_name_ : classifier_name_.substr(dot + 1);
+  const std::string local_name =
+      dot == std::string::npos ? classifier_name_ : classifier_name_.substr(dot + 1);
   classifier_ = parent.register_module(local_name, torch::nn::Linear(in_features, num_classes_));
 }
 
 torch::Tensor ClassifierNetImpl::forward(const torch::Tensor& images) {
-  if (!classifier_) {
-    throw std::logic_error(model_name_ +
-                           " was built with num_classes = 0 and has no classifier: use forward_features for "
-                           "the pooled features, or build it with num_classes > 0 for logits");
-  }
+  if (!classifier_) timm_layers::throw_no_classifier(model_name_);
   return classifier_->forward(forward_features(images));  // [B, num_features] -> [B, num_classes]
 }
 

@@ -10,15 +10,6 @@
 
 namespace automm {
 namespace timm_layers {
-namespace {
-
-void replace_all(std::string& text, const std::string& from, const std::string& to) {
-  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
-    text.replace(at, from.size(), to);
-  }
-}
-
-}  // namespace
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t embed_dim, int64_t patch_size, bool with_norm, double norm_eps)
     : patch_size_(patch_size) {
@@ -44,7 +35,9 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
   fc2_ = register_module("fc2", make_linear(hidden, dim));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return fc2_->forward(torch::gelu(fc1_->forward(x))); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  return fc2_->forward(torch::gelu(fc1_->forward(x)));
+}
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads) : num_heads_(num_heads) {
   if (num_heads <= 0 || dim % num_heads != 0) {
@@ -90,16 +83,10 @@ void load_timm_weights(torch::nn::Module& model, const StateDict& weights,
   hf::StateDictMapping mapping;
   mapping.is_ignored = is_ignored;
   mapping.model_description = model_description;
-  try {
-    hf::load_state_dict_by_name(model, weights, mapping);
-  } catch (const std::runtime_error& e) {
-    // The shared loader speaks of Hugging Face text checkpoints; say what applies here.
-    std::string message = e.what();
-    replace_all(message, "load_hf_state_dict", "load_timm_state_dict(" + model_name + ")");
-    replace_all(message, "Check that config.json belongs to this checkpoint.",
-                "Check that the checkpoint is timm's " + model_name + " (timm >= 0.9 parameter names).");
-    throw std::runtime_error(message);
-  }
+  mapping.loader_name = "load_timm_state_dict(" + model_name + ")";
+  mapping.mismatch_hint =
+      "Check that the checkpoint is timm's " + model_name + " (timm >= 0.9 parameter names).";
+  hf::load_state_dict_by_name(model, weights, mapping);
 }
 
 void check_images(const torch::Tensor& images, const std::string& model_name) {

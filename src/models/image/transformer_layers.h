@@ -2,7 +2,7 @@
 // (timm/layers: PatchEmbed, Mlp, and the fused-qkv self-attention of
 // vision_transformer.Attention and swin_transformer.WindowAttention), and the
 // timm state dict loader built on hf::load_state_dict_by_name. vit.cpp and
-// swin.cpp use them.
+// swin.cpp use them; throw_no_classifier serves every timm image model.
 #pragma once
 
 #include <torch/torch.h>

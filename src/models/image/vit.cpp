@@ -18,7 +18,7 @@ using timm_layers::Attention;
 using timm_layers::Mlp;
 using timm_layers::PatchEmbed;
 
-constexpr double kNormEps = 1e-6;    // partial(nn.LayerNorm, eps=1e-6)
+constexpr double kNormEps = 1e-6;     // partial(nn.LayerNorm, eps=1e-6)
 constexpr int64_t kPrefixTokens = 1;  // the class token
 
 struct VitConfig {
@@ -84,7 +84,8 @@ class VisionTransformerImpl : public ImageEncoderImpl {
     patch_embed_ = register_module("patch_embed", PatchEmbed(dim, config_.patch_size, false, kNormEps));
     // timm's init: cls_token ~ N(0, 1e-6), pos_embed ~ trunc_normal(0.02).
     cls_token_ = register_parameter("cls_token", torch::randn({1, 1, dim}) * 1e-6);
-    pos_embed_ = register_parameter("pos_embed", torch::randn({1, kPrefixTokens + grid_ * grid_, dim}) * 0.02);
+    pos_embed_ =
+        register_parameter("pos_embed", torch::randn({1, kPrefixTokens + grid_ * grid_, dim}) * 0.02);
     blocks_ = register_module("blocks", torch::nn::ModuleList());
     for (int64_t i = 0; i < config_.depth; ++i) {
       blocks_->push_back(VitBlock(dim, config_.num_heads, dim * config_.mlp_ratio));
@@ -131,9 +132,11 @@ class VisionTransformerImpl : public ImageEncoderImpl {
     }
     const bool has_head = static_cast<bool>(head_);
     timm_layers::load_timm_weights(
-        *this, adapted, [has_head](const std::string& name) { return !has_head && name.rfind("head.", 0) == 0; },
-        config_.name, "timm " + config_.name + " (" + std::to_string(config_.depth) + " blocks, width " +
-                          std::to_string(config_.embed_dim) + (has_head ? "" : ", no classifier") + ")");
+        *this, adapted,
+        [has_head](const std::string& name) { return !has_head && name.rfind("head.", 0) == 0; },
+        config_.name,
+        "timm " + config_.name + " (" + std::to_string(config_.depth) + " blocks, width " +
+            std::to_string(config_.embed_dim) + (has_head ? "" : ", no classifier") + ")");
   }
 
  private:

@@ -18,11 +18,6 @@ using hf::make_embedding;
 using hf::make_layer_norm;
 using hf::make_linear;
 using hf::read_double;
-using hf::shape_string;
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
-}
 
 // Fields BERT-family configs cannot do without.
 const nlohmann::json& required(const nlohmann::json& config, const std::string& field) {
@@ -53,26 +48,9 @@ torch::Tensor activate(bert::Activation activation, const torch::Tensor& x) {
   throw std::logic_error("unhandled BERT activation");
 }
 
-void check_ids(const torch::Tensor& ids, const std::string& what, c10::IntArrayRef expected_shape) {
-  if (ids.dim() != 2) {
-    throw std::invalid_argument("BertEncoder: " + what + " must be [batch, seq], got shape " +
-                                shape_string(ids.sizes()));
-  }
-  if (!expected_shape.empty() && ids.sizes() != expected_shape) {
-    throw std::invalid_argument("BertEncoder: " + what + " has shape " + shape_string(ids.sizes()) +
-                                " but input_ids has shape " + shape_string(expected_shape));
-  }
-}
-
-// Top-level names of Hugging Face heads and buffers the encoder has no use for.
-bool is_ignored_weight(const std::string& name) {
-  static const std::vector<std::string> heads = {
-      "cls.",        "pooler.",   "lm_head.",    "discriminator_predictions.", "generator_predictions.",
-      "generator_lm_head.", "classifier.", "qa_outputs.", "sop_classifier."};
-  for (const auto& head : heads) {
-    if (starts_with(name, head)) return true;
-  }
-  return name == "position_ids" || name == "embeddings.position_ids" || name == "embeddings.token_type_ids";
+hf::ResidualOutputOptions residual_output_options(int64_t in_features, const BertConfig& config) {
+  return {in_features, config.hidden_size, config.layer_norm_eps, config.hidden_dropout_prob,
+          config.initializer_range};
 }
 
 }  // namespace
@@ -82,9 +60,7 @@ bool is_ignored_weight(const std::string& name) {
 std::vector<std::string> BertConfig::supported_model_types() { return {"bert", "electra", "roberta", "xlm-roberta"}; }
 
 BertConfig BertConfig::from_json(const nlohmann::json& json) {
-  if (!json.is_object()) {
-    throw std::invalid_argument("Hugging Face config.json must be a JSON object, got " + json.dump());
-  }
+  hf::require_object(json);
   BertConfig config;
   config.model_type = required_string(json, "model_type");
   auto supported = supported_model_types();
@@ -109,12 +85,7 @@ BertConfig BertConfig::from_json(const nlohmann::json& json) {
                                     " (only electra projects its embeddings)");
   }
   // Absent: transformers' default (roberta 1, others 0); null: no padding token.
-  auto pad = json.find("pad_token_id");
-  if (pad == json.end()) {
-    config.pad_token_id = config.uses_roberta_positions() ? 1 : 0;
-  } else {
-    config.pad_token_id = pad->is_null() ? -1 : required_int(json, "pad_token_id");
-  }
+  config.pad_token_id = hf::read_token_id(json, "pad_token_id", config.uses_roberta_positions() ? 1 : 0);
   config.hidden_dropout_prob = read_double(json, "hidden_dropout_prob", 0.1);
   config.attention_probs_dropout_prob = read_double(json, "attention_probs_dropout_prob", 0.1);
   config.initializer_range = read_double(json, "initializer_range", 0.02);
@@ -127,39 +98,22 @@ BertConfig BertConfig::from_json(const nlohmann::json& json) {
 }
 
 void BertConfig::validate() const {
-  auto positive = [](const std::string& field, int64_t value) {
-    if (value <= 0) bad_field(field, "must be positive, got " + std::to_string(value));
-  };
-  positive("vocab_size", vocab_size);
-  positive("hidden_size", hidden_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  positive("intermediate_size", intermediate_size);
-  positive("max_position_embeddings", max_position_embeddings);
-  positive("type_vocab_size", type_vocab_size);
-  positive("embedding_size", embedding_size);
-  if (hidden_size % num_attention_heads != 0) {
-    bad_field("hidden_size", std::to_string(hidden_size) + " is not a multiple of num_attention_heads " +
-                                 std::to_string(num_attention_heads));
-  }
-  if (!(layer_norm_eps > 0.0)) bad_field("layer_norm_eps", "must be positive, got " + std::to_string(layer_norm_eps));
-  auto probability = [](const std::string& field, double value) {
-    if (!(value >= 0.0 && value < 1.0)) bad_field(field, "must lie in [0, 1), got " + std::to_string(value));
-  };
-  probability("hidden_dropout_prob", hidden_dropout_prob);
-  probability("attention_probs_dropout_prob", attention_probs_dropout_prob);
-  if (!(initializer_range >= 0.0)) {
-    bad_field("initializer_range", "must be non-negative, got " + std::to_string(initializer_range));
-  }
+  hf::require_positive_sizes(vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size);
+  hf::require_positive("max_position_embeddings", max_position_embeddings);
+  hf::require_positive("type_vocab_size", type_vocab_size);
+  hf::require_positive("embedding_size", embedding_size);
+  hf::require_multiple("hidden_size", hidden_size, "num_attention_heads", num_attention_heads);
+  hf::require_positive("layer_norm_eps", layer_norm_eps);
+  hf::require_probability("hidden_dropout_prob", hidden_dropout_prob);
+  hf::require_probability("attention_probs_dropout_prob", attention_probs_dropout_prob);
+  hf::require_non_negative("initializer_range", initializer_range);
+  // BERT's own activation list (no tanh), not activation_by_name's.
   try {
     bert::parse_activation(hidden_act);
   } catch (const std::invalid_argument& e) {
     bad_field("hidden_act", e.what());
   }
-  if (pad_token_id >= vocab_size || pad_token_id < -1) {
-    bad_field("pad_token_id", std::to_string(pad_token_id) + " is outside the vocabulary of " +
-                                  std::to_string(vocab_size) + " tokens");
-  }
+  hf::require_token_id("pad_token_id", pad_token_id, vocab_size);
   if (uses_roberta_positions()) {
     if (pad_token_id < 0) bad_field("pad_token_id", "is required for " + model_type + " (positions start after it)");
     if (pad_token_id + 1 >= max_position_embeddings) {
@@ -224,34 +178,17 @@ SelfAttentionImpl::SelfAttentionImpl(const BertConfig& config)
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
-  const int64_t batch = hidden.size(0);
-  const int64_t seq = hidden.size(1);
-  auto split_heads = [&](const torch::Tensor& x) {  // [batch, seq, hidden] -> [batch, heads, seq, head]
-    return x.view({batch, seq, num_heads, head_size}).transpose(1, 2);
-  };
-  auto q = split_heads(query(hidden));
-  auto k = split_heads(key(hidden));
-  auto v = split_heads(value(hidden));
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(static_cast<double>(head_size));  // [batch, heads, seq, seq]
+  auto q = hf::split_heads(query(hidden), num_heads);  // [batch, heads, seq, head]
+  auto k = hf::split_heads(key(hidden), num_heads);
+  auto v = hf::split_heads(value(hidden), num_heads);
+  auto scores = hf::attention_scores(q, k, std::sqrt(static_cast<double>(head_size)));  // [batch, heads, seq, seq]
   scores = scores + mask_bias;  // padded keys -> lowest value
-  auto probs = dropout(torch::softmax(scores, -1));
-  auto context = torch::matmul(probs.to(v.scalar_type()), v);  // [batch, heads, seq, head]
-  return context.transpose(1, 2).reshape({batch, seq, num_heads * head_size});  // [batch, seq, hidden]
-}
-
-ResidualOutputImpl::ResidualOutputImpl(int64_t in_features, const BertConfig& config) {
-  dense = register_module("dense", make_linear(in_features, config.hidden_size, config.initializer_range));
-  LayerNorm = register_module("LayerNorm", make_layer_norm(config.hidden_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
-}
-
-torch::Tensor ResidualOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return layer_norm(*LayerNorm, dropout(dense(x)) + residual);
+  return hf::attention_context(dropout(torch::softmax(scores, -1)), v);  // [batch, seq, hidden]
 }
 
 AttentionImpl::AttentionImpl(const BertConfig& config) {
   self = register_module("self", SelfAttention(config));
-  output = register_module("output", ResidualOutput(config.hidden_size, config));
+  output = register_module("output", ResidualOutput(residual_output_options(config.hidden_size, config)));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
@@ -270,7 +207,7 @@ torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return ac
 LayerImpl::LayerImpl(const BertConfig& config) {
   attention = register_module("attention", Attention(config));
   intermediate = register_module("intermediate", Intermediate(config));
-  output = register_module("output", ResidualOutput(config.intermediate_size, config));
+  output = register_module("output", ResidualOutput(residual_output_options(config.intermediate_size, config)));
 }
 
 torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
@@ -299,17 +236,13 @@ BertEncoderImpl::BertEncoderImpl(const BertConfig& config) : config_(config) {
 
 torch::Tensor BertEncoderImpl::forward(const torch::Tensor& input_ids_in, const torch::Tensor& token_type_ids_in,
                                        const torch::Tensor& attention_mask_in) {
-  if (!input_ids_in.defined()) throw std::invalid_argument("BertEncoder: input_ids is undefined");
-  check_ids(input_ids_in, "input_ids", {});
-  if (input_ids_in.is_floating_point() || input_ids_in.is_complex()) {
-    throw std::invalid_argument("BertEncoder: input_ids must be an integer tensor");
-  }
+  hf::check_input_ids("BertEncoder", input_ids_in);
   const auto ids = input_ids_in.to(torch::kLong);  // [batch, seq]
   const int64_t seq = ids.size(1);
 
   torch::Tensor token_types;  // [batch, seq]
   if (token_type_ids_in.defined()) {
-    check_ids(token_type_ids_in, "token_type_ids", ids.sizes());
+    hf::check_id_shape("BertEncoder", token_type_ids_in, "token_type_ids", ids.sizes());
     token_types = token_type_ids_in.to(torch::kLong);
   } else {
     token_types = torch::zeros_like(ids);
@@ -340,14 +273,12 @@ torch::Tensor BertEncoderImpl::forward(const torch::Tensor& input_ids_in, const 
 
   torch::Tensor mask;  // [batch, seq], 1 = token
   if (attention_mask_in.defined()) {
-    check_ids(attention_mask_in, "attention_mask", ids.sizes());
+    hf::check_id_shape("BertEncoder", attention_mask_in, "attention_mask", ids.sizes());
     mask = attention_mask_in.to(hidden.scalar_type());
   } else {
     mask = torch::ones(ids.sizes(), hidden.options());
   }
-  // Additive bias on the keys: 0 for tokens, the dtype's lowest value for padding.
-  const double lowest = hf::lowest_value(hidden.scalar_type());
-  auto mask_bias = ((1.0 - mask) * lowest).view({ids.size(0), 1, 1, seq});  // [batch, 1, 1, seq]
+  auto mask_bias = hf::key_mask_bias(mask, hidden.scalar_type());  // [batch, 1, 1, seq]
   for (const auto& module : *encoder_->layer) {
     auto* layer = module->as<bert::LayerImpl>();
     hidden = run_block(*layer, [layer, mask_bias](const torch::Tensor& h) { return layer->forward(h, mask_bias); },
@@ -361,9 +292,15 @@ int64_t BertEncoderImpl::max_sequence_length() const {
 }
 
 void BertEncoderImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) {
-  const std::string description = config_.model_type + " encoder (" + std::to_string(config_.num_hidden_layers) +
-                                  " layers, hidden " + std::to_string(config_.hidden_size) + ")";
-  hf::load_state_dict_by_name(*this, weights, {config_.hf_prefix(), is_ignored_weight, description});
+  // Top-level names of Hugging Face heads and buffers the encoder has no use for.
+  static const auto is_ignored = hf::ignore_heads_and_position_ids(
+      {"cls.", "pooler.", "lm_head.", "discriminator_predictions.", "generator_predictions.", "generator_lm_head.",
+       "classifier.", "qa_outputs.", "sop_classifier."},
+      {"embeddings.token_type_ids"});
+  hf::load_state_dict_by_name(*this, weights,
+                              {config_.hf_prefix(), is_ignored,
+                               hf::encoder_description(config_.model_type, config_.num_hidden_layers, "hidden",
+                                                       config_.hidden_size)});
 }
 
 }  // namespace automm

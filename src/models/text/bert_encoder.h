@@ -15,7 +15,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "text_encoder.h"
+#include "models/text/hf_common.h"
+#include "models/text/text_encoder.h"
 
 namespace automm {
 
@@ -95,17 +96,8 @@ class SelfAttentionImpl : public torch::nn::Module {
 TORCH_MODULE(SelfAttention);
 
 // dense -> dropout -> LayerNorm(x + residual); attention.output and output.
-class ResidualOutputImpl : public torch::nn::Module {
- public:
-  ResidualOutputImpl(int64_t in_features, const BertConfig& config);
-  // x [batch, seq, in], residual [batch, seq, hidden] -> [batch, seq, hidden]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
-
-  torch::nn::Linear dense{nullptr};
-  torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
-};
-TORCH_MODULE(ResidualOutput);
+using ResidualOutputImpl = hf::ResidualOutputImpl;
+using ResidualOutput = hf::ResidualOutput;
 
 // attention = {self, output}.
 class AttentionImpl : public torch::nn::Module {

@@ -56,19 +56,9 @@ std::vector<std::string> read_pos_att_type(const nlohmann::json& json) {
   return types;
 }
 
-void check_ids(const torch::Tensor& ids, const std::string& what, c10::IntArrayRef expected_shape) {
-  if (ids.dim() != 2) {
-    throw std::invalid_argument("DebertaV2Encoder: " + what + " must be [batch, seq], got shape " +
-                                hf::shape_string(ids.sizes()));
-  }
-  if (!expected_shape.empty() && ids.sizes() != expected_shape) {
-    throw std::invalid_argument("DebertaV2Encoder: " + what + " has shape " + hf::shape_string(ids.sizes()) +
-                                " but input_ids has shape " + hf::shape_string(expected_shape));
-  }
-}
-
-bool starts_with(const std::string& text, const std::string& prefix) {
-  return text.size() >= prefix.size() && text.compare(0, prefix.size(), prefix) == 0;
+hf::ResidualOutputOptions residual_output_options(int64_t in_features, const DebertaV2Config& config) {
+  return {in_features, config.hidden_size, config.layer_norm_eps, config.hidden_dropout_prob,
+          config.initializer_range};
 }
 
 // [rows, heads * head] -> [heads, rows, head]: relative embeddings projected per head.
@@ -81,9 +71,7 @@ torch::Tensor split_rel_heads(const torch::Tensor& x, int64_t heads) {
 // --- DebertaV2Config --------------------------------------------------------------------
 
 DebertaV2Config DebertaV2Config::from_json(const nlohmann::json& json) {
-  if (!json.is_object()) {
-    throw std::invalid_argument("Hugging Face config.json must be a JSON object, got " + json.dump());
-  }
+  hf::require_object(json);
   const std::string model_type = hf::read_string(json, "model_type", "deberta-v2");
   if (model_type != "deberta-v2") {
     bad_field("model_type", "is '" + model_type +
@@ -113,9 +101,7 @@ DebertaV2Config DebertaV2Config::from_json(const nlohmann::json& json) {
     }
   }
   c.norm_rel_ebd = std::find(norms.begin(), norms.end(), "layer_norm") != norms.end() ? "layer_norm" : "none";
-  auto pad = json.find("pad_token_id");
-  c.pad_token_id =
-      pad != json.end() && pad->is_null() ? -1 : hf::read_int(json, "pad_token_id", c.pad_token_id);
+  c.pad_token_id = hf::read_token_id(json, "pad_token_id", c.pad_token_id);
   c.embedding_size = hf::read_int(json, "embedding_size", c.hidden_size);
   c.conv_kernel_size = hf::read_int(json, "conv_kernel_size", c.conv_kernel_size);
   c.conv_groups = hf::read_int(json, "conv_groups", c.conv_groups);
@@ -131,48 +117,25 @@ DebertaV2Config DebertaV2Config::from_json(const nlohmann::json& json) {
 }
 
 void DebertaV2Config::validate() const {
-  auto positive = [](const std::string& field, int64_t value) {
-    if (value <= 0) bad_field(field, "must be positive, got " + std::to_string(value));
-  };
-  positive("vocab_size", vocab_size);
-  positive("hidden_size", hidden_size);
-  positive("num_hidden_layers", num_hidden_layers);
-  positive("num_attention_heads", num_attention_heads);
-  positive("intermediate_size", intermediate_size);
-  positive("max_position_embeddings", max_position_embeddings);
-  positive("embedding_size", embedding_size);
-  positive("attention_head_size", attention_head_size);
+  hf::require_positive_sizes(vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size);
+  hf::require_positive("max_position_embeddings", max_position_embeddings);
+  hf::require_positive("embedding_size", embedding_size);
+  hf::require_positive("attention_head_size", attention_head_size);
   if (type_vocab_size < 0)
     bad_field("type_vocab_size", "must be >= 0, got " + std::to_string(type_vocab_size));
-  if (hidden_size % num_attention_heads != 0) {
-    bad_field("hidden_size", std::to_string(hidden_size) + " is not a multiple of num_attention_heads " +
-                                 std::to_string(num_attention_heads));
-  }
+  hf::require_multiple("hidden_size", hidden_size, "num_attention_heads", num_attention_heads);
   // The attention output projection maps heads * head size back to hidden_size.
   if (num_attention_heads * attention_head_size != hidden_size) {
     bad_field("attention_head_size", std::to_string(attention_head_size) + " times num_attention_heads " +
                                          std::to_string(num_attention_heads) + " must equal hidden_size " +
                                          std::to_string(hidden_size));
   }
-  if (!(layer_norm_eps > 0.0))
-    bad_field("layer_norm_eps", "must be positive, got " + std::to_string(layer_norm_eps));
-  auto probability = [](const std::string& field, double value) {
-    if (!(value >= 0.0 && value < 1.0)) bad_field(field, "must lie in [0, 1), got " + std::to_string(value));
-  };
-  probability("hidden_dropout_prob", hidden_dropout_prob);
-  probability("attention_probs_dropout_prob", attention_probs_dropout_prob);
-  if (!(initializer_range >= 0.0)) {
-    bad_field("initializer_range", "must be non-negative, got " + std::to_string(initializer_range));
-  }
-  try {
-    hf::activation_by_name(hidden_act);
-  } catch (const std::invalid_argument& e) {
-    bad_field("hidden_act", e.what());
-  }
-  if (pad_token_id >= vocab_size || pad_token_id < -1) {
-    bad_field("pad_token_id", std::to_string(pad_token_id) + " is outside the vocabulary of " +
-                                  std::to_string(vocab_size) + " tokens");
-  }
+  hf::require_positive("layer_norm_eps", layer_norm_eps);
+  hf::require_probability("hidden_dropout_prob", hidden_dropout_prob);
+  hf::require_probability("attention_probs_dropout_prob", attention_probs_dropout_prob);
+  hf::require_non_negative("initializer_range", initializer_range);
+  hf::require_activation("hidden_act", hidden_act);
+  hf::require_token_id("pad_token_id", pad_token_id, vocab_size);
   // make_log_bucket_position divides by position_buckets / 2.
   if (position_buckets == 1) bad_field("position_buckets", "must be >= 2 (or <= 0 for no buckets), got 1");
   if (conv_kernel_size < 0)
@@ -187,11 +150,7 @@ void DebertaV2Config::validate() const {
       bad_field("conv_groups", std::to_string(conv_groups) + " must be positive and divide hidden_size " +
                                    std::to_string(hidden_size));
     }
-    try {
-      hf::activation_by_name(conv_act);
-    } catch (const std::invalid_argument& e) {
-      bad_field("conv_act", e.what());
-    }
+    hf::require_activation("conv_act", conv_act);
   }
 }
 
@@ -309,17 +268,12 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(const torch::Tensor& hidden
                                                      const torch::Tensor& attention_mask,
                                                      const torch::Tensor& relative_pos,
                                                      const torch::Tensor& rel_embeddings) {
-  const int64_t batch = hidden.size(0);
-  const int64_t seq = hidden.size(1);
-  auto split_heads = [&](const torch::Tensor& x) {  // [batch, seq, heads * head] -> [batch, heads, seq, head]
-    return x.view({batch, seq, num_heads_, head_size_}).transpose(1, 2);
-  };
-  auto q = split_heads(query_proj(hidden));
-  auto k = split_heads(key_proj(hidden));
-  auto v = split_heads(value_proj(hidden));
+  auto q = hf::split_heads(query_proj(hidden), num_heads_);  // [batch, heads, seq, head]
+  auto k = hf::split_heads(key_proj(hidden), num_heads_);
+  auto v = hf::split_heads(value_proj(hidden), num_heads_);
   // Every score term (c2p, c2c, p2c) shares one scale, sqrt(head * number of terms).
   const double scale = std::sqrt(static_cast<double>(head_size_ * scale_factor_));
-  auto scores = torch::matmul(q, k.transpose(-1, -2)) / scale;  // [batch, heads, seq, seq]
+  auto scores = hf::attention_scores(q, k, scale);  // [batch, heads, seq, seq]
   if (relative_attention_) {
     scores = scores + disentangled_attention_bias(q, k, relative_pos, pos_dropout(rel_embeddings), scale);
   }
@@ -327,8 +281,7 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(const torch::Tensor& hidden
   auto hidden_pairs = attention_mask.logical_not();  // [batch, 1, seq, seq]
   auto probs = torch::softmax(scores.masked_fill(hidden_pairs, hf::lowest_value(scores.scalar_type())), -1)
                    .masked_fill(hidden_pairs, 0.0);
-  auto context = torch::matmul(dropout(probs).to(v.scalar_type()), v);  // [batch, heads, seq, head]
-  return context.transpose(1, 2).reshape({batch, seq, num_heads_ * head_size_});
+  return hf::attention_context(dropout(probs), v);  // [batch, seq, heads * head]
 }
 
 torch::Tensor DisentangledSelfAttentionImpl::disentangled_attention_bias(const torch::Tensor& q,
@@ -358,20 +311,9 @@ torch::Tensor DisentangledSelfAttentionImpl::disentangled_attention_bias(const t
   return bias;
 }
 
-ResidualOutputImpl::ResidualOutputImpl(int64_t in_features, const DebertaV2Config& config) {
-  dense =
-      register_module("dense", hf::make_linear(in_features, config.hidden_size, config.initializer_range));
-  LayerNorm = register_module("LayerNorm", hf::make_layer_norm(config.hidden_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
-}
-
-torch::Tensor ResidualOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return hf::layer_norm(*LayerNorm, dropout(dense(x)) + residual);
-}
-
 AttentionImpl::AttentionImpl(const DebertaV2Config& config) {
   self = register_module("self", DisentangledSelfAttention(config));
-  output = register_module("output", ResidualOutput(config.hidden_size, config));
+  output = register_module("output", hf::ResidualOutput(residual_output_options(config.hidden_size, config)));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
@@ -379,20 +321,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& hidden, const torch::T
   return output(self(hidden, attention_mask, relative_pos, rel_embeddings), hidden);
 }
 
-IntermediateImpl::IntermediateImpl(const DebertaV2Config& config)
-    : activation_(hf::activation_by_name(config.hidden_act)) {
-  dense = register_module(
-      "dense", hf::make_linear(config.hidden_size, config.intermediate_size, config.initializer_range));
-}
-
-torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return activation_(dense(hidden)); }
-
 // --- Layers ---------------------------------------------------------------------------------
 
 LayerImpl::LayerImpl(const DebertaV2Config& config) {
   attention = register_module("attention", Attention(config));
-  intermediate = register_module("intermediate", Intermediate(config));
-  output = register_module("output", ResidualOutput(config.intermediate_size, config));
+  intermediate = register_module("intermediate",
+                                 hf::Intermediate(config.hidden_size, config.intermediate_size, config.hidden_act,
+                                                  config.initializer_range));
+  output = register_module("output", hf::ResidualOutput(residual_output_options(config.intermediate_size, config)));
 }
 
 torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& attention_mask,
@@ -475,11 +411,7 @@ int64_t DebertaV2EncoderImpl::max_sequence_length() const {
 torch::Tensor DebertaV2EncoderImpl::forward(const torch::Tensor& input_ids_in,
                                             const torch::Tensor& token_type_ids_in,
                                             const torch::Tensor& attention_mask_in) {
-  if (!input_ids_in.defined()) throw std::invalid_argument("DebertaV2Encoder: input_ids is undefined");
-  check_ids(input_ids_in, "input_ids", {});
-  if (input_ids_in.is_floating_point() || input_ids_in.is_complex()) {
-    throw std::invalid_argument("DebertaV2Encoder: input_ids must be an integer tensor");
-  }
+  hf::check_input_ids("DebertaV2Encoder", input_ids_in);
   const auto ids = input_ids_in.to(torch::kLong);  // [batch, seq]
   const int64_t seq = ids.size(1);
   if (config_.position_biased_input && seq > config_.max_position_embeddings) {
@@ -489,12 +421,12 @@ torch::Tensor DebertaV2EncoderImpl::forward(const torch::Tensor& input_ids_in,
   }
   torch::Tensor token_types;  // [batch, seq]; unused without token type embeddings, like transformers
   if (token_type_ids_in.defined()) {
-    check_ids(token_type_ids_in, "token_type_ids", ids.sizes());
+    hf::check_id_shape("DebertaV2Encoder", token_type_ids_in, "token_type_ids", ids.sizes());
     if (config_.type_vocab_size > 0) token_types = token_type_ids_in.to(torch::kLong);
   }
   torch::Tensor mask;  // [batch, seq] float, 1 = token
   if (attention_mask_in.defined()) {
-    check_ids(attention_mask_in, "attention_mask", ids.sizes());
+    hf::check_id_shape("DebertaV2Encoder", attention_mask_in, "attention_mask", ids.sizes());
     mask = attention_mask_in.to(torch::kFloat);
   } else {
     mask = torch::ones(ids.sizes(), torch::TensorOptions().dtype(torch::kFloat).device(ids.device()));
@@ -505,21 +437,16 @@ torch::Tensor DebertaV2EncoderImpl::forward(const torch::Tensor& input_ids_in,
 
 void DebertaV2EncoderImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) {
   const bool has_positions = config_.position_biased_input;
-  hf::StateDictMapping mapping;
-  mapping.prefix = "deberta.";
-  mapping.is_ignored = [has_positions](const std::string& name) {
-    static const std::vector<std::string> heads = {
-        "lm_predictions.", "mask_predictions.", "pooler.", "classifier.", "qa_outputs.", "cls.", "lm_head."};
-    for (const auto& head : heads) {
-      if (starts_with(name, head)) return true;
-    }
-    // transformers ignores position embeddings the config does not use.
-    if (!has_positions && name == "embeddings.position_embeddings.weight") return true;
-    return name == "position_ids" || name == "embeddings.position_ids";
-  };
-  mapping.model_description = "deberta-v2 encoder (" + std::to_string(config_.num_hidden_layers) +
-                              " layers, hidden " + std::to_string(config_.hidden_size) + ")";
-  hf::load_state_dict_by_name(*this, weights, mapping);
+  std::vector<std::string> unused;
+  // transformers ignores position embeddings the config does not use.
+  if (!has_positions) unused.push_back("embeddings.position_embeddings.weight");
+  hf::load_state_dict_by_name(
+      *this, weights,
+      {"deberta.",
+       hf::ignore_heads_and_position_ids(
+           {"lm_predictions.", "mask_predictions.", "pooler.", "classifier.", "qa_outputs.", "cls.", "lm_head."},
+           unused),
+       hf::encoder_description("deberta-v2", config_.num_hidden_layers, "hidden", config_.hidden_size)});
 }
 
 std::shared_ptr<TextEncoderImpl> make_deberta_v2_encoder(const nlohmann::json& config) {

@@ -139,18 +139,7 @@ class DisentangledSelfAttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DisentangledSelfAttention);
 
-// dense -> dropout -> LayerNorm(x + residual); attention.output and output.
-class ResidualOutputImpl : public torch::nn::Module {
- public:
-  ResidualOutputImpl(int64_t in_features, const DebertaV2Config& config);
-  // x [batch, seq, in], residual [batch, seq, hidden] -> [batch, seq, hidden]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
-
-  torch::nn::Linear dense{nullptr};
-  torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
-};
-TORCH_MODULE(ResidualOutput);
+// attention.output and output are hf::ResidualOutput, intermediate is hf::Intermediate.
 
 // attention = {self, output}.
 class AttentionImpl : public torch::nn::Module {
@@ -161,22 +150,9 @@ class AttentionImpl : public torch::nn::Module {
                         const torch::Tensor& relative_pos, const torch::Tensor& rel_embeddings);
 
   DisentangledSelfAttention self{nullptr};
-  ResidualOutput output{nullptr};
+  hf::ResidualOutput output{nullptr};
 };
 TORCH_MODULE(Attention);
-
-// intermediate: dense -> activation.
-class IntermediateImpl : public torch::nn::Module {
- public:
-  explicit IntermediateImpl(const DebertaV2Config& config);
-  torch::Tensor forward(const torch::Tensor& hidden);  // [batch, seq, hidden] -> [batch, seq, intermediate]
-
-  torch::nn::Linear dense{nullptr};
-
- private:
-  hf::Activation activation_;
-};
-TORCH_MODULE(Intermediate);
 
 // One post-norm transformer layer: encoder.layer.{i}.
 class LayerImpl : public torch::nn::Module {
@@ -187,8 +163,8 @@ class LayerImpl : public torch::nn::Module {
                         const torch::Tensor& relative_pos, const torch::Tensor& rel_embeddings);
 
   Attention attention{nullptr};
-  Intermediate intermediate{nullptr};
-  ResidualOutput output{nullptr};
+  hf::Intermediate intermediate{nullptr};
+  hf::ResidualOutput output{nullptr};
 };
 TORCH_MODULE(Layer);
 

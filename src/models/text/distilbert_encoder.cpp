@@ -7,7 +7,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "hf_checks.h"
+#include "hf_common.h"
 
 namespace automm {
 
@@ -16,13 +16,7 @@ using hf::bad_field;
 // --- DistilBertConfig -----------------------------------------------------------------------
 
 DistilBertConfig DistilBertConfig::from_json(const nlohmann::json& json) {
-  if (!json.is_object()) {
-    throw std::invalid_argument("Hugging Face config.json must be a JSON object, got " + json.dump());
-  }
-  const std::string model_type = hf::read_string(json, "model_type", "distilbert");
-  if (model_type != "distilbert") {
-    bad_field("model_type", "is '" + model_type + "' but this encoder reads 'distilbert'");
-  }
+  hf::require_model_type(json, "distilbert");
   DistilBertConfig c;
   c.vocab_size = hf::read_int(json, "vocab_size", c.vocab_size);
   c.dim = hf::read_int(json, "dim", c.dim);
@@ -34,9 +28,7 @@ DistilBertConfig DistilBertConfig::from_json(const nlohmann::json& json) {
   c.activation = hf::read_string(json, "activation", c.activation);
   c.dropout = hf::read_double(json, "dropout", c.dropout);
   c.attention_dropout = hf::read_double(json, "attention_dropout", c.attention_dropout);
-  auto pad = json.find("pad_token_id");
-  c.pad_token_id =
-      pad != json.end() && pad->is_null() ? -1 : hf::read_int(json, "pad_token_id", c.pad_token_id);
+  c.pad_token_id = hf::read_token_id(json, "pad_token_id", c.pad_token_id);
   c.initializer_range = hf::read_double(json, "initializer_range", c.initializer_range);
   c.validate();
   return c;
@@ -53,13 +45,8 @@ void DistilBertConfig::validate() const {
   hf::require_activation("activation", activation);
   hf::require_probability("dropout", dropout);
   hf::require_probability("attention_dropout", attention_dropout);
-  if (pad_token_id < -1 || pad_token_id >= vocab_size) {
-    bad_field("pad_token_id", std::to_string(pad_token_id) + " is outside the vocabulary of " +
-                                  std::to_string(vocab_size) + " tokens");
-  }
-  if (!(initializer_range >= 0.0)) {
-    bad_field("initializer_range", "must be non-negative, got " + std::to_string(initializer_range));
-  }
+  hf::require_token_id("pad_token_id", pad_token_id, vocab_size);
+  hf::require_non_negative("initializer_range", initializer_range);
 }
 
 namespace distilbert {
@@ -109,22 +96,15 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
 }
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
-  const int64_t batch = x.size(0);
-  const int64_t seq = x.size(1);
-  const int64_t dim = x.size(2);
-  const int64_t head_dim = dim / n_heads_;
-  auto split_heads = [&](const torch::Tensor& t) {  // [batch, seq, dim] -> [batch, heads, seq, head_dim]
-    return t.view({batch, seq, n_heads_, head_dim}).transpose(1, 2);
-  };
+  const int64_t head_dim = x.size(2) / n_heads_;
   // transformers scales the queries before the product, not the scores.
-  auto q = split_heads(q_lin(x)) / std::sqrt(static_cast<double>(head_dim));
-  auto k = split_heads(k_lin(x));
-  auto v = split_heads(v_lin(x));
+  auto q = hf::split_heads(q_lin(x), n_heads_) /
+           std::sqrt(static_cast<double>(head_dim));  // [batch, heads, seq, head_dim]
+  auto k = hf::split_heads(k_lin(x), n_heads_);
+  auto v = hf::split_heads(v_lin(x), n_heads_);
   auto scores = torch::matmul(q, k.transpose(2, 3));  // [batch, heads, seq, seq]
   scores = scores.masked_fill(key_padding, hf::lowest_value(scores.scalar_type()));
-  auto weights = dropout(torch::softmax(scores, -1));
-  auto context = torch::matmul(weights.to(v.scalar_type()), v);  // [batch, heads, seq, head_dim]
-  return out_lin(context.transpose(1, 2).reshape({batch, seq, dim}));
+  return out_lin(hf::attention_context(dropout(torch::softmax(scores, -1)), v));  // [batch, seq, dim]
 }
 
 FFNImpl::FFNImpl(const DistilBertConfig& config) : activation_(hf::activation_by_name(config.activation)) {
@@ -180,20 +160,11 @@ torch::Tensor DistilBertEncoderImpl::forward(const torch::Tensor& input_ids,
 }
 
 void DistilBertEncoderImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) {
-  hf::StateDictMapping mapping;
-  mapping.prefix = "distilbert.";
-  mapping.is_ignored = [](const std::string& name) {
-    static const std::vector<std::string> heads = {"vocab_transform.", "vocab_layer_norm.",
-                                                   "vocab_projector.", "pre_classifier.",
-                                                   "classifier.",      "qa_outputs."};
-    for (const auto& head : heads) {
-      if (name.compare(0, head.size(), head) == 0) return true;
-    }
-    return name == "position_ids" || name == "embeddings.position_ids";
-  };
-  mapping.model_description = "distilbert encoder (" + std::to_string(config_.n_layers) + " layers, dim " +
-                              std::to_string(config_.dim) + ")";
-  hf::load_state_dict_by_name(*this, weights, mapping);
+  static const auto is_ignored = hf::ignore_heads_and_position_ids(
+      {"vocab_transform.", "vocab_layer_norm.", "vocab_projector.", "pre_classifier.", "classifier.", "qa_outputs."});
+  hf::load_state_dict_by_name(
+      *this, weights,
+      {"distilbert.", is_ignored, hf::encoder_description("distilbert", config_.n_layers, "dim", config_.dim)});
 }
 
 std::shared_ptr<TextEncoderImpl> make_distilbert_encoder(const nlohmann::json& config) {

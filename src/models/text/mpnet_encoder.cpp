@@ -8,7 +8,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "hf_checks.h"
+#include "hf_common.h"
 
 namespace automm {
 
@@ -17,12 +17,7 @@ using hf::bad_field;
 // --- MPNetConfig ----------------------------------------------------------------------------
 
 MPNetConfig MPNetConfig::from_json(const nlohmann::json& json) {
-  if (!json.is_object()) {
-    throw std::invalid_argument("Hugging Face config.json must be a JSON object, got " + json.dump());
-  }
-  const std::string model_type = hf::read_string(json, "model_type", "mpnet");
-  if (model_type != "mpnet")
-    bad_field("model_type", "is '" + model_type + "' but this encoder reads 'mpnet'");
+  hf::require_model_type(json, "mpnet");
   MPNetConfig c;
   c.vocab_size = hf::read_int(json, "vocab_size", c.vocab_size);
   c.hidden_size = hf::read_int(json, "hidden_size", c.hidden_size);
@@ -38,28 +33,19 @@ MPNetConfig MPNetConfig::from_json(const nlohmann::json& json) {
   c.layer_norm_eps = hf::read_double(json, "layer_norm_eps", c.layer_norm_eps);
   c.relative_attention_num_buckets =
       hf::read_int(json, "relative_attention_num_buckets", c.relative_attention_num_buckets);
-  auto pad = json.find("pad_token_id");
-  c.pad_token_id =
-      pad != json.end() && pad->is_null() ? -1 : hf::read_int(json, "pad_token_id", c.pad_token_id);
+  c.pad_token_id = hf::read_token_id(json, "pad_token_id", c.pad_token_id);
   c.validate();
   return c;
 }
 
 void MPNetConfig::validate() const {
-  hf::require_positive("vocab_size", vocab_size);
-  hf::require_positive("hidden_size", hidden_size);
-  hf::require_positive("num_hidden_layers", num_hidden_layers);
-  hf::require_positive("num_attention_heads", num_attention_heads);
-  hf::require_positive("intermediate_size", intermediate_size);
+  hf::require_positive_sizes(vocab_size, hidden_size, num_hidden_layers, num_attention_heads, intermediate_size);
   hf::require_multiple("hidden_size", hidden_size, "num_attention_heads", num_attention_heads);
   hf::require_activation("hidden_act", hidden_act);
   hf::require_probability("hidden_dropout_prob", hidden_dropout_prob);
   hf::require_probability("attention_probs_dropout_prob", attention_probs_dropout_prob);
-  if (!(layer_norm_eps > 0.0))
-    bad_field("layer_norm_eps", "must be positive, got " + std::to_string(layer_norm_eps));
-  if (!(initializer_range >= 0.0)) {
-    bad_field("initializer_range", "must be non-negative, got " + std::to_string(initializer_range));
-  }
+  hf::require_positive("layer_norm_eps", layer_norm_eps);
+  hf::require_non_negative("initializer_range", initializer_range);
   // The embeddings reserve index kPaddingIdx; positions start right after it.
   if (vocab_size <= kPaddingIdx) {
     bad_field("vocab_size", "must exceed the padding index " + std::to_string(kPaddingIdx) + ", got " +
@@ -77,10 +63,7 @@ void MPNetConfig::validate() const {
                   std::to_string(kPositionBuckets) + ", got " +
                   std::to_string(relative_attention_num_buckets));
   }
-  if (pad_token_id < -1 || pad_token_id >= vocab_size) {
-    bad_field("pad_token_id", std::to_string(pad_token_id) + " is outside the vocabulary of " +
-                                  std::to_string(vocab_size) + " tokens");
-  }
+  hf::require_token_id("pad_token_id", pad_token_id, vocab_size);
 }
 
 namespace mpnet {
@@ -136,25 +119,17 @@ SelfAttentionImpl::SelfAttentionImpl(const MPNetConfig& config) : num_heads_(con
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& position_bias,
                                          const torch::Tensor& key_mask_bias) {
-  const int64_t batch = hidden.size(0);
-  const int64_t seq = hidden.size(1);
-  const int64_t width = hidden.size(2);
-  const int64_t head_size = width / num_heads_;
-  auto split_heads = [&](const torch::Tensor& x) {  // [batch, seq, hidden] -> [batch, heads, seq, head]
-    return x.view({batch, seq, num_heads_, head_size}).transpose(1, 2);
-  };
-  auto queries = split_heads(q(hidden));
-  auto keys = split_heads(k(hidden));
-  auto values = split_heads(v(hidden));
-  auto scores = torch::matmul(queries, keys.transpose(-1, -2)) /
-                std::sqrt(static_cast<double>(head_size));  // [batch, heads, seq, seq]
+  const int64_t head_size = hidden.size(2) / num_heads_;
+  auto queries = hf::split_heads(q(hidden), num_heads_);  // [batch, heads, seq, head]
+  auto keys = hf::split_heads(k(hidden), num_heads_);
+  auto values = hf::split_heads(v(hidden), num_heads_);
+  auto scores =
+      hf::attention_scores(queries, keys, std::sqrt(static_cast<double>(head_size)));  // [batch, heads, seq, seq]
   // transformers adds the bias in place, in the scores' dtype, then the mask
   // (which promotes bf16 autocast scores to float32, as there).
   scores = scores + position_bias.to(scores.scalar_type());
   scores = scores + key_mask_bias;
-  auto probs = dropout(torch::softmax(scores, -1));
-  auto context = torch::matmul(probs.to(values.scalar_type()), values);  // [batch, heads, seq, head]
-  return o(context.transpose(1, 2).reshape({batch, seq, width}));
+  return o(hf::attention_context(dropout(torch::softmax(scores, -1)), values));  // [batch, seq, hidden]
 }
 
 AttentionImpl::AttentionImpl(const MPNetConfig& config) {
@@ -168,29 +143,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& hidden, const torch::T
   return hf::layer_norm(*LayerNorm, dropout(attn(hidden, position_bias, key_mask_bias)) + hidden);
 }
 
-IntermediateImpl::IntermediateImpl(const MPNetConfig& config)
-    : activation_(hf::activation_by_name(config.hidden_act)) {
-  dense = register_module(
-      "dense", hf::make_linear(config.hidden_size, config.intermediate_size, config.initializer_range));
-}
-
-torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return activation_(dense(hidden)); }
-
-OutputImpl::OutputImpl(const MPNetConfig& config) {
-  dense = register_module(
-      "dense", hf::make_linear(config.intermediate_size, config.hidden_size, config.initializer_range));
-  LayerNorm = register_module("LayerNorm", hf::make_layer_norm(config.hidden_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
-}
-
-torch::Tensor OutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return hf::layer_norm(*LayerNorm, dropout(dense(x)) + residual);
-}
-
 LayerImpl::LayerImpl(const MPNetConfig& config) {
   attention = register_module("attention", Attention(config));
-  intermediate = register_module("intermediate", Intermediate(config));
-  output = register_module("output", Output(config));
+  intermediate = register_module("intermediate",
+                                 hf::Intermediate(config.hidden_size, config.intermediate_size, config.hidden_act,
+                                                  config.initializer_range));
+  output = register_module(
+      "output", hf::ResidualOutput(hf::ResidualOutputOptions{config.intermediate_size, config.hidden_size,
+                                                             config.layer_norm_eps, config.hidden_dropout_prob,
+                                                             config.initializer_range}));
 }
 
 torch::Tensor LayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& position_bias,
@@ -230,13 +191,9 @@ torch::Tensor MPNetEncoderImpl::forward(const torch::Tensor& input_ids, const to
                                         const torch::Tensor& attention_mask) {
   const auto inputs = hf::check_encoder_inputs("MPNetEncoder", input_ids, token_type_ids, attention_mask,
                                                max_sequence_length());
-  const int64_t batch = inputs.input_ids.size(0);
-  const int64_t seq = inputs.input_ids.size(1);
-  auto hidden = embeddings(inputs.input_ids);  // [batch, seq, hidden]
-  // Additive key mask: 0 for tokens, the dtype's lowest value for padding.
-  auto key_mask_bias = (1 - inputs.attention_mask).to(hidden.scalar_type()).view({batch, 1, 1, seq}) *
-                       hf::lowest_value(hidden.scalar_type());  // [batch, 1, 1, seq]
-  auto positions = torch::arange(seq, inputs.input_ids.options());
+  auto hidden = embeddings(inputs.input_ids);                                          // [batch, seq, hidden]
+  auto key_mask_bias = hf::key_mask_bias(inputs.attention_mask, hidden.scalar_type());  // [batch, 1, 1, seq]
+  auto positions = torch::arange(inputs.input_ids.size(1), inputs.input_ids.options());
   auto buckets =
       mpnet::relative_position_bucket(positions.unsqueeze(0) - positions.unsqueeze(1));  // [seq, seq]
   auto shared = encoder.ptr();  // std::shared_ptr: callable from the const lambda
@@ -259,18 +216,12 @@ torch::Tensor MPNetEncoderImpl::forward(const torch::Tensor& input_ids, const to
 }
 
 void MPNetEncoderImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) {
-  hf::StateDictMapping mapping;
-  mapping.prefix = "mpnet.";
-  mapping.is_ignored = [](const std::string& name) {
-    static const std::vector<std::string> heads = {"pooler.", "lm_head.", "classifier.", "qa_outputs."};
-    for (const auto& head : heads) {
-      if (name.compare(0, head.size(), head) == 0) return true;
-    }
-    return name == "position_ids" || name == "embeddings.position_ids";
-  };
-  mapping.model_description = "mpnet encoder (" + std::to_string(config_.num_hidden_layers) +
-                              " layers, hidden " + std::to_string(config_.hidden_size) + ")";
-  hf::load_state_dict_by_name(*this, weights, mapping);
+  static const auto is_ignored =
+      hf::ignore_heads_and_position_ids({"pooler.", "lm_head.", "classifier.", "qa_outputs."});
+  hf::load_state_dict_by_name(*this, weights,
+                              {"mpnet.", is_ignored,
+                               hf::encoder_description("mpnet", config_.num_hidden_layers, "hidden",
+                                                       config_.hidden_size)});
 }
 
 std::shared_ptr<TextEncoderImpl> make_mpnet_encoder(const nlohmann::json& config) {

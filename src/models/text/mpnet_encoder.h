@@ -118,31 +118,7 @@ class AttentionImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Attention);
 
-// intermediate: dense -> activation.
-class IntermediateImpl : public torch::nn::Module {
- public:
-  explicit IntermediateImpl(const MPNetConfig& config);
-  torch::Tensor forward(const torch::Tensor& hidden);  // [batch, seq, hidden] -> [batch, seq, intermediate]
-
-  torch::nn::Linear dense{nullptr};
-
- private:
-  hf::Activation activation_;
-};
-TORCH_MODULE(Intermediate);
-
-// output: LayerNorm(dropout(dense(x)) + residual).
-class OutputImpl : public torch::nn::Module {
- public:
-  explicit OutputImpl(const MPNetConfig& config);
-  // x [batch, seq, intermediate], residual [batch, seq, hidden] -> [batch, seq, hidden]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual);
-
-  torch::nn::Linear dense{nullptr};
-  torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
-};
-TORCH_MODULE(Output);
+// intermediate is hf::Intermediate, output hf::ResidualOutput.
 
 // One post-norm encoder.layer.{i}.
 class LayerImpl : public torch::nn::Module {
@@ -153,8 +129,8 @@ class LayerImpl : public torch::nn::Module {
                         const torch::Tensor& key_mask_bias);
 
   Attention attention{nullptr};
-  Intermediate intermediate{nullptr};
-  Output output{nullptr};
+  hf::Intermediate intermediate{nullptr};
+  hf::ResidualOutput output{nullptr};
 };
 TORCH_MODULE(Layer);
 

@@ -1,0 +1,139 @@
+// MultiModalPredictor with image columns: timm_image from random weights and
+// from a checkpoint folder, missing and corrupted images, save / load.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "automm/predictor.h"
+#include "data/image/image_processor.h"
+#include "image_test_util.h"
+#include "models/image/image_encoder.h"
+
+namespace automm {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::make_shape_table;
+using testing::message_of;
+using testing::ScopedEnv;
+using testing::TempDir;
+
+// Writes the table next to its images and reads it back, as a user's CSV.
+Table as_csv(const Table& table) {
+  write_csv(table, table.source);
+  return read_table(table.source);
+}
+
+PredictorOptions image_options(const std::string& path, Json hyperparameters, bool pretrained = false) {
+  PredictorOptions options;
+  options.label = "label";
+  options.path = path;
+  options.verbose = false;
+  options.pretrained = pretrained;
+  Json base = {{"model.timm_image.checkpoint_name", "resnet18"},
+               {"model.timm_image.image_size", 40},
+               {"model.timm_image.train_transforms", Json::array({"resize_to_square", "random_horizontal_flip"})},
+               {"model.timm_image.val_transforms", Json::array({"resize_to_square"})},
+               {"optim.lr", 1e-3},
+               {"optim.max_epochs", 15},
+               {"env.batch_size", 32},
+               {"env.per_gpu_batch_size", 32}};
+  if (hyperparameters.is_object()) base.update(hyperparameters);
+  options.hyperparameters = base;
+  return options;
+}
+
+// The issue's acceptance test: a small backbone from random weights learns the
+// shape's colour; the saved folder predicts the same.
+TEST(ImagePredictor, RandomInitResnetLearnsColourAndReloads) {
+  TempDir dir;
+  const Table train = as_csv(make_shape_table(dir.path().string(), "train", 320, 1));
+  const Table test = as_csv(make_shape_table(dir.path().string(), "test", 160, 2));
+  MultiModalPredictor predictor(image_options(dir.file("p"), {}));
+  predictor.fit(train);
+  EXPECT_EQ(predictor.column_types().at("photo"), "image_path");
+  const double accuracy = predictor.evaluate(test, {"accuracy"}).at("accuracy");
+  std::cout << "resnet18 (random init) test accuracy " << accuracy << ", fit "
+            << predictor.fit_summary().at("total_fit_seconds").get<double>() << " s\n";
+  EXPECT_GE(accuracy, 0.9);
+  const torch::Tensor expected = predictor.predict_proba(test);
+  fs::rename(dir.file("p"), dir.file("moved"));
+  EXPECT_TRUE(torch::equal(MultiModalPredictor::load(dir.file("moved")).predict_proba(test), expected));
+}
+
+TEST(ImagePredictor, MissingAndCorruptImagesByStrategy) {
+  TempDir dir;
+  Table train = make_shape_table(dir.path().string(), "train", 60, 3);
+  testing::write_file(dir.file("train3.bmp"), "BM not really an image");  // corrupted
+  fs::remove(dir.file("train5.bmp"));                                     // missing file
+  train = as_csv(train);
+  // zero: the fit runs; those rows have no valid image.
+  MultiModalPredictor zero(image_options(dir.file("zero"), {{"optim.max_epochs", 1}}));
+  zero.fit(train);
+  EXPECT_EQ(zero.predict(train).size(), train.num_rows());
+  // skip: the rows are dropped from training and validation.
+  MultiModalPredictor skip(
+      image_options(dir.file("skip"), {{"optim.max_epochs", 1}, {"data.image.missing_value_strategy", "skip"}}));
+  skip.fit(train);
+  const Json summary = skip.fit_summary();
+  EXPECT_EQ(summary.at("num_train_rows").get<int64_t>() + summary.at("num_validation_rows").get<int64_t>() + 2,
+            zero.fit_summary().at("num_train_rows").get<int64_t>() +
+                zero.fit_summary().at("num_validation_rows").get<int64_t>());
+}
+
+TEST(ImagePredictor, PretrainedNeedsWeightsOrNoPretrained) {
+  TempDir dir;
+  ScopedEnv env({{"HF_HUB_OFFLINE", "1"}, {"HF_HUB_CACHE", dir.file("cache")}, {"HF_HOME", ""}});
+  const Table train = as_csv(make_shape_table(dir.path().string(), "train", 40, 4));
+  MultiModalPredictor predictor(image_options(dir.file("p"), {{"optim.max_epochs", 1}}, /*pretrained=*/true));
+  const std::string message = message_of<std::runtime_error>([&] { predictor.fit(train); });
+  EXPECT_TRUE(testing::Contains(message, "timm/resnet18.a1_in1k"));
+  EXPECT_TRUE(testing::Contains(message, "--no-pretrained"));
+}
+
+// With lr ~ 0 and one backbone, the embedding is the checkpoint's pooled
+// features of the val-transformed image: architecture, weights, transforms
+// and normalisation all come from the folder and the keys. (ConvNeXt: no
+// batch-norm statistics for the training pass to move.)
+TEST(ImagePredictor, CheckpointFolderWeightsAreUsed) {
+  TempDir dir;
+  torch::manual_seed(5);
+  auto reference = make_image_encoder("convnext_tiny", 1000);
+  StateDict weights;
+  for (const auto& item : reference->named_parameters()) weights[item.key()] = item.value().detach().clone();
+  for (const auto& item : reference->named_buffers()) weights[item.key()] = item.value().detach().clone();
+  fs::create_directories(dir.file("ckpt"));
+  save_safetensors(weights, dir.file("ckpt/model.safetensors"));
+  testing::write_file(dir.file("ckpt/config.json"),
+                      R"({"architecture": "convnext_tiny", "num_classes": 1000, "pretrained_cfg":
+                          {"input_size": [3, 64, 64], "interpolation": "bilinear", "crop_pct": 1.0}})");
+  const Table train = as_csv(make_shape_table(dir.path().string(), "train", 40, 6));
+  MultiModalPredictor predictor(image_options(dir.file("p"),
+                                              {{"model.names", Json::array({"timm_image"})},
+                                               {"model.timm_image.checkpoint_name", dir.file("ckpt")},
+                                               {"model.timm_image.image_size", nullptr},
+                                               {"env.precision", "32"},
+                                               {"optim.lr", 1e-12},
+                                               {"optim.max_epochs", 1}},
+                                              /*pretrained=*/true));
+  predictor.fit(train);
+  const Table rows = train.select_rows({0, 1});
+  const torch::Tensor embedding = predictor.extract_embedding(rows);
+
+  ImageProcessorOptions options;
+  options.image_size = 64;  // from the folder's pretrained_cfg
+  options.mean = {0.485, 0.456, 0.406};
+  options.std = {0.229, 0.224, 0.225};
+  options.interpolation = "bilinear";
+  options.train_transforms = options.val_transforms = {"resize_to_square"};
+  const auto processor = ImageProcessor::create("timm_image", {{"photo", true}}, options);
+  const ImageBatch batch =
+      processor->make_batch(*processor->transform(rows, dir.path().string()), {0, 1}, nullptr);
+  reference->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor expected = reference->forward_features(batch.images.select(1, 0));
+  EXPECT_LT((embedding - expected).abs().max().item<double>(), 1e-4);
+}
+
+}  // namespace
+}  // namespace automm
