@@ -27,12 +27,14 @@ struct LrSchedule {
 LrSchedule make_schedule(const Config& config, int64_t total_steps, int64_t steps_per_epoch);
 
 // Layerwise-decay ids of one pretrained backbone's parameters (names relative
-// to the backbone), SPEC s.4: the block is the first all-digit part of the name
-// ("encoder.layer.11.attention.query.weight" -> 11, "layers.2.blocks.0.norm1.weight"
-// -> 2, so in-block norms stay with their block); the last block gets 1, the first
-// L; names without a block get L + 1 when they are embeddings (embed, cls_token,
-// pos/position) and 0 otherwise (pooler, final norm, head). Heads, fusion and
-// tabular models are not passed here: they are 0.
+// to the backbone, in registration order), SPEC s.4: the block is the first
+// all-digit part of the name ("encoder.layer.11.attention.query.weight" -> 11,
+// "layers.2.blocks.0.norm1.weight" -> 2, so in-block norms stay with their
+// block), or a "layer<N>" part (ResNet stages); the last block gets 1, the
+// first L; names without a block get L + 1 when they are embeddings (embed,
+// cls_token, pos/position) or stems (listed before the first block), and 0
+// otherwise (pooler, final norm, head). Heads, fusion and tabular models are
+// not passed here: they are 0.
 std::map<std::string, int64_t> layerwise_ids(const std::vector<std::string>& names);
 
 struct ParameterGroup {

@@ -12,22 +12,28 @@ namespace automm {
 
 namespace {
 
-// The first dot-separated part of the name made only of digits.
+bool all_digits(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+// The first dot-separated part of the name made only of digits, or spelled
+// "layer<N>" (torchvision / timm ResNet stages: layer1 ... layer4).
 std::optional<int64_t> block_number(const std::string& name) {
   size_t begin = 0;
   while (begin <= name.size()) {
     size_t end = name.find('.', begin);
     if (end == std::string::npos) end = name.size();
     const std::string part = name.substr(begin, end - begin);
-    if (!part.empty() && std::all_of(part.begin(), part.end(), [](unsigned char c) { return std::isdigit(c); }))
-      return std::stoll(part);
+    if (part == "stem") return std::nullopt;  // ConvNeXt's stem.0 / stem.1 are not blocks
+    if (all_digits(part)) return std::stoll(part);
+    if (part.rfind("layer", 0) == 0 && all_digits(part.substr(5))) return std::stoll(part.substr(5));
     begin = end + 1;
   }
   return std::nullopt;
 }
 
 bool is_embedding_name(const std::string& name) {
-  for (const char* marker : {"embed", "cls_token", "pos_", "position"})
+  for (const char* marker : {"embed", "cls_token", "pos_", "position", "stem"})
     if (name.find(marker) != std::string::npos) return true;
   return false;
 }
@@ -40,9 +46,15 @@ std::map<std::string, int64_t> layerwise_ids(const std::vector<std::string>& nam
     if (auto block = block_number(name)) last_block = std::max(last_block, *block);
   const int64_t num_blocks = last_block + 1;
   std::map<std::string, int64_t> ids;
+  bool seen_block = false;
   for (const std::string& name : names) {
-    if (auto block = block_number(name)) ids[name] = num_blocks - *block;
-    else ids[name] = is_embedding_name(name) ? num_blocks + 1 : 0;
+    if (auto block = block_number(name)) {
+      ids[name] = num_blocks - *block;
+      seen_block = true;
+    } else {
+      // Stems (before the first block, in registration order) count as embeddings.
+      ids[name] = is_embedding_name(name) || (!seen_block && last_block >= 0) ? num_blocks + 1 : 0;
+    }
   }
   return ids;
 }

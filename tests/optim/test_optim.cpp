@@ -370,6 +370,25 @@ TEST(OptimLayerIds, SwinLikeNames) {
   EXPECT_EQ(ids.at("head.fc.weight"), 0);
 }
 
+TEST(OptimLayerIds, CnnStemsAndResNetStages) {
+  // ResNet: the stem (before the first block) is an embedding; stages layer1..4.
+  const auto resnet = layerwise_ids({"model.conv1.weight", "model.bn1.weight", "model.layer1.0.conv1.weight",
+                                     "model.layer1.1.conv2.weight", "model.layer4.1.bn2.weight", "head.weight"});
+  EXPECT_EQ(resnet.at("model.conv1.weight"), 6);
+  EXPECT_EQ(resnet.at("model.bn1.weight"), 6);
+  EXPECT_EQ(resnet.at("model.layer1.0.conv1.weight"), 4);
+  EXPECT_EQ(resnet.at("model.layer1.1.conv2.weight"), 4);
+  EXPECT_EQ(resnet.at("model.layer4.1.bn2.weight"), 1);
+  EXPECT_EQ(resnet.at("head.weight"), 0);
+  // ConvNeXt / MetaFormer: stem.*, stages.N, then the head's norm.
+  const auto convnext = layerwise_ids({"model.stem.0.weight", "model.stages.0.blocks.0.conv_dw.weight",
+                                       "model.stages.3.blocks.2.gamma", "model.head.norm.weight"});
+  EXPECT_EQ(convnext.at("model.stem.0.weight"), 5);
+  EXPECT_EQ(convnext.at("model.stages.0.blocks.0.conv_dw.weight"), 4);
+  EXPECT_EQ(convnext.at("model.stages.3.blocks.2.gamma"), 1);
+  EXPECT_EQ(convnext.at("model.head.norm.weight"), 0);
+}
+
 TEST(OptimGroups, LayerwiseDecayScalesByLayerId) {
   Config config;
   config.set("optim.lr", 1e-3);
