@@ -8,6 +8,7 @@
 #include "automm/config.h"
 #include "automm/table.h"
 #include "automm_test_paths.h"
+#include "image_test_util.h"
 #include "test_util.h"
 
 namespace automm {
@@ -100,6 +101,22 @@ TEST_F(CliTest, BadInputFailsWithAClearMessage) {
   EXPECT_NE(r.output.find("not a folder"), std::string::npos) << r.output;
   r = run("fit --train " + dir.file("train.csv") + " --bogus 1");
   EXPECT_NE(r.output.find("unknown option --bogus"), std::string::npos) << r.output;
+}
+
+// --no-pretrained: image backbones start from random weights, no checkpoint needed.
+TEST(Cli, NoPretrainedFitsImagesOffline) {
+  TempDir dir;
+  automm::testing::ScopedEnv env({{"HF_HUB_OFFLINE", "1"}, {"HF_HUB_CACHE", dir.file("cache")}});
+  write_csv(automm::testing::make_shape_table(dir.path().string(), "img", 40, 7), dir.file("train.csv"));
+  const std::string base = "fit --train " + dir.file("train.csv") + " --label label --hp optim.max_epochs=1 " +
+                           "--hp model.timm_image.checkpoint_name=mobilenetv3_large_100 " +
+                           "--hp model.timm_image.image_size=32 --quiet --path ";
+  const Result pretrained = run(base + dir.file("p"));
+  EXPECT_NE(pretrained.status, 0);
+  EXPECT_NE(pretrained.output.find("--no-pretrained"), std::string::npos) << pretrained.output;
+  const Result random = run(base + dir.file("q") + " --no-pretrained");
+  ASSERT_EQ(random.status, 0) << random.output;
+  EXPECT_NE(random.output.find("timm_image"), std::string::npos) << random.output;
 }
 
 TEST(Cli, TokenizePrintsTheIdsTheModelSees) {

@@ -109,3 +109,29 @@ TEST(ImageProcessor, TransformsMustEndAtTheImageSize) {
 
 }  // namespace
 }  // namespace automm
+
+namespace automm {
+namespace {
+
+TEST(ImageProcessorOptions, KeysOverTheCheckpointsDefaults) {
+  Config config;
+  ImageProcessorOptions options = image_processor_options(config, 256, "bilinear");
+  EXPECT_EQ(options.image_size, 256);  // image_size null: the checkpoint's
+  EXPECT_EQ(options.interpolation, "bilinear");
+  EXPECT_NEAR(options.mean[0], 0.485, 1e-9);
+  EXPECT_FALSE(options.skip_invalid);
+  EXPECT_EQ(options.train_transforms,
+            (std::vector<std::string>{"resize_shorter_side", "center_crop", "trivial_augment"}));
+  config.set("model.timm_image.image_size", 96);
+  config.set("model.timm_image.image_norm", "clip");
+  config.set("model.timm_image.max_image_num_per_column", 3);
+  config.set("data.image.missing_value_strategy", "skip");
+  options = image_processor_options(config, 256, "bilinear");
+  EXPECT_EQ(options.image_size, 96);
+  EXPECT_NEAR(options.mean[0], 0.48145466, 1e-6);
+  EXPECT_EQ(options.max_images_per_column, 3);
+  EXPECT_TRUE(options.skip_invalid);
+}
+
+}  // namespace
+}  // namespace automm
