@@ -16,32 +16,15 @@
 #include "automm/batch_loader.h"
 #include "automm/learner.h"
 #include "automm/optim.h"
+#include "bench_common.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using automm::Config;
-
-double seconds(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
-
-// Best of `repeats` timings of `work` (seconds per call).
-template <typename F>
-double best_time(int repeats, int calls, F&& work) {
-  double best = INFINITY;
-  for (int r = 0; r < repeats; ++r) {
-    const auto start = Clock::now();
-    for (int c = 0; c < calls; ++c) work();
-    best = std::min(best, seconds(start) / calls);
-  }
-  return best;
-}
-
-double gemm_gflops(torch::Dtype dtype, int64_t n) {
-  auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
-  torch::NoGradGuard no_grad;
-  const double t = best_time(3, 5, [&] { a.mm(b); });
-  return 2.0 * n * n * n / t / 1e9;
-}
+using automm_bench::best_time;
+using automm_bench::Clock;
+using automm_bench::gemm_gflops;
+using automm_bench::seconds;
 
 automm::ModelContext bench_context() {
   automm::ModelContext context;

@@ -12,7 +12,10 @@
 // C++ runs the batches through BatchLoader with 1 and 2 worker threads (the
 // trainer's env.num_workers); Python through a torch DataLoader with
 // num_workers=0 (one process) and 2. Best of --repeats passes over all files,
-// worker start-up included; every figure is printed beside Python's from the same run.
+// worker start-up included, in images per wall-clock second and per CPU-second
+// (all threads; for Python the process and its workers), the latter holding up
+// when other work shares the cores. Every figure is printed beside Python's
+// from the same run.
 //
 //   bash bench/run.sh            (or: automm_bench_images OUT.json [--images N] [--repeats R]
 //                                      [--peer bench/image_pipeline_peer.py] [--python /usr/bin/python3])
@@ -20,6 +23,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -46,19 +50,33 @@ void run_or_throw(const std::string& command) {
   if (std::system(command.c_str()) != 0) throw std::runtime_error("failed: " + command);
 }
 
-// Best images/s of `repeats` passes, each a fresh BatchLoader over all batches.
+// CPU time of the whole process (all threads), seconds.
+double cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// Best of `repeats` passes, each a fresh BatchLoader over all batches: images
+// per wall-clock second, images per CPU-second, and the cores the fastest pass
+// used (CPU-seconds / wall seconds; below `workers` when other work shares the cores).
 template <typename T, typename Make>
-double images_per_s(int64_t images, int64_t batch_size, int workers, int repeats, Make make) {
+nlohmann::json images_per_s(int64_t images, int64_t batch_size, int workers, int repeats, Make make) {
   const int64_t batches = (images + batch_size - 1) / batch_size;
-  double best = 0;
+  double best = 0, best_per_cpu = 0, cores = 0;
   for (int r = 0; r < repeats; ++r) {
     const auto start = Clock::now();
-    automm::BatchLoader<T> loader(0, batches, workers, make);
-    while (auto batch = loader.next()) {
+    const double cpu_start = cpu_seconds();
+    {
+      automm::BatchLoader<T> loader(0, batches, workers, make);
+      while (auto batch = loader.next()) {
+      }
     }
-    best = std::max(best, static_cast<double>(images) / seconds(start));
+    const double wall = seconds(start), cpu = cpu_seconds() - cpu_start, n = static_cast<double>(images);
+    if (n / wall > best) best = n / wall, cores = cpu / wall;
+    best_per_cpu = std::max(best_per_cpu, n / cpu);
   }
-  return best;
+  return {{"images_per_s", best}, {"images_per_cpu_s", best_per_cpu}, {"cores", cores}};
 }
 
 }  // namespace
@@ -133,11 +151,13 @@ int main(int argc, char** argv) try {
   nlohmann::json cpp = nlohmann::json::object();
   for (const std::string stage : {"decode", "train"}) {
     for (int workers : {1, 2}) {
-      const double rate = stage == "decode"
-                              ? images_per_s<int64_t>(num_images, batch_size, workers, repeats, decode_batch)
-                              : images_per_s<automm::ImageBatch>(num_images, batch_size, workers, repeats, train_batch);
-      cpp[stage][std::to_string(workers)] = rate;
-      std::printf("  c++    %-6s workers=%d:     %8.1f images/s\n", stage.c_str(), workers, rate);
+      const nlohmann::json r =
+          stage == "decode" ? images_per_s<int64_t>(num_images, batch_size, workers, repeats, decode_batch)
+                            : images_per_s<automm::ImageBatch>(num_images, batch_size, workers, repeats, train_batch);
+      cpp[stage][std::to_string(workers)] = r;
+      std::printf("  c++    %-6s workers=%d:     %8.1f images/s %8.1f images/CPU-s %5.2f cores\n", stage.c_str(),
+                  workers, r["images_per_s"].get<double>(), r["images_per_cpu_s"].get<double>(),
+                  r["cores"].get<double>());
       std::fflush(stdout);
     }
   }
@@ -152,22 +172,32 @@ int main(int argc, char** argv) try {
                            {"jpeg_quality", 90},          {"batch_size", batch_size}, {"image_size", image_size},
                            {"repeats", repeats},          {"train_transforms", options.train_transforms},
                            {"python_torch", py.value("torch", "")}, {"python_pillow", py.value("pillow", "")}};
-  std::printf("\nimages/s, best of %d passes   workers    C++   torchvision+PIL   C++/Python\n", repeats);
+  std::printf("\nbest of %d passes%*s  images/s (wall clock)           images per CPU-second        cores used\n",
+              repeats, 21, "");
+  std::printf("%-28s %7s %8s %9s %7s %8s %9s %7s %6s %5s\n", "", "workers", "C++", "Python", "C++/Py", "C++",
+              "Python", "C++/Py", "C++", "Py");
   const std::pair<std::string, std::string> python_workers[] = {{"1", "0"}, {"2", "2"}};
   for (const std::string stage : {"decode", "train"}) {
     nlohmann::json rows = nlohmann::json::object();
     for (const auto& [workers, py_workers] : python_workers) {
-      const double c = cpp[stage][workers].get<double>(), p = py.at(stage).at(py_workers).get<double>();
-      rows[workers] = {{"cpp_images_per_s", c}, {"python_images_per_s", p}, {"speed_vs_python", c / p},
-                       {"python_num_workers", std::stoi(py_workers)}};
+      const nlohmann::json &c = cpp[stage][workers], &p = py.at(stage).at(py_workers);
+      const double speed = c["images_per_s"].get<double>() / p.at("images_per_s").get<double>();
+      const double cpu_speed = c["images_per_cpu_s"].get<double>() / p.at("images_per_cpu_s").get<double>();
+      rows[workers] = {{"cpp", c}, {"python", p}, {"python_num_workers", std::stoi(py_workers)},
+                       {"speed_vs_python", speed}, {"cpu_efficiency_vs_python", cpu_speed}};
       const char* label = workers != "1" ? "" : stage == "decode" ? "decode only" : "decode + train transforms";
-      std::printf("  %-28s %5s %8.1f %17.1f %10.2fx\n", label, workers.c_str(), c, p, c / p);
+      std::printf("%-28s %7s %8.1f %9.1f %6.2fx %8.1f %9.1f %6.2fx %6.2f %5.2f\n", label, workers.c_str(),
+                  c["images_per_s"].get<double>(), p.at("images_per_s").get<double>(), speed,
+                  c["images_per_cpu_s"].get<double>(), p.at("images_per_cpu_s").get<double>(), cpu_speed,
+                  c["cores"].get<double>(), p.at("cores").get<double>());
     }
     report[stage] = rows;
   }
   std::printf("\ntrain transforms: %s at %lld, then imagenet normalization (ImageProcessor::make_batch)\n",
               transforms.c_str(), static_cast<long long>(image_size));
-  std::printf("workers: C++ BatchLoader threads 1 / 2; Python DataLoader num_workers=0 (one process) / 2\n");
+  std::printf("workers: C++ BatchLoader threads 1 / 2; Python (torchvision + PIL) DataLoader num_workers=0 (one\n"
+              "process) / 2. Cores used below the worker count mean other work shared the cores: compare the\n"
+              "per-CPU-second figures then.\n");
   std::ofstream(json_path) << report.dump(2) << "\n";
   std::printf("\nwrote %s\n", json_path.c_str());
   return 0;

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # Runs the benchmarks. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are unset for this
 # command only (these machines set them for old OpenBLAS builds; tests keep them).
+# The image benchmark runs bench/image_pipeline_peer.py with /usr/bin/python3
+# (Debian's torchvision + PIL) on the same JPEG files and prints C++/Python ratios.
+# The model benchmark runs bench/models_peer.py (eager PyTorch) and, for inference,
+# bench/ort_peer.js (ONNX Runtime) on the same models; BENCH_MODEL_ITERS /
+# BENCH_MODEL_WARMUP set its median-of-N and warm-up calls (default 5 and 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake --build build --target automm_bench -j"$(nproc)"
+cmake --build build --target automm_bench automm_bench_images automm_bench_models -j"$(nproc)"
+bash bench/setup.sh  # onnxruntime-node into bench/ort/ for the ONNX Runtime peer
 mkdir -p runs/bench
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./build/automm_bench runs/bench/engine.json
+echo
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./build/automm_bench_images runs/bench/images.json \
+  --peer bench/image_pipeline_peer.py --python /usr/bin/python3
+echo
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./build/automm_bench_models runs/bench/models.json \
+  --iters "${BENCH_MODEL_ITERS:-5}" --warmup "${BENCH_MODEL_WARMUP:-2}" \
+  --peer bench/models_peer.py --python /usr/bin/python3 --ort-js bench/ort_peer.js --node node

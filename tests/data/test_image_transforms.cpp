@@ -1,7 +1,6 @@
 // Image transforms against torchvision 0.14 + Pillow (Debian's python3-torchvision,
 // run by tests/data/transform_reference.py), the random draws against their
-// distributions, the spec parser's errors, and a throughput comparison.
-#include <chrono>
+// distributions and the spec parser's errors. (Throughput: bench/bench_images.cpp.)
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -37,7 +36,6 @@ struct Reference {
   TempDir dir;
   std::map<std::string, Image> images;
   std::vector<ReferenceCase> cases;
-  double python_images_per_s = 0;
 };
 
 // Runs the python script once per test process; null when it cannot run.
@@ -45,7 +43,7 @@ const Reference* reference() {
   static const std::unique_ptr<Reference> ref = []() -> std::unique_ptr<Reference> {
     auto r = std::make_unique<Reference>();
     const std::string cmd = "/usr/bin/python3 " AUTOMM_SOURCE_DIR "/tests/data/transform_reference.py " +
-                            r->dir.path().string() + " --throughput-seconds 3";
+                            r->dir.path().string();
     if (std::system(cmd.c_str()) != 0) return nullptr;
     std::ifstream manifest(r->dir.file("manifest.txt"));
     for (std::string line; std::getline(manifest, line);) {
@@ -62,8 +60,6 @@ const Reference* reference() {
         s >> c.id >> c.op >> c.image >> c.width >> c.height;
         for (double v; s >> v;) c.p.push_back(v);
         r->cases.push_back(c);
-      } else if (kind == "throughput") {
-        s >> r->python_images_per_s;
       }
     }
     return r;
@@ -386,33 +382,6 @@ TEST(ImageTransformSpec, ErrorsNameTransformAndArgument) {
   EXPECT_NE(error_of("color_jitter(hue=0.7)").find("'hue'"), std::string::npos);
   EXPECT_NE(error_of("center_crop(224").find("missing ')'"), std::string::npos);
   EXPECT_NE(error_of("center_crop(size=2.5)").find("integer"), std::string::npos);
-}
-
-// ---- Throughput (printed, not asserted) -------------------------------------
-
-TEST(ImageTransformThroughput, TrainPipelineVsTorchvision) {
-  const Reference* ref = reference();
-  Image vga(640, 480);
-  if (ref) vga = ref->images.at("vga");
-  at::set_num_threads(1);
-  const ImagePipeline train({"resize_shorter_side", "center_crop", "trivial_augment"}, 224);
-  const auto [mean, std] = image_norm_stats("imagenet");
-  std::mt19937_64 rng(8);
-  int n = 0;
-  const auto start = std::chrono::steady_clock::now();
-  double seconds = 0;
-  for (; seconds < 3.0;
-       seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()) {
-    const torch::Tensor t = to_normalized_tensor(train.apply(vga, rng), mean, std);
-    ASSERT_EQ(t.size(2), 224);
-    ++n;
-  }
-  const double cpp = n / seconds;
-  std::printf("resize_shorter_side(224) + center_crop + trivial_augment + normalize, 640x480, one core:\n");
-  std::printf("  C++: %.1f images/s\n", cpp);
-  if (ref && ref->python_images_per_s > 0)
-    std::printf("  torchvision + PIL: %.1f images/s; C++ / Python = %.2fx\n", ref->python_images_per_s,
-                cpp / ref->python_images_per_s);
 }
 
 }  // namespace

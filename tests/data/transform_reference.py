@@ -1,19 +1,16 @@
 """Reference outputs for tests/data/test_image_transforms.cpp.
 
-usage: /usr/bin/python3 transform_reference.py OUT_DIR [--throughput-seconds S]
+usage: /usr/bin/python3 transform_reference.py OUT_DIR
 
 Writes test images as raw RGB (<name>.rgb, row-major HWC uint8) and, for each
 deterministic case, torchvision 0.14's output on the PIL image (<case>.rgb, or
 <case>.f32 for normalized tensors, [3, H, W] float32). manifest.txt has one line
 per image ("image NAME W H") and per case ("case ID OP IMAGE OUT_W OUT_H
-PARAMS..."). The last line is "throughput IMAGES_PER_S" for resize_shorter_side
-(224, bicubic) + center_crop + AutoMM's trivial_augment + ToTensor + Normalize
-on a 640x480 PIL image, one thread.
+PARAMS...").
 """
 import os
 import random
 import sys
-import time
 
 import numpy as np
 import torch
@@ -37,7 +34,6 @@ def photo(w, h, seed, lo=0, hi=255):
 
 def main():
     out = sys.argv[1]
-    seconds = float(sys.argv[sys.argv.index("--throughput-seconds") + 1]) if "--throughput-seconds" in sys.argv else 2.0
     os.makedirs(out, exist_ok=True)
     lines = []
     images = {
@@ -135,7 +131,6 @@ def main():
     val = F.center_crop(F.resize(pil["vga"], 224, BICUBIC), 224)
     case("val_pipeline", "vga", F.normalize(F.to_tensor(val), *norms[0]), 0)
 
-    lines.append(f"throughput {throughput(pil['vga'], norms[0], seconds):.3f}")
     with open(os.path.join(out, "manifest.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -163,17 +158,6 @@ def trivial_augment(img):
     if op in affine:
         return img.transform(img.size, Image.AFFINE, affine[op])
     return img
-
-
-def throughput(img, norm, seconds):
-    torch.set_num_threads(1)
-    random.seed(0)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        x = F.center_crop(F.resize(img, 224, BICUBIC), 224)
-        F.normalize(F.to_tensor(trivial_augment(x)), *norm)
-        n += 1
-    return n / (time.perf_counter() - start)
 
 
 if __name__ == "__main__":

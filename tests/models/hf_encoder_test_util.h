@@ -28,25 +28,15 @@
 #endif
 
 #include "automm/weights_io.h"
+#include "test_util.h"
 #include "models/text/text_encoder.h"
 
 namespace automm::encoder_test {
 
+using automm::testing::contains;
+using automm::testing::error_of;
+
 using nlohmann::json;
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-inline bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 inline StateDict state_of(torch::nn::Module& module, const std::string& prefix = "") {
   StateDict weights;

@@ -28,26 +28,16 @@
 #endif
 
 #include "automm/weights_io.h"
+#include "test_util.h"
 #include "models/image/image_encoder.h"
 
 namespace automm {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+
 constexpr double kParityTolerance = 1e-4;
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();

@@ -32,30 +32,20 @@
 #endif
 
 #include "automm/weights_io.h"
+#include "test_util.h"
 #include "models/image/image_encoder.h"
 #include "models/image/metaformer.h"
 
 namespace automm {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+
 using nlohmann::json;
 
 constexpr double kParityTolerance = 1e-4;
 const auto kImageShape = std::vector<int64_t>{2, 3, 64, 64};
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max().item<double>();

@@ -27,28 +27,18 @@
 #endif
 
 #include "automm/weights_io.h"
+#include "test_util.h"
 #include "models/image/image_encoder.h"
 
 namespace automm {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+
 constexpr double kParityTolerance = 1e-4;
 const std::string kVit = "vit_base_patch32_224";
 const std::string kSwin = "swin_tiny_patch4_window7_224";
-
-template <typename Fn>
-std::string error_of(Fn fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max().item<double>();

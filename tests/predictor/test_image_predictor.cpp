@@ -35,7 +35,7 @@ PredictorOptions image_options(const std::string& path, Json hyperparameters, bo
                {"model.timm_image.train_transforms", Json::array({"resize_to_square", "random_horizontal_flip"})},
                {"model.timm_image.val_transforms", Json::array({"resize_to_square"})},
                {"optim.lr", 1e-3},
-               {"optim.max_epochs", 15},
+               {"optim.max_epochs", 20},
                {"env.batch_size", 32},
                {"env.per_gpu_batch_size", 32}};
   if (hyperparameters.is_object()) base.update(hyperparameters);
@@ -47,7 +47,7 @@ PredictorOptions image_options(const std::string& path, Json hyperparameters, bo
 // shape's colour; the saved folder predicts the same.
 TEST(ImagePredictor, RandomInitResnetLearnsColourAndReloads) {
   TempDir dir;
-  const Table train = as_csv(make_shape_table(dir.path().string(), "train", 320, 1));
+  const Table train = as_csv(make_shape_table(dir.path().string(), "train", 480, 1));
   const Table test = as_csv(make_shape_table(dir.path().string(), "test", 160, 2));
   MultiModalPredictor predictor(image_options(dir.file("p"), {}));
   predictor.fit(train);

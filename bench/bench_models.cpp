@@ -1,0 +1,362 @@
+// Model benchmark: training step time and inference latency / throughput of
+// BERT-base, ELECTRA-small (discriminator), ViT-B/32 and Swin-T shaped models,
+// beside eager PyTorch (bench/models_peer.py, /usr/bin/python3, torch 1.13) and,
+// for inference, ONNX Runtime (bench/ort_peer.js, onnxruntime-node) in the same run.
+//
+//   training    batch 8 (sequence 128 for text), forward + cross-entropy + backward
+//               + AdamW step; fp32 and bf16-mixed (AutocastScope, bf16)
+//   inference   batch 1 latency and batch 32 throughput, fp32 and bf16 weights
+//
+// Random weights and inputs (text: no padding, token types 0; images 3x224x224);
+// text models get a 2-class linear head on the first token, image models timm's
+// 1000-class head. Each configuration runs in a fresh child process of this
+// executable (`--child`), so its peak RSS (VmHWM at exit) is its own; times are
+// the median of --iters calls after --warmup calls. Model FLOP utilisation counts
+// the matmul FLOPs of the architecture (training = 3x forward) against the GEMM
+// peak measured at the start of the same run (fp32 peak for fp32, bf16 peak for bf16).
+//
+//   bash bench/run.sh     (or: automm_bench_models OUT.json [--iters N] [--warmup W]
+//                               [--threads T] [--models bert_base,electra_small,vit_b32,swin_t]
+//                               [--peer bench/models_peer.py] [--python /usr/bin/python3]
+//                               [--ort-js bench/ort_peer.js] [--node node])
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "automm/learner.h"
+#include "bench_common.h"
+#include "models/image/image_encoder.h"
+#include "models/text/text_encoder.h"
+
+namespace {
+
+using automm_bench::gemm_gflops;
+using automm_bench::median_time;
+using automm_bench::peak_rss_mib;
+using nlohmann::json;
+
+const std::vector<std::string> kModels = {"bert_base", "electra_small", "vit_b32", "swin_t"};
+const std::vector<std::string> kConfigs = {"train_fp32",  "train_bf16",   "infer1_fp32",
+                                           "infer1_bf16", "infer32_fp32", "infer32_bf16"};
+constexpr int64_t kSeq = 128;
+constexpr int64_t kTrainBatch = 8;
+
+json text_config(const std::string& model) {
+  json c = {{"model_type", "bert"},        {"vocab_size", 30522},         {"hidden_size", 768},
+            {"num_hidden_layers", 12},     {"num_attention_heads", 12},   {"intermediate_size", 3072},
+            {"max_position_embeddings", 512}, {"type_vocab_size", 2},     {"hidden_act", "gelu"},
+            {"hidden_dropout_prob", 0.1},  {"attention_probs_dropout_prob", 0.1}, {"layer_norm_eps", 1e-12},
+            {"pad_token_id", 0}};
+  if (model == "electra_small") {
+    c["model_type"] = "electra";
+    c["hidden_size"] = 256;
+    c["num_attention_heads"] = 4;
+    c["intermediate_size"] = 1024;
+    c["embedding_size"] = 128;
+  }
+  return c;
+}
+
+bool is_text(const std::string& model) { return model == "bert_base" || model == "electra_small"; }
+
+// Matmul FLOPs of one sample's forward pass (2 per multiply-add).
+double forward_flops(const std::string& model) {
+  if (is_text(model)) {
+    const json c = text_config(model);
+    const double h = c["hidden_size"], inter = c["intermediate_size"], layers = c["num_hidden_layers"];
+    const double e = c.value("embedding_size", h), s = kSeq;
+    double f = layers * (s * (8 * h * h + 4 * h * inter) + 4 * s * s * h);
+    if (e != h) f += s * 2 * e * h;
+    return f + 2 * h * 2;  // head
+  }
+  if (model == "vit_b32") {
+    const double h = 768, inter = 3072, n = 50, patches = 49;
+    return patches * 2 * 3 * 32 * 32 * h + 12 * (n * (8 * h * h + 4 * h * inter) + 4 * n * n * h) + 2 * h * 1000;
+  }
+  // swin_t: window 7 (49 tokens), mlp ratio 4, patch merging between stages.
+  const double dims[] = {96, 192, 384, 768}, depths[] = {2, 2, 6, 2}, tokens[] = {3136, 784, 196, 49};
+  double f = 3136 * 2 * 48 * 96;
+  for (int s = 0; s < 4; ++s) {
+    const double c = dims[s], n = tokens[s];
+    f += depths[s] * (n * (8 * c * c + 16 * c * c) + 4 * n * 49 * c);
+    if (s < 3) f += tokens[s + 1] * 2 * (4 * c) * (2 * c);
+  }
+  return f + 2 * 768 * 1000;
+}
+
+struct TextClassifierImpl : torch::nn::Module {
+  explicit TextClassifierImpl(const json& config) {
+    encoder = register_module("encoder", automm::make_text_encoder(config));
+    head = register_module("head", torch::nn::Linear(encoder->hidden_size(), 2));
+  }
+  torch::Tensor forward(const torch::Tensor& ids, const torch::Tensor& types) {
+    return head(encoder->forward(ids, types, torch::Tensor()).select(1, 0));
+  }
+  std::shared_ptr<automm::TextEncoderImpl> encoder;
+  torch::nn::Linear head{nullptr};
+};
+
+struct ModelUnderTest {
+  std::shared_ptr<torch::nn::Module> module;
+  int64_t num_classes = 0;
+  std::function<std::vector<torch::Tensor>(int64_t batch, torch::Dtype dtype)> inputs;
+  std::function<torch::Tensor(const std::vector<torch::Tensor>&)> forward;
+};
+
+ModelUnderTest make_model(const std::string& model) {
+  torch::manual_seed(0);
+  ModelUnderTest m;
+  if (is_text(model)) {
+    auto net = std::make_shared<TextClassifierImpl>(text_config(model));
+    m.module = net;
+    m.num_classes = 2;
+    m.inputs = [](int64_t batch, torch::Dtype) {
+      return std::vector<torch::Tensor>{torch::randint(1, 30522, {batch, kSeq}, torch::kInt64),
+                                        torch::zeros({batch, kSeq}, torch::kInt64)};
+    };
+    m.forward = [net](const std::vector<torch::Tensor>& x) { return net->forward(x[0], x[1]); };
+    return m;
+  }
+  auto net = automm::make_image_encoder(model == "vit_b32" ? "vit_base_patch32_224" : "swin_tiny_patch4_window7_224",
+                                        1000);
+  m.module = net;
+  m.num_classes = 1000;
+  m.inputs = [](int64_t batch, torch::Dtype dtype) {
+    return std::vector<torch::Tensor>{torch::randn({batch, 3, 224, 224}).to(dtype)};
+  };
+  m.forward = [net](const std::vector<torch::Tensor>& x) { return net->forward(x[0]); };
+  return m;
+}
+
+// One configuration, in this (fresh) process: {"ms", "samples_per_s", "peak_rss_mib"}.
+json run_child(const std::string& model, const std::string& config, int warmup, int iters) {
+  const bool bf16 = config.find("bf16") != std::string::npos;
+  ModelUnderTest m = make_model(model);
+  json out;
+  double t = 0;
+  int64_t batch = kTrainBatch;
+  if (config.rfind("train", 0) == 0) {
+    m.module->train();
+    torch::optim::AdamW optimizer(m.module->parameters(), torch::optim::AdamWOptions(1e-4).eps(1e-6).weight_decay(0.01));
+    automm::Placement placement;
+    placement.autocast = bf16;
+    placement.autocast_dtype = torch::kBFloat16;
+    const auto x = m.inputs(batch, torch::kFloat32);
+    const auto labels = torch::randint(0, m.num_classes, {batch}, torch::kInt64);
+    t = median_time(warmup, iters, [&] {
+      optimizer.zero_grad();
+      torch::Tensor logits;
+      {
+        automm::AutocastScope autocast(placement);
+        logits = m.forward(x);
+      }
+      auto loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels);
+      loss.backward();
+      optimizer.step();
+    });
+  } else {
+    batch = config.rfind("infer1_", 0) == 0 ? 1 : 32;
+    m.module->eval();
+    if (bf16) m.module->to(torch::kBFloat16);
+    c10::InferenceMode guard;
+    const auto x = m.inputs(batch, bf16 ? torch::kBFloat16 : torch::kFloat32);
+    t = median_time(warmup, iters, [&] { m.forward(x); });
+  }
+  out["ms"] = t * 1e3;
+  out["batch"] = batch;
+  out["samples_per_s"] = batch / t;
+  out["peak_rss_mib"] = peak_rss_mib();
+  return out;
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Runs `command`, returns the JSON object on its last stdout line (stderr passes through).
+json run_json_command(const std::string& command) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return {{"error", "popen failed"}};
+  std::string text, last;
+  char buffer[4096];
+  while (fgets(buffer, sizeof buffer, pipe)) text += buffer;
+  const int status = pclose(pipe);
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line[0] == '{') last = line;
+  if (last.empty()) return {{"error", "no result (exit status " + std::to_string(status) + ")"}};
+  try {
+    return json::parse(last);
+  } catch (const std::exception& e) {
+    return {{"error", std::string("bad result line: ") + e.what()}};
+  }
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> parts;
+  std::stringstream stream(s);
+  for (std::string item; std::getline(stream, item, ',');)
+    if (!item.empty()) parts.push_back(item);
+  return parts;
+}
+
+double number(const json& j, const std::string& key) {
+  return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : -1;
+}
+
+std::string ratio_text(double a, double b) {
+  if (a <= 0 || b <= 0) return "     -";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%6.2f", a / b);
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string json_path = "bench_models.json", peer, python = "/usr/bin/python3", ort_js, node = "node";
+  std::string child_model, child_config, models_arg;
+  int iters = 5, warmup = 2, threads = static_cast<int>(std::thread::hardware_concurrency());
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--iters") iters = std::stoi(next());
+    else if (arg == "--warmup") warmup = std::stoi(next());
+    else if (arg == "--threads") threads = std::stoi(next());
+    else if (arg == "--models") models_arg = next();
+    else if (arg == "--peer") peer = next();
+    else if (arg == "--python") python = next();
+    else if (arg == "--ort-js") ort_js = next();
+    else if (arg == "--node") node = next();
+    else if (arg == "--child") {
+      child_model = next();
+      child_config = next();
+    } else if (!arg.empty() && arg[0] != '-') json_path = arg;
+    else throw std::invalid_argument("unknown argument " + arg);
+  }
+  threads = std::max(threads, 1);
+  torch::set_num_threads(threads);
+
+  if (!child_model.empty()) {
+    json result;
+    try {
+      result = run_child(child_model, child_config, warmup, iters);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      result = {{"error", what.substr(0, what.find('\n'))}};
+    }
+    std::printf("%s\n", result.dump().c_str());
+    return 0;
+  }
+
+  const std::vector<std::string> models = models_arg.empty() ? kModels : split(models_arg);
+  std::printf("automm.cpp model benchmark (%d intra-op threads, %d warm-up + median of %d calls, "
+              "each configuration in a fresh process)\n\n", threads, warmup, iters);
+  const double fp32_peak = gemm_gflops(torch::kFloat32);
+  const double bf16_peak = gemm_gflops(torch::kBFloat16);
+  std::printf("GEMM 1024^3  fp32 %.1f GFLOP/s   bf16 %.1f GFLOP/s\n\n", fp32_peak, bf16_peak);
+  json report = {{"threads", threads}, {"iters", iters}, {"warmup", warmup},
+                 {"gemm_gflops", {{"fp32", fp32_peak}, {"bf16", bf16_peak}}},
+                 {"peak_rss_method", "VmHWM of a fresh child process per configuration"}};
+
+  char self[4096];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) throw std::runtime_error("cannot read /proc/self/exe");
+  self[len] = 0;
+  json cpp = json::object();
+  std::printf("%-14s %-13s %10s %11s %7s %9s\n", "C++ model", "config", "ms/call", "samples/s", "MFU", "RSS MiB");
+  for (const auto& model : models) {
+    const double fwd = forward_flops(model);
+    cpp[model]["forward_gflop_per_sample"] = fwd / 1e9;
+    for (const auto& config : kConfigs) {
+      json r = run_json_command(shell_quote(self) + " --child " + model + " " + config + " --iters " +
+                                std::to_string(iters) + " --warmup " + std::to_string(warmup) + " --threads " +
+                                std::to_string(threads));
+      if (!r.contains("error")) {
+        const double flops = (config.rfind("train", 0) == 0 ? 3 : 1) * fwd * r["samples_per_s"].get<double>();
+        r["mfu"] = flops / 1e9 / (config.find("bf16") != std::string::npos ? bf16_peak : fp32_peak);
+        std::printf("%-14s %-13s %10.2f %11.2f %6.1f%% %9.0f\n", model.c_str(), config.c_str(), r["ms"].get<double>(),
+                    r["samples_per_s"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_rss_mib"].get<double>());
+      } else {
+        std::printf("%-14s %-13s FAILED: %s\n", model.c_str(), config.c_str(), r["error"].get<std::string>().c_str());
+      }
+      std::fflush(stdout);
+      cpp[model][config] = r;
+    }
+  }
+  report["cpp"] = cpp;
+
+  json peer_report = json::object();
+  if (!peer.empty()) {
+    const std::string peer_json = json_path + ".peer.json";
+    std::string command = shell_quote(python) + " " + shell_quote(peer) + " " + shell_quote(peer_json) + " --iters " +
+                          std::to_string(iters) + " --warmup " + std::to_string(warmup) + " --threads " +
+                          std::to_string(threads) + " --models " + (models_arg.empty() ? "bert_base,electra_small,vit_b32,swin_t" : models_arg);
+    if (!ort_js.empty()) command += " --ort-js " + shell_quote(ort_js) + " --node " + shell_quote(node);
+    std::printf("\n");
+    std::fflush(stdout);
+    const int rc = std::system(command.c_str());
+    std::ifstream in(peer_json);
+    if (rc != 0 || !in) {
+      std::printf("peer failed (exit status %d)\n", rc);
+    } else {
+      in >> peer_report;
+    }
+  }
+  report["peers"] = peer_report;
+
+  // Ratios: speed = peer ms / C++ ms (> 1: C++ faster); memory = C++ RSS / peer RSS (< 1: C++ smaller).
+  if (!peer_report.empty()) {
+    const json& torch_r = peer_report.value("torch", json::object());
+    const json& ort_r = peer_report.value("ort", json::object());
+    json ratios = json::object();
+    std::printf("\nRatios in this run: speed = peer time / C++ time (>1 = C++ faster); "
+                "RSS = C++ peak RSS / peer's (<1 = C++ smaller). ORT runs the fp32 export.\n");
+    std::printf("%-14s %-13s %9s %9s %9s %9s %9s %9s\n", "model", "config", "C++ ms", "torch ms", "speed", "RSS",
+                "ORT ms", "vs ORT");
+    for (const auto& model : models) {
+      for (const auto& config : kConfigs) {
+        const json c = cpp.value(model, json::object()).value(config, json::object());
+        const json t = torch_r.value(model, json::object()).value(config, json::object());
+        json o = json::object();
+        if (config.rfind("infer", 0) == 0)
+          o = ort_r.value(model, json::object()).value(config.substr(0, config.find('_')) + "_fp32", json::object());
+        const double cm = number(c, "ms"), tm = number(t, "ms"), om = number(o, "ms");
+        const double crss = number(c, "peak_rss_mib"), trss = number(t, "peak_rss_mib");
+        ratios[model][config] = {{"speed_vs_torch", cm > 0 && tm > 0 ? json(tm / cm) : json()},
+                                 {"rss_vs_torch", crss > 0 && trss > 0 ? json(crss / trss) : json()},
+                                 {"speed_vs_ort_fp32", cm > 0 && om > 0 ? json(om / cm) : json()}};
+        auto ms_text = [](double v) {
+          char buf[32];
+          if (v <= 0) return std::string("        -");
+          std::snprintf(buf, sizeof buf, "%9.2f", v);
+          return std::string(buf);
+        };
+        std::printf("%-14s %-13s %s %s    %s    %s %s    %s\n", model.c_str(), config.c_str(), ms_text(cm).c_str(),
+                    ms_text(tm).c_str(), ratio_text(tm, cm).c_str(), ratio_text(crss, trss).c_str(),
+                    ms_text(om).c_str(), ratio_text(om, cm).c_str());
+      }
+    }
+    report["ratios"] = ratios;
+  }
+  std::ofstream(json_path) << report.dump(2) << "\n";
+  std::printf("\nwrote %s\n", json_path.c_str());
+  return 0;
+}

@@ -1,0 +1,275 @@
+"""Peer of bench/bench_models.cpp: the same models and shapes in eager PyTorch
+(Debian's torch 1.13 + torchvision 0.14, run by /usr/bin/python3), and for
+inference ONNX Runtime (onnxruntime-node, through bench/ort_peer.js) on the
+model exported with torch.onnx.export (opset 14, fp32).
+
+  text    BERT-base / ELECTRA-small discriminator from torch.nn modules as in
+          tests/models/bert_reference.py (three nn.Embedding, nn.LayerNorm, the
+          electra projection, post-norm nn.TransformerEncoder, gelu, dropout 0.1),
+          a 2-class linear head on the first token; sequence 128, no padding
+  images  torchvision vit_b_32 and swin_t (1000 classes), 3x224x224
+
+The LayerNorm workaround for bf16 autocast (see fp32_layer_norms) is on for train_bf16.
+
+Configurations (each in a fresh child process; peak RSS = ru_maxrss of it):
+  train_fp32 / train_bf16   batch 8, forward + cross-entropy + backward + AdamW
+                            (bf16: torch.autocast("cpu", torch.bfloat16) around forward)
+  infer{1,32}_{fp32,bf16}   inference_mode, bf16 = model and image inputs in bf16
+
+Usage: models_peer.py OUT.json [--iters N] [--warmup W] [--threads T]
+                      [--models bert_base,electra_small,vit_b32,swin_t]
+                      [--ort-js bench/ort_peer.js] [--node node]
+Writes {"torch": {model: {config: {...}}}, "ort": {model: {...}}}; a failing
+configuration records {"error": ...} and the run goes on.
+"""
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+CONFIGS = ["train_fp32", "train_bf16", "infer1_fp32", "infer1_bf16", "infer32_fp32", "infer32_bf16"]
+MODELS = ["bert_base", "electra_small", "vit_b32", "swin_t"]
+SEQ = 128
+TRAIN_BATCH = 8
+
+
+def text_config(model):
+    cfg = dict(vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+               intermediate_size=3072, max_position_embeddings=512, type_vocab_size=2, layer_norm_eps=1e-12)
+    if model == "electra_small":
+        cfg.update(hidden_size=256, num_attention_heads=4, intermediate_size=1024, embedding_size=128)
+    return cfg
+
+
+def make_model(model):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    if model in ("bert_base", "electra_small"):
+        cfg = text_config(model)
+
+        class TextClassifier(nn.Module):
+            def __init__(self):
+                super().__init__()
+                hidden = cfg["hidden_size"]
+                width = cfg.get("embedding_size", hidden)
+                eps = cfg["layer_norm_eps"]
+                self.word = nn.Embedding(cfg["vocab_size"], width)
+                self.position = nn.Embedding(cfg["max_position_embeddings"], width)
+                self.token_type = nn.Embedding(cfg["type_vocab_size"], width)
+                self.norm = nn.LayerNorm(width, eps=eps)
+                self.dropout = nn.Dropout(0.1)
+                self.project = nn.Linear(width, hidden) if width != hidden else None
+                layer = nn.TransformerEncoderLayer(hidden, cfg["num_attention_heads"], cfg["intermediate_size"],
+                                                   dropout=0.1, activation="gelu", batch_first=True,
+                                                   norm_first=False, layer_norm_eps=eps)
+                self.encoder = nn.TransformerEncoder(layer, cfg["num_hidden_layers"], enable_nested_tensor=False)
+                self.head = nn.Linear(hidden, 2)
+
+            def forward(self, input_ids, token_type_ids):
+                positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+                x = self.dropout(self.norm(self.word(input_ids) + self.position(positions)
+                                           + self.token_type(token_type_ids)))
+                if self.project is not None:
+                    x = self.project(x)
+                return self.head(self.encoder(x)[:, 0])
+
+        net = TextClassifier()
+
+        def inputs(batch, dtype):
+            return (torch.randint(1, cfg["vocab_size"], (batch, SEQ)), torch.zeros(batch, SEQ, dtype=torch.long))
+
+        return net, 2, inputs, ["input_ids", "token_type_ids"]
+
+    import torchvision
+    net = torchvision.models.vit_b_32() if model == "vit_b32" else torchvision.models.swin_t()
+
+    def inputs(batch, dtype):
+        return (torch.randn(batch, 3, 224, 224).to(dtype),)
+
+    return net, 1000, inputs, ["images"]
+
+
+def median_time(warmup, iters, work):
+    for _ in range(warmup):
+        work()
+    times = []
+    for _ in range(max(iters, 1)):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def fp32_layer_norms(net):
+    """torch 1.13's CPU bf16 autocast fails in layer_norm on a bf16 input with fp32
+    weights ("expected scalar type BFloat16 but found Float": ELECTRA's projection
+    feeds one); such a LayerNorm runs on the input cast to fp32, as CUDA autocast
+    does. Returns how many LayerNorms were wrapped."""
+    import types
+
+    import torch
+    from torch import nn
+
+    def forward(self, x):
+        if x.dtype != self.weight.dtype:
+            x = x.to(self.weight.dtype)
+        return torch.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    count = 0
+    for module in net.modules():
+        if isinstance(module, nn.LayerNorm):
+            module.forward = types.MethodType(forward, module)
+            count += 1
+    return count
+
+
+def run_child(model, config, warmup, iters):
+    import torch
+
+    bf16 = "bf16" in config
+    extra = {}
+    net, classes, inputs, _ = make_model(model)
+    if config.startswith("train"):
+        batch = TRAIN_BATCH
+        net.train()
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, eps=1e-6, weight_decay=0.01)
+        if bf16:
+            patched = fp32_layer_norms(net)
+        x = inputs(batch, torch.float32)
+        labels = torch.randint(0, classes, (batch,))
+
+        def step():
+            optimizer.zero_grad()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = net(*x)
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+            loss.backward()
+            optimizer.step()
+
+        t = median_time(warmup, iters, step)
+        if bf16:
+            extra["layer_norms_made_fp32"] = patched
+    else:
+        batch = 1 if config.startswith("infer1_") else 32
+        net.eval()
+        if bf16:
+            net = net.to(torch.bfloat16)
+        x = inputs(batch, torch.bfloat16 if bf16 else torch.float32)
+        with torch.inference_mode():
+            t = median_time(warmup, iters, lambda: net(*x))
+    return {"ms": t * 1e3, "batch": batch, "samples_per_s": batch / t,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, **extra}
+
+
+def export_child(model, path):
+    import torch
+
+    net, _, inputs, names = make_model(model)
+    net.eval()
+    x = inputs(2, torch.float32)
+    torch.onnx.export(net, x, path, opset_version=14, input_names=names, output_names=["logits"],
+                      dynamic_axes={**{n: {0: "batch"} for n in names}, "logits": {0: "batch"}})
+    return {"path": path}
+
+
+def last_json_line(text):
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return None
+
+
+def run_self(args, extra, timeout=1800):
+    cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads), "--iters", str(args.iters),
+           "--warmup", str(args.warmup)] + extra
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out"}
+    result = last_json_line(proc.stdout)
+    if result is None:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"exit status {proc.returncode}: {tail}"}
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", nargs="?", default="models_peer.json")
+    parser.add_argument("--iters", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--ort-js", default="")
+    parser.add_argument("--node", default="node")
+    parser.add_argument("--child", nargs=2, metavar=("MODEL", "CONFIG"))
+    parser.add_argument("--export", nargs=2, metavar=("MODEL", "PATH"))
+    args = parser.parse_args()
+
+    import torch
+    torch.set_num_threads(args.threads)
+    if args.child or args.export:
+        try:
+            result = run_child(*args.child, args.warmup, args.iters) if args.child else export_child(*args.export)
+        except Exception as e:  # recorded in the report, the run goes on
+            result = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
+        print(json.dumps(result))
+        return
+
+    models = [m for m in args.models.split(",") if m]
+    print(f"PyTorch {torch.__version__} eager peer ({args.threads} intra-op threads)")
+    print(f"{'torch model':<14} {'config':<13} {'ms/call':>10} {'samples/s':>11} {'RSS MiB':>9}")
+    report = {"threads": args.threads, "torch_version": torch.__version__,
+              "peak_rss_method": "ru_maxrss of a fresh child process per configuration", "torch": {}, "ort": {}}
+    for model in models:
+        report["torch"][model] = {}
+        for config in CONFIGS:
+            r = run_self(args, ["--child", model, config])
+            report["torch"][model][config] = r
+            if "error" in r:
+                print(f"{model:<14} {config:<13} FAILED: {r['error']}", flush=True)
+            else:
+                print(f"{model:<14} {config:<13} {r['ms']:10.2f} {r['samples_per_s']:11.2f} {r['peak_rss_mib']:9.0f}",
+                      flush=True)
+
+    if args.ort_js:
+        print(f"\nONNX Runtime (onnxruntime-node, fp32 export, opset 14, {args.threads} intra-op threads)")
+        print(f"{'ORT model':<14} {'config':<13} {'ms/call':>10} {'samples/s':>11} {'RSS MiB':>9}")
+        with tempfile.TemporaryDirectory() as tmp:
+            for model in models:
+                path = os.path.join(tmp, model + ".onnx")
+                exported = run_self(args, ["--export", model, path])
+                if "error" in exported:
+                    report["ort"][model] = {"error": "export: " + exported["error"]}
+                    print(f"{model:<14} FAILED: export: {exported['error']}", flush=True)
+                    continue
+                report["ort"][model] = {}
+                for config, batch in (("infer1_fp32", 1), ("infer32_fp32", 32)):
+                    cmd = [args.node, args.ort_js, path, str(batch), str(args.threads), str(args.warmup),
+                           str(args.iters)]
+                    try:
+                        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+                        r = last_json_line(proc.stdout) or {
+                            "error": f"exit status {proc.returncode}: "
+                                     + ((proc.stderr.strip().splitlines() or ["no output"])[-1])}
+                    except subprocess.TimeoutExpired:
+                        r = {"error": "timed out"}
+                    report["ort"][model][config] = r
+                    if "error" in r:
+                        print(f"{model:<14} {config:<13} FAILED: {r['error']}", flush=True)
+                    else:
+                        print(f"{model:<14} {config:<13} {r['ms']:10.2f} {r['samples_per_s']:11.2f} "
+                              f"{r['peak_rss_mib']:9.0f}", flush=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
