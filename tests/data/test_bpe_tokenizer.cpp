@@ -82,29 +82,16 @@ std::vector<std::string> make_sentences() {
 
   Rng rng(0xB9E5EED1234ULL);
   while (out.size() < 4000) {
-    std::string s;
     const size_t kind = rng.below(10);
+    std::string s;
     if (kind < 7) {
-      // A mix of the pieces above.
-      const size_t n = rng.below(16);
-      for (size_t i = 0; i < n; ++i) {
-        if (i) s += separators[rng.below(separators.size())];
-        s += pieces[rng.below(pieces.size())];
-      }
+      s = automm::testing::joined_pieces(rng, pieces, separators, 16);  // a mix of the pieces above
     } else if (kind < 9) {
-      // Random code points, mostly from the busy ranges, to exercise the
-      // tables (no surrogates, they are not valid UTF-8).
-      const size_t n = 1 + rng.below(12);
-      for (size_t i = 0; i < n; ++i) {
-        s += utf8(automm::testing::random_code_point(rng));
-        if (rng.below(3) == 0) s += " \n\t'"[rng.below(4)];
-      }
+      s = automm::testing::random_code_points(rng, 12, " \n\t'");
     } else {
       // Letters, digits, apostrophes, spaces and punctuation glued together.
-      const char* bits[] = {"a", "B", "é", "ß", "中", "1", "2", "'", "'s", "'ll", " ", "  ", "\n",
-                            "-", ".", "!", "😀", "\t", "Σ", "٣"};
-      const size_t n = 1 + rng.below(40);
-      for (size_t i = 0; i < n; ++i) s += bits[rng.below(sizeof(bits) / sizeof(bits[0]))];
+      s = automm::testing::glued_bits(rng, {"a", "B", "é", "ß", "中", "1", "2", "'", "'s", "'ll", " ", "  ", "\n",
+                                            "-", ".", "!", "😀", "\t", "Σ", "٣"});
     }
     out.push_back(s);
   }

@@ -146,19 +146,8 @@ std::vector<std::string> make_sentences(uint64_t seed, size_t count) {
   while (out.size() < count) {
     std::string s;
     const size_t kind = rng.below(10);
-    if (kind < 7) {
-      const size_t n = rng.below(14);
-      for (size_t i = 0; i < n; ++i) {
-        if (i) s += separators[rng.below(separators.size())];
-        s += pieces[rng.below(pieces.size())];
-      }
-    } else {
-      const size_t n = 1 + rng.below(10);
-      for (size_t i = 0; i < n; ++i) {
-        s += utf8(automm::testing::random_code_point(rng));
-        if (rng.below(3) == 0) s += " \n\tx"[rng.below(4)];
-      }
-    }
+    if (kind < 7) s = automm::testing::joined_pieces(rng, pieces, separators, 14);
+    else s = automm::testing::random_code_points(rng, 10, " \n\tx");
     out.push_back(s);
   }
   return out;

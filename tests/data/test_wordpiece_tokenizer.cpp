@@ -88,25 +88,12 @@ std::vector<std::string> make_sentences() {
     std::string s;
     const size_t kind = rng.below(10);
     if (kind < 7) {
-      // A mix of the pieces above.
-      const size_t n = rng.below(14);
-      for (size_t i = 0; i < n; ++i) {
-        if (i) s += separators[rng.below(separators.size())];
-        s += pieces[rng.below(pieces.size())];
-      }
+      s = automm::testing::joined_pieces(rng, pieces, separators, 14);  // a mix of the pieces above
     } else if (kind < 9) {
-      // Random code points, mostly from the busy ranges, to exercise the
-      // tables (assigned or not; no surrogates, they are not valid UTF-8).
-      const size_t n = 1 + rng.below(12);
-      for (size_t i = 0; i < n; ++i) {
-        s += utf8(automm::testing::random_code_point(rng));
-        if (rng.below(3) == 0) s += ' ';
-      }
+      s = automm::testing::random_code_points(rng, 12, " ");
     } else {
       // A word with case changes and accents glued to punctuation.
-      const char* letters[] = {"a", "B", "é", "Ü", "ß", "ç", "Σ", "ж", "中", "-", "'", ".", "1"};
-      const size_t n = 1 + rng.below(40);
-      for (size_t i = 0; i < n; ++i) s += letters[rng.below(sizeof(letters) / sizeof(letters[0]))];
+      s = automm::testing::glued_bits(rng, {"a", "B", "é", "Ü", "ß", "ç", "Σ", "ж", "中", "-", "'", ".", "1"});
     }
     out.push_back(s);
   }

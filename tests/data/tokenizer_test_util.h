@@ -68,6 +68,41 @@ inline void write_jsonl_sentences(const std::string& path, const std::vector<std
   for (const auto& s : sentences) f << nlohmann::json(s).dump() << '\n';
 }
 
+// --- Pieces of the generated test sentences (each test keeps its own mix and seed).
+
+// rng.below(max_pieces) pieces, joined by random separators.
+inline std::string joined_pieces(XorShiftRng& rng, const std::vector<std::string>& pieces,
+                                 const std::vector<std::string>& separators, size_t max_pieces) {
+  std::string s;
+  const size_t n = rng.below(max_pieces);
+  for (size_t i = 0; i < n; ++i) {
+    if (i) s += separators[rng.below(separators.size())];
+    s += pieces[rng.below(pieces.size())];
+  }
+  return s;
+}
+
+// 1 + rng.below(max_points) random code points, mostly from the busy ranges (no
+// surrogates: they are not valid UTF-8), each followed with probability 1/3 by
+// one of `gaps`.
+inline std::string random_code_points(XorShiftRng& rng, size_t max_points, const std::string& gaps) {
+  std::string s;
+  const size_t n = 1 + rng.below(max_points);
+  for (size_t i = 0; i < n; ++i) {
+    s += utf8(random_code_point(rng));
+    if (rng.below(3) == 0) s += gaps.size() == 1 ? gaps[0] : gaps[rng.below(gaps.size())];
+  }
+  return s;
+}
+
+// 1 + rng.below(40) of `bits` glued together.
+inline std::string glued_bits(XorShiftRng& rng, const std::vector<std::string>& bits) {
+  std::string s;
+  const size_t n = 1 + rng.below(40);
+  for (size_t i = 0; i < n; ++i) s += bits[rng.below(bits.size())];
+  return s;
+}
+
 // "[1,2,3]", for failure messages.
 inline std::string join_ids(const std::vector<int64_t>& ids) {
   std::string s = "[";

@@ -31,7 +31,19 @@ class TimmImageImpl : public BackboneImpl {
     if (it == batch.images.end()) throw std::logic_error("the batch has no images for " + prefix_);
     const torch::Tensor& images = it->second.images;  // [batch, slots, 3, H, W]
     const int64_t rows = images.size(0), slots = images.size(1);
-    const torch::Tensor encoded = encoder_->forward_features(images.flatten(0, 1));  // [batch * slots, dim]
+    // Only real images go through the encoder: missing slots cost nothing and
+    // do not skew batch-norm statistics in training.
+    const torch::Tensor valid = it->second.mask.flatten().nonzero().squeeze(1);  // [valid images]
+    const torch::Tensor flat = images.flatten(0, 1);                          // [batch * slots, 3, H, W]
+    torch::Tensor encoded;                                                    // [batch * slots, dim]
+    if (valid.size(0) == flat.size(0)) {
+      encoded = encoder_->forward_features(flat);
+    } else if (valid.size(0) == 0) {
+      encoded = torch::zeros({flat.size(0), encoder_->num_features()}, flat.options());
+    } else {
+      const torch::Tensor features = encoder_->forward_features(flat.index_select(0, valid));
+      encoded = torch::zeros({flat.size(0), features.size(1)}, features.options()).index_copy(0, valid, features);
+    }
     const torch::Tensor mask = it->second.mask.to(encoded.scalar_type()).unsqueeze(-1);  // [batch, slots, 1]
     // The mean over a row's valid images; a row without any gets zeros.
     const torch::Tensor features = (encoded.view({rows, slots, -1}) * mask).sum(1) / mask.sum(1).clamp_min(1.0);
