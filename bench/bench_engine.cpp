@@ -63,7 +63,7 @@ double step_time(const std::string& precision, int64_t batch_size) {
     auto loss = automm::task_loss(out.logits.to(torch::kFloat32), data.labels, automm::ProblemType::kBinary, config);
     loss.backward();
     optimizer->step();
-    optimizer->zero_grad();
+    automm::clear_gradients(*optimizer);
   };
   step();  // warm-up
   return best_time(3, 10, step);

@@ -33,12 +33,15 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include "automm/learner.h"
+#include "automm/optim.h"
 #include "bench_common.h"
 #include "models/image/image_encoder.h"
 #include "models/text/text_encoder.h"
+#include "optim/fused_adam.h"
 
 namespace {
 
@@ -140,6 +143,16 @@ ModelUnderTest make_model(const std::string& model) {
   return m;
 }
 
+// With AUTOMM_BENCH_PROFILE=FILE, one more call runs under LibTorch's profiler and
+// its chrome trace goes to FILE (summarise with bench/profile_summary.py).
+template <typename F>
+void profile_once(F&& work) {
+  const char* file = std::getenv("AUTOMM_BENCH_PROFILE");
+  if (!file || !*file) return;
+  torch::autograd::profiler::RecordProfile profile(file);
+  work();
+}
+
 // One configuration, in this (fresh) process: {"ms", "samples_per_s", "peak_rss_mib"}.
 json run_child(const std::string& model, const std::string& config, int warmup, int iters) {
   const bool bf16 = config.find("bf16") != std::string::npos;
@@ -149,14 +162,14 @@ json run_child(const std::string& model, const std::string& config, int warmup, 
   int64_t batch = kTrainBatch;
   if (config.rfind("train", 0) == 0) {
     m.module->train();
-    torch::optim::AdamW optimizer(m.module->parameters(), torch::optim::AdamWOptions(1e-4).eps(1e-6).weight_decay(0.01));
+    automm::FusedAdamW optimizer(m.module->parameters(), torch::optim::AdamWOptions(1e-4).eps(1e-6).weight_decay(0.01));
     automm::Placement placement;
     placement.autocast = bf16;
     placement.autocast_dtype = torch::kBFloat16;
     const auto x = m.inputs(batch, torch::kFloat32);
     const auto labels = torch::randint(0, m.num_classes, {batch}, torch::kInt64);
-    t = median_time(warmup, iters, [&] {
-      optimizer.zero_grad();
+    const auto step = [&] {
+      automm::clear_gradients(optimizer);
       torch::Tensor logits;
       {
         automm::AutocastScope autocast(placement);
@@ -165,7 +178,9 @@ json run_child(const std::string& model, const std::string& config, int warmup, 
       auto loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels);
       loss.backward();
       optimizer.step();
-    });
+    };
+    t = median_time(warmup, iters, step);
+    profile_once(step);
   } else {
     batch = config.rfind("infer1_", 0) == 0 ? 1 : 32;
     m.module->eval();
@@ -173,6 +188,7 @@ json run_child(const std::string& model, const std::string& config, int warmup, 
     c10::InferenceMode guard;
     const auto x = m.inputs(batch, bf16 ? torch::kBFloat16 : torch::kFloat32);
     t = median_time(warmup, iters, [&] { m.forward(x); });
+    profile_once([&] { m.forward(x); });
   }
   out["ms"] = t * 1e3;
   out["batch"] = batch;

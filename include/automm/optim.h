@@ -51,6 +51,11 @@ std::vector<ParameterGroup> make_parameter_groups(
     const std::map<std::string, int64_t>& layer_ids = {});
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<ParameterGroup>& groups,
                                                         const Config& config);
+
+// Drops every gradient (zero_grad with set_to_none): the next backward hands its
+// gradient buffers to the parameters instead of zero-filling and adding into them.
+void clear_gradients(torch::optim::Optimizer& optimizer);
+
 // Sets each group's lr to schedule.lr_at(step, base lr of that group).
 void apply_schedule(torch::optim::Optimizer& optimizer, const std::vector<ParameterGroup>& groups,
                     const LrSchedule& schedule, int64_t step);

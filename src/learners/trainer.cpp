@@ -240,7 +240,7 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
           else torch::nn::utils::clip_grad_value_(params, clip_value);
         }
         optimizer->step();
-        optimizer->zero_grad();
+        clear_gradients(*optimizer);
         ++state.step;
         if (state.step % log_every == 0) {
           LogRow row = log_row(epoch, b);

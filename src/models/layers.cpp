@@ -16,6 +16,14 @@ torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x) 
 
 torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x) {
   const auto dtype = norm.weight.scalar_type();
+  if ((dtype == torch::kBFloat16 || dtype == torch::kHalf) && norm.options.elementwise_affine()) {
+    // torch 1.13's CPU layer_norm in bf16 / fp16 is several times slower than in
+    // fp32 (bf16 models for inference): normalize in fp32, answer in the weights' dtype.
+    const auto& o = norm.options;
+    return torch::layer_norm(x.to(torch::kFloat32), o.normalized_shape(), norm.weight.to(torch::kFloat32),
+                             norm.bias.to(torch::kFloat32), o.eps())
+        .to(dtype);
+  }
   return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
 }
 
@@ -46,7 +54,7 @@ MlpImpl::MlpImpl(const MlpOptions& options) : options_(options) {
     linears_->push_back(torch::nn::Linear(width, options.hidden_features));
     width = options.hidden_features;
   }
-  dropout_ = register_module("dropout", torch::nn::Dropout(options.dropout));
+  dropout_ = register_module("dropout", Dropout(options.dropout));
   if (options.out_features > 0) out_ = register_module("out", torch::nn::Linear(width, options.out_features));
 }
 
@@ -87,9 +95,9 @@ TokenTransformerImpl::TokenTransformerImpl(const TransformerOptions& options) : 
     ffn_in_->push_back(torch::nn::Linear(d, 2 * options.ffn_hidden_size));  // GEGLU: value, gate
     ffn_out_->push_back(torch::nn::Linear(options.ffn_hidden_size, d));
   }
-  attention_dropout_ = register_module("attention_dropout", torch::nn::Dropout(options.attention_dropout));
-  ffn_dropout_ = register_module("ffn_dropout", torch::nn::Dropout(options.ffn_dropout));
-  residual_dropout_ = register_module("residual_dropout", torch::nn::Dropout(options.residual_dropout));
+  attention_dropout_ = register_module("attention_dropout", Dropout(options.attention_dropout));
+  ffn_dropout_ = register_module("ffn_dropout", Dropout(options.ffn_dropout));
+  residual_dropout_ = register_module("residual_dropout", Dropout(options.residual_dropout));
 }
 
 torch::Tensor TokenTransformerImpl::attention(int64_t block, const torch::Tensor& x) {

@@ -6,13 +6,15 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
+#include "models/dropout.h"
 
 namespace automm {
 
 torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
 
-// LayerNorm computed in its weights' dtype. Under CPU autocast a bf16 activation
-// meets fp32 norm weights, which torch 1.13's layer_norm rejects.
+// LayerNorm answering in its weights' dtype. Under CPU autocast a bf16 activation
+// meets fp32 norm weights, which torch 1.13's layer_norm rejects; bf16 / fp16
+// weights (a model cast for inference) are normalized in fp32, which is faster.
 torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x);
 
 struct MlpOptions {
@@ -42,7 +44,7 @@ class MlpImpl : public torch::nn::Module {
   MlpOptions options_;
   torch::nn::ModuleList norms_{nullptr};
   torch::nn::ModuleList linears_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
+  Dropout dropout_{nullptr};
   torch::nn::Linear out_{nullptr};
 };
 TORCH_MODULE(Mlp);
@@ -70,7 +72,7 @@ class TokenTransformerImpl : public torch::nn::Module {
   torch::nn::ModuleList attention_norms_{nullptr}, ffn_norms_{nullptr};
   torch::nn::ModuleList qkv_{nullptr}, attention_out_{nullptr};
   torch::nn::ModuleList ffn_in_{nullptr}, ffn_out_{nullptr};
-  torch::nn::Dropout attention_dropout_{nullptr}, ffn_dropout_{nullptr}, residual_dropout_{nullptr};
+  Dropout attention_dropout_{nullptr}, ffn_dropout_{nullptr}, residual_dropout_{nullptr};
 };
 TORCH_MODULE(TokenTransformer);
 

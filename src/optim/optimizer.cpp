@@ -7,6 +7,7 @@
 
 #include "automm/models.h"
 #include "automm/optim.h"
+#include "optim/fused_adam.h"
 
 namespace automm {
 
@@ -104,10 +105,15 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const std::vector<Parame
           torch::optim::SGDOptions(g.lr).momentum(0.9).weight_decay(g.weight_decay));
     param_groups.emplace_back(g.params, std::move(options));
   }
-  if (type == "adamw") return std::make_unique<torch::optim::AdamW>(std::move(param_groups));
-  if (type == "adam") return std::make_unique<torch::optim::Adam>(std::move(param_groups));
+  if (type == "adamw") return std::make_unique<FusedAdamW>(std::move(param_groups));
+  if (type == "adam") return std::make_unique<FusedAdam>(std::move(param_groups));
   if (type == "sgd") return std::make_unique<torch::optim::SGD>(std::move(param_groups), torch::optim::SGDOptions(0));
   throw std::invalid_argument("unknown optim.optim_type '" + type + "'");
+}
+
+void clear_gradients(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
 }
 
 void apply_schedule(torch::optim::Optimizer& optimizer, const std::vector<ParameterGroup>& groups,

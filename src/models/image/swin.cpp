@@ -121,8 +121,8 @@ class SwinBlockImpl : public torch::nn::Module {
   }
 
   torch::Tensor forward(torch::Tensor x) {  // [batch, H, W, C]
-    x = x + shifted_window_attention(hf::layer_norm(*norm1_, x));
-    return x + mlp_->forward(hf::layer_norm(*norm2_, x));
+    x = x + shifted_window_attention(apply_layer_norm(*norm1_, x));
+    return x + mlp_->forward(apply_layer_norm(*norm2_, x));
   }
 
  private:
@@ -159,7 +159,7 @@ class PatchMergingImpl : public torch::nn::Module {
     // [batch, H/2, row, W/2, col, C] -> [batch, H/2, W/2, col, row, C] -> [..., 4C]
     auto merged =
         x.reshape({batch, height / 2, 2, width / 2, 2, channels}).permute({0, 1, 3, 4, 2, 5}).flatten(3);
-    return reduction_->forward(hf::layer_norm(*norm_, merged));
+    return reduction_->forward(apply_layer_norm(*norm_, merged));
   }
 
  private:
@@ -272,7 +272,7 @@ class SwinTransformerImpl : public ImageEncoderImpl {
     }
     auto x = patch_embed_->forward(images);  // [batch, 56, 56, embed_dim]
     for (const auto& stage : *layers_) x = stage->as<SwinStageImpl>()->forward(x);
-    return hf::layer_norm(*norm_, x).mean({1, 2});  // [batch, 7, 7, num_features] -> [batch, num_features]
+    return apply_layer_norm(*norm_, x).mean({1, 2});  // [batch, 7, 7, num_features] -> [batch, num_features]
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {

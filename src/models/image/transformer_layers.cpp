@@ -26,7 +26,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& images) {
                                 "; resize the images (model.timm_image.train_transforms / image_size)");
   }
   auto patches = proj_->forward(images).permute({0, 2, 3, 1});  // [batch, H / p, W / p, dim]
-  if (norm_) patches = hf::layer_norm(*norm_, patches);
+  if (norm_) patches = apply_layer_norm(*norm_, patches);
   return patches;
 }
 

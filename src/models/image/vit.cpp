@@ -61,8 +61,8 @@ class VitBlockImpl : public torch::nn::Module {
     mlp_ = register_module("mlp", Mlp(dim, mlp_hidden));
   }
   torch::Tensor forward(torch::Tensor x) {  // [batch, tokens, dim]
-    x = x + attn_->forward(hf::layer_norm(*norm1_, x));
-    return x + mlp_->forward(hf::layer_norm(*norm2_, x));
+    x = x + attn_->forward(apply_layer_norm(*norm1_, x));
+    return x + mlp_->forward(apply_layer_norm(*norm2_, x));
   }
 
  private:
@@ -104,7 +104,7 @@ class VisionTransformerImpl : public ImageEncoderImpl {
     x = torch::cat({cls_token_.to(x.scalar_type()).expand({batch, -1, -1}), x}, 1);
     x = x + position_embedding(h, w);  // [batch, 1 + h * w, dim]
     for (const auto& block : *blocks_) x = block->as<VitBlockImpl>()->forward(x);
-    return hf::layer_norm(*norm_, x).select(1, 0);
+    return apply_layer_norm(*norm_, x).select(1, 0);
   }
 
   torch::Tensor forward(const torch::Tensor& images) override {

@@ -13,7 +13,6 @@ namespace {
 
 using hf::bad_field;
 using hf::join;
-using hf::layer_norm;
 using hf::make_embedding;
 using hf::make_layer_norm;
 using hf::make_linear;
@@ -156,14 +155,14 @@ EmbeddingsImpl::EmbeddingsImpl(const BertConfig& config) {
   token_type_embeddings = register_module("token_type_embeddings",
                                           make_embedding(config.type_vocab_size, config.embedding_size, -1, std));
   LayerNorm = register_module("LayerNorm", make_layer_norm(config.embedding_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.hidden_dropout_prob));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                                       const torch::Tensor& position_ids) {
   auto embedded = word_embeddings(input_ids) + token_type_embeddings(token_type_ids) +
                   position_embeddings(position_ids);  // [batch, seq, embedding]
-  return dropout(layer_norm(*LayerNorm, embedded));
+  return dropout(apply_layer_norm(*LayerNorm, embedded));
 }
 
 // --- Attention -----------------------------------------------------------------------
@@ -174,7 +173,7 @@ SelfAttentionImpl::SelfAttentionImpl(const BertConfig& config)
   query = register_module("query", make_linear(hidden, hidden, config.initializer_range));
   key = register_module("key", make_linear(hidden, hidden, config.initializer_range));
   value = register_module("value", make_linear(hidden, hidden, config.initializer_range));
-  dropout = register_module("dropout", torch::nn::Dropout(config.attention_probs_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.attention_probs_dropout_prob));
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
@@ -182,7 +181,7 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torc
   auto k = hf::split_heads(key(hidden), num_heads);
   auto v = hf::split_heads(value(hidden), num_heads);
   auto scores = hf::attention_scores(q, k, std::sqrt(static_cast<double>(head_size)));  // [batch, heads, seq, seq]
-  scores = scores + mask_bias;  // padded keys -> lowest value
+  if (mask_bias.defined()) scores = scores + mask_bias;  // padded keys -> lowest value
   return hf::attention_context(dropout(torch::softmax(scores, -1)), v);  // [batch, seq, hidden]
 }
 
@@ -278,7 +277,8 @@ torch::Tensor BertEncoderImpl::forward(const torch::Tensor& input_ids_in, const 
   } else {
     mask = torch::ones(ids.sizes(), hidden.options());
   }
-  auto mask_bias = hf::key_mask_bias(mask, hidden.scalar_type());  // [batch, 1, 1, seq]
+  // [batch, 1, 1, seq]; none when nothing is padded (batch-1 inference, full batches).
+  const auto mask_bias = mask.min().item<double>() < 1 ? hf::key_mask_bias(mask, hidden.scalar_type()) : torch::Tensor();
   for (const auto& module : *encoder_->layer) {
     auto* layer = module->as<bert::LayerImpl>();
     hidden = run_block(*layer, [layer, mask_bias](const torch::Tensor& h) { return layer->forward(h, mask_bias); },

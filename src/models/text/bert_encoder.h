@@ -75,7 +75,7 @@ class EmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding position_embeddings{nullptr};
   torch::nn::Embedding token_type_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Embeddings);
 
@@ -91,7 +91,7 @@ class SelfAttentionImpl : public torch::nn::Module {
   torch::nn::Linear query{nullptr};
   torch::nn::Linear key{nullptr};
   torch::nn::Linear value{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(SelfAttention);
 

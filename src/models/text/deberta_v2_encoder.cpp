@@ -217,7 +217,7 @@ EmbeddingsImpl::EmbeddingsImpl(const DebertaV2Config& config) {
         register_module("embed_proj", hf::make_linear(width, config.hidden_size, std, /*bias=*/false));
   }
   LayerNorm = register_module("LayerNorm", hf::make_layer_norm(config.hidden_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.hidden_dropout_prob));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
@@ -232,7 +232,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torc
                                                                          : torch::zeros_like(input_ids));
   }
   if (embed_proj) embedded = embed_proj(embedded);  // [batch, seq, hidden]
-  auto normed = hf::layer_norm(*LayerNorm, embedded);
+  auto normed = apply_layer_norm(*LayerNorm, embedded);
   return dropout(normed * mask.unsqueeze(-1).to(normed.scalar_type()));  // padding rows -> 0
 }
 
@@ -254,14 +254,14 @@ DisentangledSelfAttentionImpl::DisentangledSelfAttentionImpl(const DebertaV2Conf
   key_proj = register_module("key_proj", hf::make_linear(hidden, all_heads, std));
   value_proj = register_module("value_proj", hf::make_linear(hidden, all_heads, std));
   if (relative_attention_) {
-    pos_dropout = register_module("pos_dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+    pos_dropout = register_module("pos_dropout", Dropout(config.hidden_dropout_prob));
     if (!share_att_key_ && c2p_)
       pos_key_proj = register_module("pos_key_proj", hf::make_linear(hidden, all_heads, std));
     if (!share_att_key_ && p2c_) {
       pos_query_proj = register_module("pos_query_proj", hf::make_linear(hidden, all_heads, std));
     }
   }
-  dropout = register_module("dropout", torch::nn::Dropout(config.attention_probs_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.attention_probs_dropout_prob));
 }
 
 torch::Tensor DisentangledSelfAttentionImpl::forward(const torch::Tensor& hidden,
@@ -346,7 +346,7 @@ ConvLayerImpl::ConvLayerImpl(const DebertaV2Config& config)
                       .padding((config.conv_kernel_size - 1) / 2)
                       .groups(config.conv_groups)));
   LayerNorm = register_module("LayerNorm", hf::make_layer_norm(config.hidden_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.hidden_dropout_prob));
 }
 
 torch::Tensor ConvLayerImpl::forward(const torch::Tensor& embeddings, const torch::Tensor& residual,
@@ -354,7 +354,7 @@ torch::Tensor ConvLayerImpl::forward(const torch::Tensor& embeddings, const torc
   auto token = mask.unsqueeze(-1);                              // [batch, seq, 1]
   auto out = conv(embeddings.transpose(1, 2)).transpose(1, 2);  // [batch, seq, hidden]
   out = activation_(dropout(out.masked_fill(token.logical_not(), 0.0)));
-  auto normed = hf::layer_norm(*LayerNorm, residual + out);
+  auto normed = apply_layer_norm(*LayerNorm, residual + out);
   return normed * token.to(normed.scalar_type());
 }
 
@@ -384,7 +384,7 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& embeddings, const torch:
     relative_pos = build_relative_position(seq, seq, config_.position_buckets,
                                            config_.max_relative_distance(), embeddings.device());
     rel = rel_embeddings->weight;
-    if (LayerNorm) rel = hf::layer_norm(*LayerNorm, rel);
+    if (LayerNorm) rel = apply_layer_norm(*LayerNorm, rel);
   }
   torch::Tensor hidden = embeddings;  // [batch, seq, hidden]
   for (size_t i = 0; i < layer->size(); ++i) {

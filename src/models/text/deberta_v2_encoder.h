@@ -102,7 +102,7 @@ class EmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding token_type_embeddings{nullptr};  // type_vocab_size > 0 only
   torch::nn::Linear embed_proj{nullptr};                // embedding_size != hidden_size only
   torch::nn::LayerNorm LayerNorm{nullptr};              // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Embeddings);
 
@@ -122,8 +122,8 @@ class DisentangledSelfAttentionImpl : public torch::nn::Module {
   torch::nn::Linear value_proj{nullptr};
   torch::nn::Linear pos_key_proj{nullptr};    // c2p without share_att_key
   torch::nn::Linear pos_query_proj{nullptr};  // p2c without share_att_key
-  torch::nn::Dropout dropout{nullptr};        // on the attention probabilities
-  torch::nn::Dropout pos_dropout{nullptr};    // on rel_embeddings
+  Dropout dropout{nullptr};        // on the attention probabilities
+  Dropout pos_dropout{nullptr};    // on rel_embeddings
 
  private:
   // q, k [batch, heads, seq, head] -> the c2p + p2c scores [batch, heads, seq, seq].
@@ -179,7 +179,7 @@ class ConvLayerImpl : public torch::nn::Module {
 
   torch::nn::Conv1d conv{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 
  private:
   hf::Activation activation_;

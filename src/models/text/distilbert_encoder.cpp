@@ -75,14 +75,14 @@ EmbeddingsImpl::EmbeddingsImpl(const DistilBertConfig& config) {
     position_embeddings->weight.requires_grad_(false);  // transformers freezes the fixed table
   }
   LayerNorm = register_module("LayerNorm", hf::make_layer_norm(config.dim, DistilBertConfig::kLayerNormEps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.dropout));
+  dropout = register_module("dropout", Dropout(config.dropout));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids) {
   // Absolute positions 0 .. seq - 1 for every row, padding or not.
   auto positions = torch::arange(input_ids.size(1), input_ids.options()).unsqueeze(0);  // [1, seq]
   auto embedded = word_embeddings(input_ids) + position_embeddings(positions);          // [batch, seq, dim]
-  return dropout(hf::layer_norm(*LayerNorm, embedded));
+  return dropout(apply_layer_norm(*LayerNorm, embedded));
 }
 
 MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& config)
@@ -92,7 +92,7 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
   k_lin = register_module("k_lin", linear());
   v_lin = register_module("v_lin", linear());
   out_lin = register_module("out_lin", linear());
-  dropout = register_module("dropout", torch::nn::Dropout(config.attention_dropout));
+  dropout = register_module("dropout", Dropout(config.attention_dropout));
 }
 
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
@@ -110,7 +110,7 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
 FFNImpl::FFNImpl(const DistilBertConfig& config) : activation_(hf::activation_by_name(config.activation)) {
   lin1 = register_module("lin1", hf::make_linear(config.dim, config.hidden_dim, config.initializer_range));
   lin2 = register_module("lin2", hf::make_linear(config.hidden_dim, config.dim, config.initializer_range));
-  dropout = register_module("dropout", torch::nn::Dropout(config.dropout));
+  dropout = register_module("dropout", Dropout(config.dropout));
 }
 
 torch::Tensor FFNImpl::forward(const torch::Tensor& x) { return dropout(lin2(activation_(lin1(x)))); }
@@ -125,8 +125,8 @@ TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& config) {
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
-  auto attended = hf::layer_norm(*sa_layer_norm, attention(x, key_padding) + x);  // [batch, seq, dim]
-  return hf::layer_norm(*output_layer_norm, ffn(attended) + attended);
+  auto attended = apply_layer_norm(*sa_layer_norm, attention(x, key_padding) + x);  // [batch, seq, dim]
+  return apply_layer_norm(*output_layer_norm, ffn(attended) + attended);
 }
 
 }  // namespace distilbert

@@ -61,7 +61,7 @@ class EmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding word_embeddings{nullptr};
   torch::nn::Embedding position_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Embeddings);
 
@@ -77,7 +77,7 @@ class MultiHeadSelfAttentionImpl : public torch::nn::Module {
   torch::nn::Linear k_lin{nullptr};
   torch::nn::Linear v_lin{nullptr};
   torch::nn::Linear out_lin{nullptr};
-  torch::nn::Dropout dropout{nullptr};  // on the attention probabilities
+  Dropout dropout{nullptr};  // on the attention probabilities
 
  private:
   int64_t n_heads_;
@@ -92,7 +92,7 @@ class FFNImpl : public torch::nn::Module {
 
   torch::nn::Linear lin1{nullptr};
   torch::nn::Linear lin2{nullptr};
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 
  private:
   hf::Activation activation_;

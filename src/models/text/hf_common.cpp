@@ -239,10 +239,6 @@ torch::nn::LayerNorm make_layer_norm(int64_t dim, double eps) {
   return torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps));
 }
 
-torch::Tensor layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x) {
-  return norm.forward(x.to(norm.weight.scalar_type()));
-}
-
 double lowest_value(torch::ScalarType dtype) {
   switch (dtype) {
     case torch::kHalf:
@@ -267,7 +263,9 @@ torch::Tensor split_heads(const torch::Tensor& x, int64_t heads) {
 }
 
 torch::Tensor attention_scores(const torch::Tensor& q, const torch::Tensor& k, double scale) {
-  return torch::matmul(q, k.transpose(-1, -2)) / scale;
+  // Scaling q (seq x head) is cheaper than scaling the scores (seq x seq); contiguous
+  // operands double the speed of torch 1.13's bf16 batched matmul.
+  return torch::matmul(q.contiguous() * (1.0 / scale), k.contiguous().transpose(-1, -2));
 }
 
 torch::Tensor attention_context(const torch::Tensor& probs, const torch::Tensor& v) {
@@ -279,11 +277,11 @@ ResidualOutputImpl::ResidualOutputImpl(const ResidualOutputOptions& options) {
   dense = register_module("dense",
                           make_linear(options.in_features, options.hidden_size, options.initializer_range));
   LayerNorm = register_module("LayerNorm", make_layer_norm(options.hidden_size, options.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(options.dropout));
+  dropout = register_module("dropout", Dropout(options.dropout));
 }
 
 torch::Tensor ResidualOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return layer_norm(*LayerNorm, dropout(dense(x)) + residual);
+  return apply_layer_norm(*LayerNorm, dropout(dense(x)) + residual);
 }
 
 IntermediateImpl::IntermediateImpl(int64_t hidden_size, int64_t intermediate_size, const std::string& activation,

@@ -17,6 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "models/dropout.h"
+#include "models/layers.h"
+
 namespace automm {
 namespace hf {
 
@@ -106,9 +109,8 @@ torch::nn::Linear make_linear(int64_t in, int64_t out, double std, bool bias = t
 torch::nn::Embedding make_embedding(int64_t count, int64_t dim, int64_t padding_idx, double std);
 torch::nn::LayerNorm make_layer_norm(int64_t dim, double eps);
 
-// LayerNorm in its weights' dtype: under CPU autocast a bf16 activation meets
-// fp32 norm weights, which torch 1.13's layer_norm rejects.
-torch::Tensor layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x);
+// Norms run through apply_layer_norm (models/layers.h), which handles autocast's
+// bf16 activations and bf16 inference weights.
 
 // The most negative finite value of a floating dtype (torch.finfo(dtype).min).
 double lowest_value(torch::ScalarType dtype);
@@ -146,7 +148,7 @@ class ResidualOutputImpl : public torch::nn::Module {
 
   torch::nn::Linear dense{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(ResidualOutput);
 

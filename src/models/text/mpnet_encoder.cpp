@@ -93,7 +93,7 @@ EmbeddingsImpl::EmbeddingsImpl(const MPNetConfig& config) {
       "position_embeddings",
       hf::make_embedding(config.max_position_embeddings, config.hidden_size, pad, config.initializer_range));
   LayerNorm = register_module("LayerNorm", hf::make_layer_norm(config.hidden_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.hidden_dropout_prob));
 }
 
 torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids) {
@@ -103,7 +103,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids) {
   auto is_token = input_ids.ne(pad).to(torch::kLong);                           // [batch, seq]
   auto positions = torch::cumsum(is_token, 1) * is_token + pad;                 // [batch, seq]
   auto embedded = word_embeddings(input_ids) + position_embeddings(positions);  // [batch, seq, hidden]
-  return dropout(hf::layer_norm(*LayerNorm, embedded));
+  return dropout(apply_layer_norm(*LayerNorm, embedded));
 }
 
 SelfAttentionImpl::SelfAttentionImpl(const MPNetConfig& config) : num_heads_(config.num_attention_heads) {
@@ -114,7 +114,7 @@ SelfAttentionImpl::SelfAttentionImpl(const MPNetConfig& config) : num_heads_(con
   k = register_module("k", linear());
   v = register_module("v", linear());
   o = register_module("o", linear());
-  dropout = register_module("dropout", torch::nn::Dropout(config.attention_probs_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.attention_probs_dropout_prob));
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& position_bias,
@@ -135,12 +135,12 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torc
 AttentionImpl::AttentionImpl(const MPNetConfig& config) {
   attn = register_module("attn", SelfAttention(config));
   LayerNorm = register_module("LayerNorm", hf::make_layer_norm(config.hidden_size, config.layer_norm_eps));
-  dropout = register_module("dropout", torch::nn::Dropout(config.hidden_dropout_prob));
+  dropout = register_module("dropout", Dropout(config.hidden_dropout_prob));
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& position_bias,
                                      const torch::Tensor& key_mask_bias) {
-  return hf::layer_norm(*LayerNorm, dropout(attn(hidden, position_bias, key_mask_bias)) + hidden);
+  return apply_layer_norm(*LayerNorm, dropout(attn(hidden, position_bias, key_mask_bias)) + hidden);
 }
 
 LayerImpl::LayerImpl(const MPNetConfig& config) {

@@ -79,7 +79,7 @@ class EmbeddingsImpl : public torch::nn::Module {
   torch::nn::Embedding word_embeddings{nullptr};
   torch::nn::Embedding position_embeddings{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Embeddings);
 
@@ -97,7 +97,7 @@ class SelfAttentionImpl : public torch::nn::Module {
   torch::nn::Linear k{nullptr};
   torch::nn::Linear v{nullptr};
   torch::nn::Linear o{nullptr};
-  torch::nn::Dropout dropout{nullptr};  // on the attention probabilities
+  Dropout dropout{nullptr};  // on the attention probabilities
 
  private:
   int64_t num_heads_;
@@ -114,7 +114,7 @@ class AttentionImpl : public torch::nn::Module {
 
   SelfAttention attn{nullptr};
   torch::nn::LayerNorm LayerNorm{nullptr};  // NOLINT: Hugging Face's name
-  torch::nn::Dropout dropout{nullptr};
+  Dropout dropout{nullptr};
 };
 TORCH_MODULE(Attention);
 
