@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <mutex>
 #include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -91,6 +93,41 @@ class AutocastScope {
   at::ScalarType previous_dtype_ = at::kBFloat16;
 };
 
+// Mixed-precision inference without torch 1.13's per-call weight casts: autocast
+// casts every Linear / convolution weight to bf16 at every forward call (its cache
+// lives for one autocast region). This keeps those casts (the values autocast
+// would compute) and swaps them into the modules for the duration of an inference
+// pass; they are made again only when a parameter changed (its version counter
+// moved, as an optimizer step does) or another net comes.
+class CastWeightCache {
+ public:
+  // While alive: `net`'s Linear and convolution weights and biases are `dtype`
+  // copies; the originals return when it ends. Holds the cache's lock.
+  class Scope {
+   public:
+    Scope(Scope&&) = default;
+    ~Scope();
+
+   private:
+    friend class CastWeightCache;
+    Scope(std::unique_lock<std::mutex> lock, std::vector<std::pair<torch::Tensor, torch::Tensor>> originals)
+        : lock_(std::move(lock)), originals_(std::move(originals)) {}
+    std::unique_lock<std::mutex> lock_;
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> originals_;  // parameter, its own data
+  };
+  Scope apply(torch::nn::Module& net, torch::Dtype dtype);
+  // How many times the copies were made (for tests).
+  int64_t builds() const { return builds_; }
+
+ private:
+  std::mutex mutex_;
+  std::vector<torch::Tensor> params_;
+  std::vector<uint32_t> versions_;
+  std::vector<torch::Tensor> copies_;
+  torch::Dtype dtype_ = torch::kBFloat16;
+  int64_t builds_ = 0;
+};
+
 // The forward pass as training and inference run it: under autocast for mixed
 // precision.
 NetOutput run_forward(MultiModalNet& net, const Batch& batch, const Placement& placement);
@@ -112,9 +149,11 @@ int64_t inference_batch_size(const Config& config);
 std::string checkpoint_file(const std::string& checkpoint_dir);
 
 // Logits (or, with features=true, the embeddings) for every row, in eval mode,
-// batched by per_gpu_batch_size * inference_batch_size_ratio.
+// batched by per_gpu_batch_size * inference_batch_size_ratio. Under mixed
+// precision the weights are cast once per call, or once while unchanged when a
+// `cache` lives across calls (a fitted predictor keeps one).
 torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, const Config& config,
-                             bool features = false);
+                             bool features = false, CastWeightCache* cache = nullptr);
 // The given rows of the inputs, moved to the device and dtype. With a
 // training_seed, training-time randomness (text augmentation, stochastic
 // chunks) applies, drawn from that seed so that any worker thread gives the

@@ -95,6 +95,44 @@ AutocastScope::~AutocastScope() {
   }
 }
 
+CastWeightCache::Scope::~Scope() {
+  for (auto& [param, data] : originals_) param.set_data(data);
+}
+
+CastWeightCache::Scope CastWeightCache::apply(torch::nn::Module& net, torch::Dtype dtype) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  // The parameters autocast casts at every call: Linear and convolution weights and biases.
+  std::vector<torch::Tensor> params;
+  for (const auto& module : net.modules(/*include_self=*/true)) {
+    if (!module->as<torch::nn::LinearImpl>() && !module->as<torch::nn::Conv1dImpl>() &&
+        !module->as<torch::nn::Conv2dImpl>() && !module->as<torch::nn::Conv3dImpl>())
+      continue;
+    for (const auto& p : module->parameters(/*recurse=*/false))
+      if (p.is_floating_point() && p.scalar_type() != dtype) params.push_back(p);
+  }
+  bool fresh = dtype == dtype_ && params.size() == params_.size();
+  for (size_t i = 0; fresh && i < params.size(); ++i)
+    fresh = params[i].is_same(params_[i]) && params[i]._version() == versions_[i];
+  if (!fresh) {
+    torch::NoGradGuard no_grad;
+    params_ = params;
+    dtype_ = dtype;
+    versions_.clear();
+    copies_.clear();
+    for (const auto& p : params) {
+      versions_.push_back(p._version());
+      copies_.push_back(p.detach().to(dtype));
+    }
+    ++builds_;
+  }
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> originals;
+  for (size_t i = 0; i < params.size(); ++i) {
+    originals.emplace_back(params[i], params[i].data());
+    params[i].set_data(copies_[i]);
+  }
+  return Scope(std::move(lock), std::move(originals));
+}
+
 NetOutput run_forward(MultiModalNet& net, const Batch& batch, const Placement& placement) {
   AutocastScope autocast(placement);
   return net->forward(batch);

@@ -116,10 +116,13 @@ Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Pl
 }
 
 torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, const Config& config,
-                             bool features) {
+                             bool features, CastWeightCache* cache) {
   const Placement placement = resolve_placement(config);
   const int64_t batch_size = inference_batch_size(config);
   torch::NoGradGuard no_grad;
+  CastWeightCache pass_cache;  // without a lasting cache: one cast per call, not per batch
+  std::optional<CastWeightCache::Scope> cast_weights;
+  if (placement.autocast) cast_weights.emplace((cache ? *cache : pass_cache).apply(*net, placement.autocast_dtype));
   const bool was_training = net->is_training();
   net->eval();
   std::vector<torch::Tensor> chunks;

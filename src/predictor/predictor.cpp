@@ -119,7 +119,7 @@ TabularTensors MultiModalPredictor::State::process(const Table& data, bool with_
 torch::Tensor MultiModalPredictor::State::logits(const Table& data) const {
   require_fitted("prediction");
   MultiModalNet model = net;
-  return predict_logits(model, process(data, false), config);
+  return predict_logits(model, process(data, false), config, /*features=*/false, &cast_weights);
 }
 
 MultiModalPredictor::MultiModalPredictor() : state_(std::make_unique<State>()) {}
@@ -396,7 +396,7 @@ std::map<std::string, double> MultiModalPredictor::evaluate(const Table& data,
   if (labelled.num_rows() == 0) throw std::invalid_argument(data.source + " has no labelled rows to evaluate");
   const TabularTensors tensors = s.process(labelled, true);
   MultiModalNet model = s.net;
-  const torch::Tensor logits = predict_logits(model, tensors, s.config);
+  const torch::Tensor logits = predict_logits(model, tensors, s.config, /*features=*/false, &s.cast_weights);
   std::map<std::string, double> scores;
   for (const auto& name : names) scores[name] = s.score(name, logits, tensors.labels);
   return scores;
@@ -406,7 +406,7 @@ torch::Tensor MultiModalPredictor::extract_embedding(const Table& data) const {
   const State& s = *state_;
   s.require_fitted("extract_embedding");
   MultiModalNet model = s.net;
-  return predict_logits(model, s.process(data, false), s.config, /*features=*/true);
+  return predict_logits(model, s.process(data, false), s.config, /*features=*/true, &s.cast_weights);
 }
 
 Json MultiModalPredictor::fit_summary() const {

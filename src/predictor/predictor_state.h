@@ -33,6 +33,8 @@ struct MultiModalPredictor::State {
   MultiModalNet net{nullptr};
   Json summary = Json::object();
   std::vector<LogRow> log;
+  // bf16 copies of the matmul weights for mixed-precision inference, made once.
+  mutable CastWeightCache cast_weights;
   // Set by load(path, resume=true): the unfinished fit's options; fit() continues it.
   Json resume_fit_options;
 
