@@ -3,10 +3,15 @@
 // Every figure is printed beside its baseline from the same run.
 //
 //   bash bench/run.sh            (unsets OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for itself)
+//
+// With --predict-dir DIR --predict-row FILE it instead loads the saved predictor
+// DIR once and prints one JSON line: the median latency of predict() on the
+// table in FILE (bench/tabular_peer.py compares it with eager PyTorch).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -16,6 +21,8 @@
 #include "automm/batch_loader.h"
 #include "automm/learner.h"
 #include "automm/optim.h"
+#include "automm/predictor.h"
+#include "automm/table.h"
 #include "bench_common.h"
 
 namespace {
@@ -87,9 +94,38 @@ double loading_time(int workers, int batches, double prepare_seconds, double com
   return seconds(start);
 }
 
+// The value after `flag` in argv, or "" when the flag is absent.
+std::string flag_value(int argc, char** argv, const std::string& flag) {
+  for (int i = 1; i + 1 < argc; ++i)
+    if (flag == argv[i]) return argv[i + 1];
+  return "";
+}
+
+// In-process latency of one predict() call on an already-loaded predictor: the
+// table is read once, so each call times preprocessing, forward and decoding.
+int predict_latency(const std::string& dir, const std::string& row_file, int iters) {
+  const auto load_start = Clock::now();
+  const automm::MultiModalPredictor predictor = automm::MultiModalPredictor::load(dir);
+  const double load_seconds = seconds(load_start);
+  const automm::Table rows = automm::read_table(row_file);
+  const int threads = automm::configure_threads();  // AUTOMM_NUM_THREADS / OMP_NUM_THREADS, else all cores
+  const double t = automm_bench::median_time(5, iters, [&] { predictor.predict(rows); });
+  const nlohmann::json line = {{"predict_ms", t * 1e3}, {"load_ms", load_seconds * 1e3},
+                               {"rows", rows.num_rows()}, {"iters", iters}, {"threads", threads}};
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string predict_dir = flag_value(argc, argv, "--predict-dir");
+  if (!predict_dir.empty()) {
+    const std::string row_file = flag_value(argc, argv, "--predict-row");
+    const std::string iters = flag_value(argc, argv, "--iters");
+    if (row_file.empty()) throw std::invalid_argument("--predict-dir needs --predict-row FILE");
+    return predict_latency(predict_dir, row_file, iters.empty() ? 200 : std::stoi(iters));
+  }
   const std::string json_path = argc > 1 ? argv[1] : "bench_engine.json";
   const int threads = automm::configure_threads();
   nlohmann::json report = {{"threads", threads}};

@@ -15,10 +15,11 @@
 // the matmul FLOPs of the architecture (training = 3x forward) against the GEMM
 // peak measured at the start of the same run (fp32 peak for fp32, bf16 peak for bf16).
 //
-//   bash bench/run.sh     (or: automm_bench_models OUT.json [--iters N] [--warmup W]
+//   bash bench/run.sh     (or: automm_bench_models OUT.json [--iters N] [--warmup W] [--rounds R]
 //                               [--threads T] [--models bert_base,electra_small,vit_b32,swin_t]
 //                               [--peer bench/models_peer.py] [--python /usr/bin/python3]
 //                               [--ort-js bench/ort_peer.js] [--node node])
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -230,6 +231,24 @@ std::vector<std::string> split(const std::string& s) {
   return parts;
 }
 
+std::string join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& part : parts) out += (out.empty() ? "" : ",") + part;
+  return out;
+}
+
+// The result with the median "ms" among those without an error (else the first error).
+json median_result(std::vector<json> results) {
+  std::vector<json> ok;
+  for (const auto& r : results)
+    if (r.is_object() && !r.contains("error") && r.contains("ms")) ok.push_back(r);
+  if (ok.empty()) return results.empty() ? json{{"error", "not run"}} : results.front();
+  std::sort(ok.begin(), ok.end(), [](const json& a, const json& b) { return a["ms"].get<double>() < b["ms"].get<double>(); });
+  json median = ok[ok.size() / 2];
+  median["rounds"] = ok.size();
+  return median;
+}
+
 double number(const json& j, const std::string& key) {
   return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : -1;
 }
@@ -246,7 +265,7 @@ std::string ratio_text(double a, double b) {
 int main(int argc, char** argv) {
   std::string json_path = "bench_models.json", peer, python = "/usr/bin/python3", ort_js, node = "node";
   std::string child_model, child_config, models_arg;
-  int iters = 5, warmup = 2, threads = static_cast<int>(std::thread::hardware_concurrency());
+  int iters = 5, warmup = 2, rounds = 1, threads = static_cast<int>(std::thread::hardware_concurrency());
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string {
@@ -255,6 +274,7 @@ int main(int argc, char** argv) {
     };
     if (arg == "--iters") iters = std::stoi(next());
     else if (arg == "--warmup") warmup = std::stoi(next());
+    else if (arg == "--rounds") rounds = std::max(1, std::stoi(next()));
     else if (arg == "--threads") threads = std::stoi(next());
     else if (arg == "--models") models_arg = next();
     else if (arg == "--peer") peer = next();
@@ -269,6 +289,7 @@ int main(int argc, char** argv) {
   }
   threads = std::max(threads, 1);
   torch::set_num_threads(threads);
+  automm::configure_allocator();  // as a fit does (configure_threads)
 
   if (!child_model.empty()) {
     json result;
@@ -296,50 +317,69 @@ int main(int argc, char** argv) {
   const ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
   if (len <= 0) throw std::runtime_error("cannot read /proc/self/exe");
   self[len] = 0;
+  // Each configuration runs as a C++ child and then a PyTorch child, --rounds times
+  // in alternation, and each side keeps its median: drifting load on a shared
+  // machine then falls on both sides alike.
   json cpp = json::object();
-  std::printf("%-14s %-13s %10s %11s %7s %9s\n", "C++ model", "config", "ms/call", "samples/s", "MFU", "RSS MiB");
+  json peer_report = {{"torch", json::object()}, {"ort", json::object()}};
+  std::printf("%-14s %-13s %10s %11s %7s %9s %10s %9s\n", "model", "config", "C++ ms", "samples/s", "MFU", "RSS MiB",
+              "torch ms", "RSS MiB");
+  const std::string common = " --iters " + std::to_string(iters) + " --warmup " + std::to_string(warmup) +
+                             " --threads " + std::to_string(threads);
   for (const auto& model : models) {
     const double fwd = forward_flops(model);
     cpp[model]["forward_gflop_per_sample"] = fwd / 1e9;
     for (const auto& config : kConfigs) {
-      json r = run_json_command(shell_quote(self) + " --child " + model + " " + config + " --iters " +
-                                std::to_string(iters) + " --warmup " + std::to_string(warmup) + " --threads " +
-                                std::to_string(threads));
+      std::vector<json> ours, theirs;
+      for (int round = 0; round < rounds; ++round) {
+        ours.push_back(run_json_command(shell_quote(self) + " --child " + model + " " + config + common));
+        if (!peer.empty())
+          theirs.push_back(run_json_command(shell_quote(python) + " " + shell_quote(peer) + " --child " + model + " " +
+                                            config + common));
+      }
+      json r = median_result(ours);
       if (!r.contains("error")) {
         const double flops = (config.rfind("train", 0) == 0 ? 3 : 1) * fwd * r["samples_per_s"].get<double>();
         r["mfu"] = flops / 1e9 / (config.find("bf16") != std::string::npos ? bf16_peak : fp32_peak);
-        std::printf("%-14s %-13s %10.2f %11.2f %6.1f%% %9.0f\n", model.c_str(), config.c_str(), r["ms"].get<double>(),
+        std::printf("%-14s %-13s %10.2f %11.2f %6.1f%% %9.0f", model.c_str(), config.c_str(), r["ms"].get<double>(),
                     r["samples_per_s"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_rss_mib"].get<double>());
       } else {
-        std::printf("%-14s %-13s FAILED: %s\n", model.c_str(), config.c_str(), r["error"].get<std::string>().c_str());
+        std::printf("%-14s %-13s FAILED: %s", model.c_str(), config.c_str(), r["error"].get<std::string>().c_str());
       }
+      if (!peer.empty()) {
+        const json t = median_result(theirs);
+        peer_report["torch"][model][config] = t;
+        if (t.contains("error")) std::printf("   torch FAILED: %s", t["error"].get<std::string>().c_str());
+        else std::printf(" %10.2f %9.0f", t["ms"].get<double>(), t["peak_rss_mib"].get<double>());
+      }
+      std::printf("\n");
       std::fflush(stdout);
       cpp[model][config] = r;
     }
   }
   report["cpp"] = cpp;
 
-  json peer_report = json::object();
-  if (!peer.empty()) {
-    const std::string peer_json = json_path + ".peer.json";
-    std::string command = shell_quote(python) + " " + shell_quote(peer) + " " + shell_quote(peer_json) + " --iters " +
-                          std::to_string(iters) + " --warmup " + std::to_string(warmup) + " --threads " +
-                          std::to_string(threads) + " --models " + (models_arg.empty() ? "bert_base,electra_small,vit_b32,swin_t" : models_arg);
-    if (!ort_js.empty()) command += " --ort-js " + shell_quote(ort_js) + " --node " + shell_quote(node);
+  if (!peer.empty() && !ort_js.empty()) {  // ONNX Runtime on the fp32 export, after the pairs
+    const std::string peer_json = json_path + ".ort.json";
+    const std::string command = shell_quote(python) + " " + shell_quote(peer) + " " + shell_quote(peer_json) +
+                                common + " --models " + join(models) + " --ort-only --ort-js " +
+                                shell_quote(ort_js) + " --node " + shell_quote(node);
     std::printf("\n");
     std::fflush(stdout);
     const int rc = std::system(command.c_str());
     std::ifstream in(peer_json);
+    json ort_report;
     if (rc != 0 || !in) {
-      std::printf("peer failed (exit status %d)\n", rc);
+      std::printf("ONNX Runtime peer failed (exit status %d)\n", rc);
     } else {
-      in >> peer_report;
+      in >> ort_report;
+      peer_report["ort"] = ort_report.value("ort", json::object());
     }
   }
   report["peers"] = peer_report;
 
   // Ratios: speed = peer ms / C++ ms (> 1: C++ faster); memory = C++ RSS / peer RSS (< 1: C++ smaller).
-  if (!peer_report.empty()) {
+  if (!peer.empty()) {
     const json& torch_r = peer_report.value("torch", json::object());
     const json& ort_r = peer_report.value("ort", json::object());
     json ratios = json::object();

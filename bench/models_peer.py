@@ -18,7 +18,10 @@ Configurations (each in a fresh child process; peak RSS = ru_maxrss of it):
 
 Usage: models_peer.py OUT.json [--iters N] [--warmup W] [--threads T]
                       [--models bert_base,electra_small,vit_b32,swin_t]
-                      [--ort-js bench/ort_peer.js] [--node node]
+                      [--ort-js bench/ort_peer.js] [--node node] [--ort-only]
+       models_peer.py --child MODEL CONFIG [--iters N] [--warmup W] [--threads T]
+(automm_bench_models runs the --child form beside each of its own configurations,
+then this script with --ort-only for ONNX Runtime.)
 Writes {"torch": {model: {config: {...}}}, "ort": {model: {...}}}; a failing
 configuration records {"error": ...} and the run goes on.
 """
@@ -209,6 +212,8 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--ort-js", default="")
     parser.add_argument("--node", default="node")
+    parser.add_argument("--ort-only", action="store_true",
+                        help="only the ONNX Runtime runs (automm_bench_models runs the torch children itself)")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "CONFIG"))
     parser.add_argument("--export", nargs=2, metavar=("MODEL", "PATH"))
     args = parser.parse_args()
@@ -224,11 +229,12 @@ def main():
         return
 
     models = [m for m in args.models.split(",") if m]
-    print(f"PyTorch {torch.__version__} eager peer ({args.threads} intra-op threads)")
-    print(f"{'torch model':<14} {'config':<13} {'ms/call':>10} {'samples/s':>11} {'RSS MiB':>9}")
+    if not args.ort_only:
+        print(f"PyTorch {torch.__version__} eager peer ({args.threads} intra-op threads)")
+        print(f"{'torch model':<14} {'config':<13} {'ms/call':>10} {'samples/s':>11} {'RSS MiB':>9}")
     report = {"threads": args.threads, "torch_version": torch.__version__,
               "peak_rss_method": "ru_maxrss of a fresh child process per configuration", "torch": {}, "ort": {}}
-    for model in models:
+    for model in models if not args.ort_only else []:
         report["torch"][model] = {}
         for config in CONFIGS:
             r = run_self(args, ["--child", model, config])

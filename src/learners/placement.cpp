@@ -1,4 +1,8 @@
+#include <malloc.h>
+
 #include <cstdlib>
+#include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -8,7 +12,16 @@
 
 namespace automm {
 
+void configure_allocator() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+  });
+}
+
 int configure_threads(int64_t work_per_step) {
+  configure_allocator();
   constexpr int64_t kSmallWork = 20'000'000;
   int threads = work_per_step >= 0 && work_per_step < kSmallWork
                     ? 1

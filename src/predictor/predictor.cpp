@@ -116,8 +116,15 @@ TabularTensors MultiModalPredictor::State::process(const Table& data, bool with_
   return out;
 }
 
+void MultiModalPredictor::State::configure_inference_threads(int64_t rows) const {
+  int64_t num_parameters = 0;
+  for (const auto& p : net->parameters()) num_parameters += p.numel();
+  configure_threads(num_parameters * std::clamp<int64_t>(rows, 1, inference_batch_size(config)));
+}
+
 torch::Tensor MultiModalPredictor::State::logits(const Table& data) const {
   require_fitted("prediction");
+  configure_inference_threads(static_cast<int64_t>(data.num_rows()));
   MultiModalNet model = net;
   return predict_logits(model, process(data, false), config, /*features=*/false, &cast_weights);
 }
@@ -395,6 +402,7 @@ std::map<std::string, double> MultiModalPredictor::evaluate(const Table& data,
   if (dropped) s.warn(std::to_string(dropped) + " rows without a label were skipped");
   if (labelled.num_rows() == 0) throw std::invalid_argument(data.source + " has no labelled rows to evaluate");
   const TabularTensors tensors = s.process(labelled, true);
+  s.configure_inference_threads(tensors.rows);
   MultiModalNet model = s.net;
   const torch::Tensor logits = predict_logits(model, tensors, s.config, /*features=*/false, &s.cast_weights);
   std::map<std::string, double> scores;
@@ -405,6 +413,7 @@ std::map<std::string, double> MultiModalPredictor::evaluate(const Table& data,
 torch::Tensor MultiModalPredictor::extract_embedding(const Table& data) const {
   const State& s = *state_;
   s.require_fitted("extract_embedding");
+  s.configure_inference_threads(static_cast<int64_t>(data.num_rows()));
   MultiModalNet model = s.net;
   return predict_logits(model, s.process(data, false), s.config, /*features=*/true, &s.cast_weights);
 }
