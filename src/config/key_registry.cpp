@@ -189,7 +189,7 @@ void add_model_keys(Builder& b) {
   // hf_text
   b.add("model.hf_text.checkpoint_name", K::kString, "google/electra-base-discriminator",
         "Hugging Face id (cache, else download), local folder, local:// path, or scratch:bert-tiny / "
-        "bert-mini / bert-small / bert-medium (random weights, vocabulary from the training text).");
+        "bert-mini / bert-small / bert-medium / bert-base (random weights, vocabulary from the training text).");
   b.choice("model.hf_text.pooling_mode", "cls", {"cls", "mean"}, "Text pooling: first token or masked mean.");
   b.choice("model.hf_text.tokenizer_name", "hf_auto", {"hf_auto", "bert", "electra", "clip"},
            "Tokenizer: hf_auto picks by the checkpoint's files; bert / electra need a WordPiece vocabulary.");

@@ -50,8 +50,9 @@ struct MultiModalPredictor::State {
   // With data.image.missing_value_strategy = skip: the rows whose images all
   // decode (every row otherwise); `what` names the table in the warning.
   Table rows_with_readable_images(const Table& data, const std::string& what) const;
-  // Intra-op threads for inference on `rows` rows (configure_threads on the
-  // parameters times the rows in a batch: tiny tabular nets run on one thread).
+  // Intra-op threads for inference on `rows` rows: every core for text and image
+  // models, else configure_threads on the parameters times the rows in a batch
+  // (tiny tabular nets run on one thread).
   void configure_inference_threads(int64_t rows) const;
   // Logits for the table's rows.
   torch::Tensor logits(const Table& data) const;

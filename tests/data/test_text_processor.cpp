@@ -156,6 +156,11 @@ TEST(ScratchCheckpoint, WritesAHuggingFaceFolderOfTheNamedSize) {
   EXPECT_EQ(config.at("hidden_size"), 256);
   EXPECT_TRUE(is_scratch_checkpoint(config));
   EXPECT_EQ(TextTokenizer::from_folder(dir.file("mini")).kind(), "wordpiece");
+  write_scratch_checkpoint("scratch:bert-base", {"some text"}, dir.file("base"));
+  const nlohmann::json base = nlohmann::json::parse(std::ifstream(dir.file("base/config.json")));
+  EXPECT_EQ(base.at("num_hidden_layers"), 12);
+  EXPECT_EQ(base.at("hidden_size"), 768);
+  EXPECT_EQ(base.at("num_attention_heads"), 12);
   EXPECT_THROW(write_scratch_checkpoint("scratch:bert-huge", {}, dir.file("huge")), std::invalid_argument);
 }
 

@@ -26,6 +26,7 @@ const std::map<std::string, ScratchSize>& scratch_sizes() {
       {"bert-mini", {4, 256, 4}},
       {"bert-small", {4, 512, 8}},
       {"bert-medium", {8, 512, 8}},
+      {"bert-base", {12, 768, 12}},
   };
   return sizes;
 }

@@ -1,7 +1,7 @@
 // Text checkpoints made from scratch, for when no pretrained model can be had:
 // model.hf_text.checkpoint_name "scratch:bert-tiny" (2 layers, hidden 128),
-// "scratch:bert-mini" (4, 256), "scratch:bert-small" (4, 512) or
-// "scratch:bert-medium" (8, 512), with random weights and a WordPiece
+// "scratch:bert-mini" (4, 256), "scratch:bert-small" (4, 512),
+// "scratch:bert-medium" (8, 512) or "scratch:bert-base" (12, 768), with random weights and a WordPiece
 // vocabulary learned from the training text. Only ever chosen explicitly.
 #pragma once
 
