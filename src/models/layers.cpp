@@ -27,6 +27,13 @@ torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tens
   return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
 }
 
+torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x) {
+  if (x.dim() <= 2 || !linear.bias.defined()) return linear.forward(x);
+  auto sizes = x.sizes().vec();
+  sizes.back() = linear.weight.size(0);
+  return torch::addmm(linear.bias, x.reshape({-1, x.size(-1)}), linear.weight.t()).view(sizes);
+}
+
 MlpOptions mlp_options_from(const Config& config, const std::string& base, int64_t in_features) {
   const std::string prefix = "model." + base + ".";
   MlpOptions options;

@@ -17,6 +17,10 @@ torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
 // weights (a model cast for inference) are normalized in fp32, which is faster.
 torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x);
 
+// linear(x) for x of any rank >= 2 as one addmm on x viewed as a matrix: torch
+// 1.13's linear runs a rank-3 input as mm + a separate bias add.
+torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x);
+
 struct MlpOptions {
   int64_t in_features = 0;
   int64_t hidden_features = 0;

@@ -36,7 +36,7 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return fc2_->forward(torch::gelu(fc1_->forward(x)));
+  return apply_linear(*fc2_, torch::gelu(apply_linear(*fc1_, x)));
 }
 
 AttentionImpl::AttentionImpl(int64_t dim, int64_t num_heads) : num_heads_(num_heads) {
@@ -52,7 +52,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
   const int64_t head_dim = dim / num_heads_;
   // [batch, tokens, 3 * dim] -> [3, batch, heads, tokens, head_dim]
-  auto qkv = qkv_->forward(x).reshape({batch, tokens, 3, num_heads_, head_dim}).permute({2, 0, 3, 1, 4});
+  auto qkv = apply_linear(*qkv_, x).reshape({batch, tokens, 3, num_heads_, head_dim}).permute({2, 0, 3, 1, 4});
   auto q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(head_dim)));
   auto scores = torch::matmul(q, qkv[1].transpose(-2, -1));  // [batch, heads, tokens, tokens]
   if (bias.defined()) {
@@ -61,7 +61,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
                  .view({batch, num_heads_, tokens, tokens});
   }
   auto context = torch::matmul(torch::softmax(scores, -1), qkv[2]);  // [batch, heads, tokens, head_dim]
-  return proj_->forward(context.transpose(1, 2).reshape({batch, tokens, dim}));
+  return apply_linear(*proj_, context.transpose(1, 2).reshape({batch, tokens, dim}));
 }
 
 torch::nn::LayerNorm make_norm(int64_t dim, double eps) { return hf::make_layer_norm(dim, eps); }

@@ -177,9 +177,9 @@ SelfAttentionImpl::SelfAttentionImpl(const BertConfig& config)
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& mask_bias) {
-  auto q = hf::split_heads(query(hidden), num_heads);  // [batch, heads, seq, head]
-  auto k = hf::split_heads(key(hidden), num_heads);
-  auto v = hf::split_heads(value(hidden), num_heads);
+  auto q = hf::split_heads(apply_linear(*query, hidden), num_heads);  // [batch, heads, seq, head]
+  auto k = hf::split_heads(apply_linear(*key, hidden), num_heads);
+  auto v = hf::split_heads(apply_linear(*value, hidden), num_heads);
   auto scores = hf::attention_scores(q, k, std::sqrt(static_cast<double>(head_size)));  // [batch, heads, seq, seq]
   if (mask_bias.defined()) scores = scores + mask_bias;  // padded keys -> lowest value
   return hf::attention_context(dropout(torch::softmax(scores, -1)), v);  // [batch, seq, hidden]
@@ -199,7 +199,9 @@ IntermediateImpl::IntermediateImpl(const BertConfig& config) : activation(parse_
                           make_linear(config.hidden_size, config.intermediate_size, config.initializer_range));
 }
 
-torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return activate(activation, dense(hidden)); }
+torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) {
+  return activate(activation, apply_linear(*dense, hidden));
+}
 
 // --- Layers ----------------------------------------------------------------------------
 
@@ -268,7 +270,7 @@ torch::Tensor BertEncoderImpl::forward(const torch::Tensor& input_ids_in, const 
   }
 
   auto hidden = embeddings_(ids, token_types, position_ids);  // [batch, seq, embedding]
-  if (embeddings_project_) hidden = embeddings_project_(hidden);  // [batch, seq, hidden]
+  if (embeddings_project_) hidden = apply_linear(*embeddings_project_, hidden);  // [batch, seq, hidden]
 
   torch::Tensor mask;  // [batch, seq], 1 = token
   if (attention_mask_in.defined()) {

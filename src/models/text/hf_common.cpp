@@ -281,7 +281,7 @@ ResidualOutputImpl::ResidualOutputImpl(const ResidualOutputOptions& options) {
 }
 
 torch::Tensor ResidualOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
-  return apply_layer_norm(*LayerNorm, dropout(dense(x)) + residual);
+  return apply_layer_norm(*LayerNorm, dropout(apply_linear(*dense, x)) + residual);
 }
 
 IntermediateImpl::IntermediateImpl(int64_t hidden_size, int64_t intermediate_size, const std::string& activation,
@@ -290,7 +290,7 @@ IntermediateImpl::IntermediateImpl(int64_t hidden_size, int64_t intermediate_siz
   dense = register_module("dense", make_linear(hidden_size, intermediate_size, initializer_range));
 }
 
-torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return activation_(dense(hidden)); }
+torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return activation_(apply_linear(*dense, hidden)); }
 
 // --- state dicts -------------------------------------------------------------------------
 
