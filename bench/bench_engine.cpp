@@ -7,6 +7,12 @@
 // With --predict-dir DIR --predict-row FILE it instead loads the saved predictor
 // DIR once and prints one JSON line: the median latency of predict() on the
 // table in FILE (bench/tabular_peer.py compares it with eager PyTorch).
+//
+// With --tokenize-dir DIR --tokenize-input FILE [--iters N] it instead loads the
+// tokenizer of the Hugging Face folder DIR as text models do, and prints one JSON
+// line: the single-thread throughput of encoding every sentence of FILE (one JSON
+// string a line) and a checksum of the ids (bench/tokenize_peer.js compares both
+// with Hugging Face's tokenizers library).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +30,8 @@
 #include "automm/predictor.h"
 #include "automm/table.h"
 #include "bench_common.h"
+// automm_bench is not given src/ as an include path; the tokenizer is internal.
+#include "data/text/text_tokenizer.h"
 
 namespace {
 
@@ -116,9 +124,42 @@ int predict_latency(const std::string& dir, const std::string& row_file, int ite
   return 0;
 }
 
+// Encoding throughput without special tokens, on this thread only: the text
+// processor tokenizes a table's rows one after another.
+int tokenize_throughput(const std::string& dir, const std::string& input_file, int iters) {
+  const automm::TextTokenizer tokenizer = automm::TextTokenizer::from_folder(dir);
+  std::ifstream in(input_file);
+  if (!in) throw std::runtime_error("--tokenize-input: cannot read " + input_file);
+  std::vector<std::string> sentences;
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) sentences.push_back(nlohmann::json::parse(line).get<std::string>());
+  int64_t tokens = 0, checksum = 0;
+  const double t = automm_bench::median_time(1, iters, [&] {
+    tokens = checksum = 0;  // the sums also keep the work from being optimized away
+    for (const std::string& sentence : sentences) {
+      const std::vector<int64_t> ids = tokenizer.encode(sentence);
+      tokens += static_cast<int64_t>(ids.size());
+      for (int64_t id : ids) checksum += id;
+    }
+  });
+  const double n = static_cast<double>(sentences.size());
+  const nlohmann::json line = {{"tokenizer", tokenizer.kind()}, {"sentences", sentences.size()},
+                               {"tokens", tokens}, {"checksum", checksum}, {"seconds", t},
+                               {"sentences_per_s", n / t}, {"tokens_per_s", tokens / t}, {"iters", iters}};
+  std::printf("%s\n", line.dump().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  const std::string tokenize_dir = flag_value(argc, argv, "--tokenize-dir");
+  if (!tokenize_dir.empty()) {
+    const std::string input_file = flag_value(argc, argv, "--tokenize-input");
+    const std::string iters = flag_value(argc, argv, "--iters");
+    if (input_file.empty()) throw std::invalid_argument("--tokenize-dir needs --tokenize-input FILE");
+    return tokenize_throughput(tokenize_dir, input_file, iters.empty() ? 5 : std::stoi(iters));
+  }
   const std::string predict_dir = flag_value(argc, argv, "--predict-dir");
   if (!predict_dir.empty()) {
     const std::string row_file = flag_value(argc, argv, "--predict-row");

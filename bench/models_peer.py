@@ -15,6 +15,7 @@ Configurations (each in a fresh child process; peak RSS = ru_maxrss of it):
   train_fp32 / train_bf16   batch 8, forward + cross-entropy + backward + AdamW
                             (bf16: torch.autocast("cpu", torch.bfloat16) around forward)
   infer{1,32}_{fp32,bf16}   inference_mode, bf16 = model and image inputs in bf16
+  infer1_mixed              inference_mode under torch.autocast("cpu", torch.bfloat16), fp32 weights
 
 Usage: models_peer.py OUT.json [--iters N] [--warmup W] [--threads T]
                       [--models bert_base,electra_small,vit_b32,swin_t]
@@ -35,7 +36,7 @@ import sys
 import tempfile
 import time
 
-CONFIGS = ["train_fp32", "train_bf16", "infer1_fp32", "infer1_bf16", "infer32_fp32", "infer32_bf16"]
+CONFIGS = ["train_fp32", "train_bf16", "infer1_fp32", "infer1_bf16", "infer1_mixed", "infer32_fp32", "infer32_bf16"]
 MODELS = ["bert_base", "electra_small", "vit_b32", "swin_t"]
 SEQ = 128
 TRAIN_BATCH = 8
@@ -80,7 +81,10 @@ def make_model(model):
                 x = self.dropout(self.norm(self.word(input_ids) + self.position(positions)
                                            + self.token_type(token_type_ids)))
                 if self.project is not None:
-                    x = self.project(x)
+                    # Under autocast the projection answers in bf16; the encoder's fused
+                    # inference path then meets fp32 weights and fails. The residual stream
+                    # stays in the weights' dtype, as type promotion would make it.
+                    x = self.project(x).to(self.norm.weight.dtype)
                 return self.head(self.encoder(x)[:, 0])
 
         net = TextClassifier()
@@ -162,11 +166,26 @@ def run_child(model, config, warmup, iters):
     else:
         batch = 1 if config.startswith("infer1_") else 32
         net.eval()
+        mixed = "mixed" in config  # bf16 autocast over fp32 weights, as AutoMM predicts in bf16-mixed
         if bf16:
             net = net.to(torch.bfloat16)
+        if mixed:
+            extra["layer_norms_made_fp32"] = fp32_layer_norms(net)
+            # TransformerEncoderLayer's fused inference path ignores CPU autocast and fails
+            # on bf16 activations with fp32 weights; this flag is one of its conditions
+            # (the unfused path still applies the layer's gelu). torchvision's ViT goes
+            # through MultiheadAttention's fused path, which has no such switch: it fails.
+            for module in net.modules():
+                if isinstance(module, torch.nn.TransformerEncoderLayer):
+                    module.activation_relu_or_gelu = 0
         x = inputs(batch, torch.bfloat16 if bf16 else torch.float32)
+
+        def forward():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mixed):
+                return net(*x)
+
         with torch.inference_mode():
-            t = median_time(warmup, iters, lambda: net(*x))
+            t = median_time(warmup, iters, forward)
     return {"ms": t * 1e3, "batch": batch, "samples_per_s": batch / t,
             "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, **extra}
 

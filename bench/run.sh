@@ -26,3 +26,10 @@ env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE ./build/automm_bench_models runs/be
 echo
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/tabular_peer.py runs/bench/tabular.json \
   --automm ./build/automm --bench ./build/automm_bench
+echo
+# One-row predict of saved scratch BERT-base text predictors (fp32, bf16-mixed) against the bare C++ and PyTorch forwards.
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE /usr/bin/python3 bench/text_predict.py runs/bench/text_predict.json \
+  --automm ./build/automm --bench ./build/automm_bench --bench-models ./build/automm_bench_models
+echo
+# Tokenization throughput per core against Hugging Face's tokenizers (node binding).
+env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE node bench/tokenize_peer.js runs/bench/tokenize.json --bench ./build/automm_bench
