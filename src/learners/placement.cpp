@@ -36,7 +36,8 @@ int configure_threads(int64_t work_per_step) {
     }
   }
   threads = std::max(threads, 1);
-  torch::set_num_threads(threads);
+  // Setting the count rebuilds LibTorch's thread pools (milliseconds): only on a change.
+  if (torch::get_num_threads() != threads) torch::set_num_threads(threads);
   return threads;
 }
 
