@@ -356,7 +356,8 @@ int main(int argc, char** argv) {
       json r = median_result(ours);
       if (!r.contains("error")) {
         const double flops = (config.rfind("train", 0) == 0 ? 3 : 1) * fwd * r["samples_per_s"].get<double>();
-        r["mfu"] = flops / 1e9 / (config.find("bf16") != std::string::npos ? bf16_peak : fp32_peak);
+        const bool bf16_matmuls = config.find("bf16") != std::string::npos || config.find("mixed") != std::string::npos;
+        r["mfu"] = flops / 1e9 / (bf16_matmuls ? bf16_peak : fp32_peak);
         std::printf("%-14s %-13s %10.2f %11.2f %6.1f%% %9.0f", model.c_str(), config.c_str(), r["ms"].get<double>(),
                     r["samples_per_s"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_rss_mib"].get<double>());
       } else {
