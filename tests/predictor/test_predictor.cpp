@@ -353,6 +353,29 @@ TEST(PredictorSave, FailedSaveLeavesWhatWasThere) {
   EXPECT_EQ(read_file(dir.file("a_file")), "x");
 }
 
+// Predictors saved before the word-wise digest recorded "weights_digest", a
+// byte-wise FNV-1a of model.pt: they still load, and a damaged file still fails.
+TEST(PredictorLoad, AcceptsTheByteWiseDigestOfEarlierSaves) {
+  TempDir dir;
+  MultiModalPredictor predictor(quick_options(dir.file("p")));
+  predictor.fit(make_tabular_table(200, 1));
+  const std::string weights = read_file(dir.file("p/model.pt"));
+  uint64_t hash = 1469598103934665603ULL;
+  for (unsigned char c : weights) hash = (hash ^ c) * 1099511628211ULL;
+  char digest[17];
+  std::snprintf(digest, sizeof digest, "%016llx", static_cast<unsigned long long>(hash));
+  Json meta = Json::parse(read_file(dir.file("p/predictor.json")));
+  ASSERT_TRUE(meta.contains("weights_digest_fnv1a64_words"));
+  meta.erase("weights_digest_fnv1a64_words");
+  meta["weights_digest"] = digest;
+  automm::testing::write_file(dir.file("p/predictor.json"), meta.dump());
+  const Table rows = make_tabular_table(20, 2);
+  EXPECT_TRUE(torch::equal(MultiModalPredictor::load(dir.file("p")).predict_proba(rows), predictor.predict_proba(rows)));
+  meta["weights_digest"] = "0000000000000000";
+  automm::testing::write_file(dir.file("p/predictor.json"), meta.dump());
+  EXPECT_NE(error_of([&] { MultiModalPredictor::load(dir.file("p")); }).find("corrupted"), std::string::npos);
+}
+
 TEST(PredictorLoad, CorruptedOrForeignFoldersGetClearErrors) {
   TempDir dir;
   MultiModalPredictor predictor(quick_options(dir.file("p")));
