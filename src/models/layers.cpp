@@ -14,17 +14,23 @@ torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x) 
   throw std::invalid_argument("unknown activation '" + name + "'; known: leaky_relu, relu, gelu, tanh");
 }
 
-torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x) {
-  const auto dtype = norm.weight.scalar_type();
-  if ((dtype == torch::kBFloat16 || dtype == torch::kHalf) && norm.options.elementwise_affine()) {
+torch::Tensor layer_norm_in_weight_dtype(const torch::Tensor& x, const torch::Tensor& weight,
+                                         const torch::Tensor& bias, double eps) {
+  const auto dtype = weight.scalar_type();
+  const std::vector<int64_t> shape = weight.sizes().vec();
+  if (dtype == torch::kBFloat16 || dtype == torch::kHalf) {
     // torch 1.13's CPU layer_norm in bf16 / fp16 is several times slower than in
     // fp32 (bf16 models for inference): normalize in fp32, answer in the weights' dtype.
-    const auto& o = norm.options;
-    return torch::layer_norm(x.to(torch::kFloat32), o.normalized_shape(), norm.weight.to(torch::kFloat32),
-                             norm.bias.to(torch::kFloat32), o.eps())
-        .to(dtype);
+    const auto bias32 = bias.defined() ? bias.to(torch::kFloat32) : bias;
+    return torch::layer_norm(x.to(torch::kFloat32), shape, weight.to(torch::kFloat32), bias32, eps).to(dtype);
   }
-  return norm.forward(x.scalar_type() == dtype ? x : x.to(dtype));
+  return torch::layer_norm(x.scalar_type() == dtype ? x : x.to(dtype), shape, weight, bias, eps);
+}
+
+torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x) {
+  const auto& o = norm.options;
+  if (!o.elementwise_affine()) return norm.forward(x);
+  return layer_norm_in_weight_dtype(x, norm.weight, norm.bias, o.eps());
 }
 
 torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x) {

@@ -16,6 +16,10 @@ torch::Tensor apply_activation(const std::string& name, const torch::Tensor& x);
 // meets fp32 norm weights, which torch 1.13's layer_norm rejects; bf16 / fp16
 // weights (a model cast for inference) are normalized in fp32, which is faster.
 torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tensor& x);
+// The same over x's last dimension for norms that keep their own weight and bias
+// (timm's LayerNorm2d, MetaFormer norms); `bias` may be undefined.
+torch::Tensor layer_norm_in_weight_dtype(const torch::Tensor& x, const torch::Tensor& weight,
+                                         const torch::Tensor& bias, double eps);
 
 // linear(x) for x of any rank >= 2 as one addmm on x viewed as a matrix: torch
 // 1.13's linear runs a rank-3 input as mm + a separate bias add.

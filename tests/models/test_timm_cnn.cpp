@@ -27,6 +27,7 @@
 #include "automm_test_paths.h"
 #endif
 
+#include "automm/learner.h"
 #include "automm/weights_io.h"
 #include "test_util.h"
 #include "models/image/image_encoder.h"
@@ -239,6 +240,35 @@ std::set<std::string> timm_resnet18_keys() {
     }
   }
   return keys;
+}
+
+// env.precision bf16-mixed (the CPU default) and bf16-true: every CNN runs under
+// bf16 autocast and with bf16 weights, close to its fp32 logits. ConvNeXt's
+// channels-last norms once failed here: torch 1.13's layer_norm rejects a bf16
+// input with fp32 weights.
+TEST(TimmCnnPrecision, EveryModelRunsUnderBf16AutocastAndInBf16) {
+  for (const std::string name : {"resnet18", "convnext_tiny", "mobilenetv3_large_100"}) {
+    SCOPED_TRACE(name);
+    torch::manual_seed(0);
+    auto model = make_image_encoder(name, 5);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const auto images = torch::randn({2, 3, 64, 64});
+    const auto fp32 = model->forward(images);
+    Placement mixed;
+    mixed.autocast = true;
+    torch::Tensor autocast_logits;
+    const std::string message = error_of([&] {
+      AutocastScope autocast(mixed);
+      autocast_logits = model->forward(images);
+    });
+    ASSERT_TRUE(message.empty()) << message;
+    const double scale = fp32.abs().max().item<double>() + 1e-6;
+    EXPECT_LT(max_abs_diff(autocast_logits.to(torch::kFloat32), fp32), 0.1 * scale + 0.05);
+    model->to(torch::kBFloat16);
+    const auto bf16 = model->forward(images.to(torch::kBFloat16));
+    EXPECT_LT(max_abs_diff(bf16.to(torch::kFloat32), fp32), 0.1 * scale + 0.05);
+  }
 }
 
 TEST(TimmResNet, ResNet18NamesAreTimms) {

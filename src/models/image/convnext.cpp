@@ -8,6 +8,7 @@
 
 #include "models/image/image_encoder.h"
 #include "models/image/timm_layers.h"
+#include "models/layers.h"
 
 namespace automm {
 namespace {
@@ -44,7 +45,7 @@ class ConvNeXtBlockImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& x) {                // [B, dim, H, W] -> same
     auto y = conv_dw_->forward(x).permute({0, 2, 3, 1});         // [B, H, W, dim]
-    y = mlp_->forward(norm_->forward(y)).permute({0, 3, 1, 2});  // [B, dim, H, W]
+    y = mlp_->forward(apply_layer_norm(*norm_, y)).permute({0, 3, 1, 2});  // [B, dim, H, W]
     return x + y * gamma_.view({1, -1, 1, 1});
   }
 

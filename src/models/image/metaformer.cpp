@@ -41,11 +41,8 @@ class NormImpl : public torch::nn::Module {
   }
 
   torch::Tensor forward(const torch::Tensor& x) {
-    // In the weights' dtype: under CPU autocast a bf16 activation meets fp32
-    // weights, which torch 1.13's layer_norm rejects.
-    auto y = x.to(weight_.scalar_type());
-    if (channels_first_) y = y.permute({0, 2, 3, 1});  // [B, H, W, C]
-    y = torch::layer_norm(y, {weight_.size(0)}, weight_, bias_, kNormEps);
+    auto y = channels_first_ ? x.permute({0, 2, 3, 1}) : x;  // [B, H, W, C]
+    y = layer_norm_in_weight_dtype(y, weight_, bias_, kNormEps);
     return channels_first_ ? y.permute({0, 3, 1, 2}) : y;
   }
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "models/image/transformer_layers.h"
+#include "models/layers.h"
 #include "models/text/hf_common.h"
 
 namespace automm {
@@ -47,7 +48,7 @@ LayerNorm2dImpl::LayerNorm2dImpl(int64_t channels, double eps) : eps_(eps) {
 
 torch::Tensor LayerNorm2dImpl::forward(const torch::Tensor& x) {
   // Normalize channels last ([B, H, W, C]), as timm and torchvision do.
-  auto y = torch::layer_norm(x.permute({0, 2, 3, 1}), {weight_.size(0)}, weight_, bias_, eps_);
+  auto y = layer_norm_in_weight_dtype(x.permute({0, 2, 3, 1}), weight_, bias_, eps_);
   return y.permute({0, 3, 1, 2});
 }
 
