@@ -24,9 +24,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "automm/batch_loader.h"
-#include "automm/learner.h"
-#include "automm/optim.h"
+#include "learners/batch_loader.h"
+#include "learners/trainer.h"
+#include "optim/losses.h"
+#include "optim/optim.h"
 #include "automm/predictor.h"
 #include "automm/table.h"
 #include "bench_common.h"
@@ -49,12 +50,14 @@ automm::ModelContext bench_context() {
   return context;
 }
 
-automm::TabularTensors bench_data(int64_t rows) {
-  automm::TabularTensors data;
+automm::Dataset bench_data(int64_t rows) {
+  using automm::TabularInputs;
+  automm::Dataset data;
   data.rows = rows;
-  data.numerical = torch::randn({rows, 16});
-  data.categorical = torch::randint(0, 8, {rows, 4}, torch::kInt64);
-  data.labels = torch::randint(0, 2, {rows}, torch::kInt64);
+  data.inputs = {std::make_shared<TabularInputs>(TabularInputs::Kind::kNumerical, torch::randn({rows, 16})),
+                 std::make_shared<TabularInputs>(TabularInputs::Kind::kCategorical,
+                                                 torch::randint(0, 8, {rows, 4}, torch::kInt64))};
+  data.targets.dense["label"] = torch::randint(0, 2, {rows}, torch::kInt64);
   return data;
 }
 
@@ -70,12 +73,12 @@ double step_time(const std::string& precision, int64_t batch_size) {
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : net->named_parameters()) named.emplace_back(item.key(), item.value());
   auto optimizer = automm::make_optimizer(automm::make_parameter_groups(named, config), config);
-  const automm::TabularTensors data = bench_data(batch_size);
+  const automm::Dataset data = bench_data(batch_size);
   const auto rows = torch::arange(batch_size, torch::kInt64);
-  const automm::Batch batch = automm::make_batch(data, rows, placement);
+  const automm::Batch batch = automm::make_batch(data, rows, placement.batch());
   auto step = [&] {
     auto out = automm::run_forward(net, batch, placement);
-    auto loss = automm::task_loss(out.logits.to(torch::kFloat32), data.labels, automm::ProblemType::kBinary, config);
+    auto loss = automm::classification_loss(out.logits.to(torch::kFloat32), batch.targets.at("label"), config);
     loss.backward();
     optimizer->step();
     automm::clear_gradients(*optimizer);
@@ -116,7 +119,7 @@ int predict_latency(const std::string& dir, const std::string& row_file, int ite
   const automm::MultiModalPredictor predictor = automm::MultiModalPredictor::load(dir);
   const double load_seconds = seconds(load_start);
   const automm::Table rows = automm::read_table(row_file);
-  const int threads = automm::configure_threads();  // AUTOMM_NUM_THREADS / OMP_NUM_THREADS, else all cores
+  const int threads = automm::set_intra_op_threads(automm::choose_thread_count());  // AUTOMM_NUM_THREADS / OMP_NUM_THREADS, else all cores
   const double t = automm_bench::median_time(5, iters, [&] { predictor.predict(rows); });
   const nlohmann::json line = {{"predict_ms", t * 1e3}, {"load_ms", load_seconds * 1e3},
                                {"rows", rows.num_rows()}, {"iters", iters}, {"threads", threads}};
@@ -168,7 +171,7 @@ int main(int argc, char** argv) {
     return predict_latency(predict_dir, row_file, iters.empty() ? 200 : std::stoi(iters));
   }
   const std::string json_path = argc > 1 ? argv[1] : "bench_engine.json";
-  const int threads = automm::configure_threads();
+  const int threads = automm::set_intra_op_threads(automm::choose_thread_count());
   nlohmann::json report = {{"threads", threads}};
   std::printf("automm.cpp training-engine benchmark (%d intra-op threads)\n\n", threads);
 

@@ -34,7 +34,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "automm/batch_loader.h"
+#include "learners/batch_loader.h"
 #include "automm/config.h"
 #include "data/image/image_io.h"
 #include "data/image/image_processor.h"

@@ -40,8 +40,8 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
-#include "automm/learner.h"
-#include "automm/optim.h"
+#include "learners/trainer.h"
+#include "optim/optim.h"
 #include "bench_common.h"
 #include "models/image/image_encoder.h"
 #include "models/text/text_encoder.h"
@@ -305,7 +305,7 @@ int main(int argc, char** argv) {
   }
   threads = std::max(threads, 1);
   torch::set_num_threads(threads);
-  automm::configure_allocator();  // as a fit does (configure_threads)
+  automm::configure_allocator();  // as a fit and a prediction do
 
   if (!child_model.empty()) {
     json result;

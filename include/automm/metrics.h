@@ -5,7 +5,6 @@
 #include <string>
 #include <vector>
 
-#include "automm/problem_type.h"
 
 namespace automm {
 
@@ -22,13 +21,15 @@ struct MetricInfo {
 // Throws std::invalid_argument: "unknown metric 'x'; known metrics: ...".
 const MetricInfo& find_metric(const std::string& name);
 std::vector<std::string> metric_names();
-// binary: roc_auc; multiclass: accuracy; regression: rmse.
-std::string default_metric(ProblemType type);
-// Throws when the metric does not apply to the problem type.
-void check_metric_applies(const std::string& name, ProblemType type);
 
 // y_true: class indices in [0, num_classes); proba: row-major [n, num_classes].
 // For binary metrics the positive class is index num_classes - 1.
+// What a problem's targets are, for the metrics that apply to them.
+enum class TargetKind { kTwoClasses, kManyClasses, kValues };
+// The metric's description; throws when it does not apply to such targets,
+// naming `problem_type` in the message.
+const MetricInfo& check_metric_applies(const std::string& name, TargetKind kind, const std::string& problem_type);
+
 double score_classification(const std::string& name, const std::vector<int64_t>& y_true,
                             const std::vector<double>& proba, int64_t num_classes);
 double score_regression(const std::string& name, const std::vector<double>& y_true,

@@ -1,47 +1,35 @@
-// MultiModalPredictor: the public face (SPEC s.6).
+// MultiModalPredictor: the public face (AutoMM's predictor.py), a thin layer over the
+// learner that its problem type names (src/learners).
 //
 //   automm::MultiModalPredictor predictor({.label = "y", .path = "model"});
 //   predictor.fit(automm::read_table("train.csv"));
-//   auto labels = predictor.predict(automm::read_table("test.csv"));
+//   automm::Predictions labels = predictor.predict(automm::read_table("test.csv"));
+//
+// Process-wide state: a fit seeds LibTorch's global random generator with its
+// seed (as Lightning's seed_everything does), and sets the intra-op thread
+// count and env.deterministic for its duration, restoring both after.
+// predict / predict_proba / evaluate / extract_embedding set the thread count
+// their model needs and leave it (restoring it would rebuild LibTorch's thread
+// pools twice per call, milliseconds against a one-row predict's 0.2 ms).
+// Fits of two predictors should not run at the same time in one process (they
+// would share the generator); predictions may.
 #pragma once
 
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "automm/config.h"
-#include "automm/problem_type.h"
+#include "automm/options.h"
+#include "automm/predictions.h"
 #include "automm/table.h"
 
 namespace automm {
 
-struct PredictorOptions {
-  std::string label;
-  std::string problem_type;  // "" = inferred
-  std::string presets;       // "" = high_quality
-  std::string eval_metric;   // "" = the problem type's default
-  Json hyperparameters = Json::object();
-  std::string path;          // "" = AutogluonModels/ag-<timestamp>
-  bool verbose = true;
-  // AutoMM's `pretrained`: false builds every backbone with random weights
-  // (text models still read their checkpoint's config and tokenizer).
-  bool pretrained = true;
-};
-
-struct FitOptions {
-  const Table* tuning_data = nullptr;
-  double time_limit = 0.0;  // seconds; 0 = none
-  std::string presets;      // overrides the constructor's
-  Json hyperparameters = Json::object();  // merged over the constructor's
-  std::map<std::string, std::string> column_types;
-  double holdout_frac = 0.0;  // 0 = AutoMM's default for the table size
-  uint64_t seed = 0;
-};
+class Learner;  // src/learners/learner.h
 
 class MultiModalPredictor {
  public:
@@ -53,9 +41,8 @@ class MultiModalPredictor {
   // Fits, then saves to path().
   void fit(const Table& train_data, const FitOptions& options = {});
 
-  // Predicted labels (classification) or values (regression), as a column named
-  // after the label.
-  Column predict(const Table& data) const;
+  // One prediction per row, typed: class labels (classification) or numbers (regression).
+  Predictions predict(const Table& data) const;
   // [rows, classes] probabilities in class order (classes()); with
   // as_multiclass=false a binary problem gives [rows], the positive class.
   torch::Tensor predict_proba(const Table& data, bool as_multiclass = true) const;
@@ -71,22 +58,23 @@ class MultiModalPredictor {
   // neither network nor cache; false records the Hugging Face id instead, found
   // again in the cache (or downloaded) at load. Weights are always in model.pt.
   void save(const std::string& path, bool standalone = true) const;
+  // Reads a folder written by save() (any earlier format version too); with
+  // resume = true, an unfinished fit's state instead, which fit() then continues.
   static MultiModalPredictor load(const std::string& path, bool resume = false);
 
   Json fit_summary() const;
   const std::string& path() const;
   const std::string& label() const;
-  ProblemType problem_type() const;
-  const std::string& eval_metric() const;
+  // binary, multiclass, regression, or a registered problem type.
+  std::string problem_type() const;
+  std::string eval_metric() const;
   std::vector<std::string> classes() const;
   std::map<std::string, std::string> column_types() const;
   const Config& config() const;
 
-  struct State;  // defined in src/predictor/predictor_state.h
-
  private:
-  MultiModalPredictor();
-  std::unique_ptr<State> state_;
+  explicit MultiModalPredictor(std::unique_ptr<Learner> learner);
+  std::unique_ptr<Learner> learner_;
 };
 
 }  // namespace automm

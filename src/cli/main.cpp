@@ -1,77 +1,22 @@
-// The automm command line: fit, predict, evaluate, info, hyperparameters.
+// The automm command line: fit, predict, evaluate, info, hyperparameters,
+// tokenize. Arguments are parsed by CLI11 (Debian's libcli11-dev), so a bad
+// value names its flag.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "automm/config.h"
-#include "automm/metrics.h"
 #include "automm/predictor.h"
 #include "automm/table.h"
-#include "automm/text.h"
+#include "data/text/token_ids.h"
 
 namespace {
-
-const char* kUsage = R"(usage:
-  automm fit --train FILE --label COL --path DIR [--tuning FILE] [--presets P]
-             [--problem-type T] [--eval-metric M] [--hp key=value ...] [--config FILE]
-             [--time-limit SECONDS] [--seed N] [--holdout-frac F]
-             [--column-type COL=TYPE ...] [--no-pretrained] [--quiet]
-  automm fit --resume --path DIR --train FILE [--tuning FILE] [--time-limit SECONDS]
-  automm predict --path DIR --data FILE --out FILE [--proba]
-  automm evaluate --path DIR --data FILE [--metrics m1,m2] [--json]
-  automm info --path DIR
-  automm hyperparameters
-  automm tokenize --checkpoint DIR_OR_ID --input FILE [--max-len N] [--tokenizer hf_auto|bert|electra]
-    prints, per input line, a JSON array of the token ids the text model would see
-Tables are CSV, TSV or JSON Lines (by extension).)";
-
-// Parsed "--flag value" arguments; repeatable flags keep every value.
-class Args {
- public:
-  Args(int argc, char** argv, int first, const std::vector<std::string>& switches) {
-    for (int i = first; i < argc; ++i) {
-      std::string flag = argv[i];
-      if (flag.rfind("--", 0) != 0) throw std::invalid_argument("unexpected argument '" + flag + "'");
-      const size_t eq = flag.find('=');
-      if (eq != std::string::npos && flag.rfind("--hp", 0) != 0 && flag.rfind("--column-type", 0) != 0) {
-        values_[flag.substr(0, eq)].push_back(flag.substr(eq + 1));
-        continue;
-      }
-      if (std::find(switches.begin(), switches.end(), flag) != switches.end()) {
-        values_[flag].push_back("true");
-        continue;
-      }
-      if (i + 1 >= argc) throw std::invalid_argument("option " + flag + " needs a value");
-      values_[flag].push_back(argv[++i]);
-    }
-  }
-  bool has(const std::string& flag) const { return values_.count(flag) > 0; }
-  std::string get(const std::string& flag, const std::string& fallback = "") const {
-    const auto it = values_.find(flag);
-    return it == values_.end() ? fallback : it->second.back();
-  }
-  std::string require(const std::string& flag) const {
-    if (!has(flag)) throw std::invalid_argument("missing required option " + flag);
-    return get(flag);
-  }
-  std::vector<std::string> all(const std::string& flag) const {
-    const auto it = values_.find(flag);
-    return it == values_.end() ? std::vector<std::string>{} : it->second;
-  }
-  void allow_only(const std::vector<std::string>& known) const {
-    for (const auto& [flag, values] : values_)
-      if (std::find(known.begin(), known.end(), flag) == known.end())
-        throw std::invalid_argument("unknown option " + flag + "\n" + kUsage);
-  }
-
- private:
-  std::map<std::string, std::vector<std::string>> values_;
-};
 
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> items;
@@ -80,71 +25,6 @@ std::vector<std::string> split_commas(const std::string& text) {
   while (std::getline(stream, item, ','))
     if (!item.empty()) items.push_back(item);
   return items;
-}
-
-void print_summary(const automm::MultiModalPredictor& predictor);
-
-// The data of a fit: --train, --tuning and --time-limit.
-struct FitInputs {
-  automm::Table train, tuning;
-  automm::FitOptions options;
-};
-
-std::unique_ptr<FitInputs> read_fit_inputs(const Args& args) {
-  auto inputs = std::make_unique<FitInputs>();  // on the heap: options points at tuning
-  inputs->train = automm::read_table(args.require("--train"));
-  if (args.has("--tuning")) {
-    inputs->tuning = automm::read_table(args.get("--tuning"));
-    inputs->options.tuning_data = &inputs->tuning;
-  }
-  inputs->options.time_limit = std::stod(args.get("--time-limit", "0"));
-  return inputs;
-}
-
-// Continues a killed fit from its last checkpoint, with the saved configuration.
-int run_resume(const Args& args) {
-  args.allow_only({"--resume", "--path", "--train", "--tuning", "--time-limit", "--quiet"});
-  auto predictor = automm::MultiModalPredictor::load(args.require("--path"), /*resume=*/true);
-  const auto inputs = read_fit_inputs(args);
-  predictor.fit(inputs->train, inputs->options);
-  print_summary(predictor);
-  return 0;
-}
-
-int run_fit(const Args& args) {
-  if (args.has("--resume")) return run_resume(args);
-  args.allow_only({"--train", "--label", "--path", "--tuning", "--presets", "--problem-type", "--eval-metric",
-                   "--hp", "--config", "--time-limit", "--seed", "--holdout-frac", "--column-type", "--quiet",
-                   "--no-pretrained"});
-  automm::Config config;  // parsed here first so that bad keys fail before reading data
-  if (args.has("--config")) config.merge_yaml_file(args.get("--config"));
-  for (const std::string& hp : args.all("--hp")) config.set_assignment(hp);
-  automm::Json hyperparameters = automm::Json::object();
-  for (const std::string& key : config.user_keys()) hyperparameters[key] = config.get(key);
-
-  automm::PredictorOptions options;
-  options.label = args.require("--label");
-  options.path = args.require("--path");
-  options.presets = args.get("--presets");
-  options.problem_type = args.get("--problem-type");
-  options.eval_metric = args.get("--eval-metric");
-  options.hyperparameters = hyperparameters;
-  options.verbose = !args.has("--quiet");
-  options.pretrained = !args.has("--no-pretrained");
-  automm::MultiModalPredictor predictor(options);
-
-  const auto inputs = read_fit_inputs(args);
-  automm::FitOptions& fit = inputs->options;
-  fit.seed = std::stoull(args.get("--seed", "0"));
-  fit.holdout_frac = std::stod(args.get("--holdout-frac", "0"));
-  for (const std::string& assignment : args.all("--column-type")) {
-    const size_t eq = assignment.find('=');
-    if (eq == std::string::npos) throw std::invalid_argument("--column-type expects COL=TYPE, got '" + assignment + "'");
-    fit.column_types[assignment.substr(0, eq)] = assignment.substr(eq + 1);
-  }
-  predictor.fit(inputs->train, fit);
-  print_summary(predictor);
-  return 0;
 }
 
 void print_summary(const automm::MultiModalPredictor& predictor) {
@@ -166,38 +46,84 @@ void print_summary(const automm::MultiModalPredictor& predictor) {
     std::cout << "  resumed from step:   " << summary["resumed_from_step"] << "\n";
 }
 
-int run_predict(const Args& args) {
-  args.allow_only({"--path", "--data", "--out", "--proba"});
-  const auto predictor = automm::MultiModalPredictor::load(args.require("--path"));
-  const automm::Table data = automm::read_table(args.require("--data"));
+struct FitArgs {
+  std::string train, tuning, label, path, presets, problem_type, eval_metric, config_file;
+  std::vector<std::string> hp, column_types;
+  double time_limit = 0.0, holdout_frac = 0.0;
+  uint64_t seed = 0;
+  bool resume = false, no_pretrained = false, quiet = false;
+};
+
+int run_fit(const FitArgs& a) {
+  automm::FitOptions fit;
+  fit.time_limit = a.time_limit;
+  if (a.resume) {
+    // Continues a killed fit from its last checkpoint, with the saved configuration.
+    auto predictor = automm::MultiModalPredictor::load(a.path, /*resume=*/true);
+    const automm::Table train = automm::read_table(a.train);
+    if (!a.tuning.empty()) fit.tuning_data = automm::read_table(a.tuning);
+    predictor.fit(train, fit);
+    print_summary(predictor);
+    return 0;
+  }
+  if (a.label.empty()) throw std::invalid_argument("--label is required (except with --resume)");
+  automm::Config config;  // parsed here first so that bad keys fail before reading data
+  if (!a.config_file.empty()) config.merge_yaml_file(a.config_file);
+  for (const std::string& hp : a.hp) config.set_assignment(hp);
+  automm::PredictorOptions options;
+  options.label = a.label;
+  options.path = a.path;
+  options.presets = a.presets;
+  options.problem_type = a.problem_type;
+  options.eval_metric = a.eval_metric;
+  for (const std::string& key : config.user_keys()) options.hyperparameters[key] = config.get(key);
+  options.verbose = !a.quiet;
+  options.pretrained = !a.no_pretrained;
+  automm::MultiModalPredictor predictor(options);
+
+  const automm::Table train = automm::read_table(a.train);
+  if (!a.tuning.empty()) fit.tuning_data = automm::read_table(a.tuning);
+  fit.seed = a.seed;
+  fit.holdout_frac = a.holdout_frac;
+  for (const std::string& assignment : a.column_types) {
+    const size_t eq = assignment.find('=');
+    if (eq == std::string::npos) throw std::invalid_argument("--column-type expects COL=TYPE, got '" + assignment + "'");
+    fit.column_types[assignment.substr(0, eq)] = assignment.substr(eq + 1);
+  }
+  predictor.fit(train, fit);
+  print_summary(predictor);
+  return 0;
+}
+
+int run_predict(const std::string& path, const std::string& data_path, const std::string& out_path, bool proba) {
+  const auto predictor = automm::MultiModalPredictor::load(path);
+  const automm::Table data = automm::read_table(data_path);
   automm::Table out;
-  if (args.has("--proba")) {
-    const torch::Tensor proba = predictor.predict_proba(data).contiguous();
+  if (proba) {
+    const torch::Tensor p = predictor.predict_proba(data).contiguous().to(torch::kFloat64);
     const auto classes = predictor.classes();
     for (size_t c = 0; c < classes.size(); ++c) {
       automm::Column column;
       column.name = classes[c];
-      for (int64_t r = 0; r < proba.size(0); ++r) {
+      for (int64_t r = 0; r < p.size(0); ++r) {
         char text[32];
-        std::snprintf(text, sizeof(text), "%.9g", proba[r][static_cast<int64_t>(c)].item<double>());
+        std::snprintf(text, sizeof(text), "%.9g", p[r][static_cast<int64_t>(c)].item<double>());
         column.push(text, true);
       }
       out.add_column(std::move(column));
     }
   } else {
-    out.add_column(predictor.predict(data));
+    out.add_column(predictor.predict(data).to_column());
   }
-  automm::write_csv(out, args.require("--out"));
-  std::cerr << "wrote " << out.num_rows() << " predictions to " << args.get("--out") << "\n";
+  automm::write_csv(out, out_path);
+  std::cerr << "wrote " << out.num_rows() << " predictions to " << out_path << "\n";
   return 0;
 }
 
-int run_evaluate(const Args& args) {
-  args.allow_only({"--path", "--data", "--metrics", "--json"});
-  const auto predictor = automm::MultiModalPredictor::load(args.require("--path"));
-  const automm::Table data = automm::read_table(args.require("--data"));
-  const auto scores = predictor.evaluate(data, split_commas(args.get("--metrics")));
-  if (args.has("--json")) {
+int run_evaluate(const std::string& path, const std::string& data_path, const std::string& metrics, bool json) {
+  const auto predictor = automm::MultiModalPredictor::load(path);
+  const auto scores = predictor.evaluate(automm::read_table(data_path), split_commas(metrics));
+  if (json) {
     automm::Json j = automm::Json::object();
     for (const auto& [name, value] : scores) j[name] = value;
     std::cout << j.dump() << "\n";
@@ -207,13 +133,12 @@ int run_evaluate(const Args& args) {
   return 0;
 }
 
-int run_info(const Args& args) {
-  args.allow_only({"--path"});
-  const auto predictor = automm::MultiModalPredictor::load(args.require("--path"));
+int run_info(const std::string& path) {
+  const auto predictor = automm::MultiModalPredictor::load(path);
   std::cout << "label:        " << predictor.label() << "\n"
-            << "problem type: " << automm::to_string(predictor.problem_type()) << "\n"
+            << "problem type: " << predictor.problem_type() << "\n"
             << "eval metric:  " << predictor.eval_metric() << "\n";
-  if (automm::is_classification(predictor.problem_type())) {
+  if (!predictor.classes().empty()) {
     std::cout << "classes:      ";
     for (const auto& c : predictor.classes()) std::cout << c << " ";
     std::cout << "\n";
@@ -224,42 +149,93 @@ int run_info(const Args& args) {
   return 0;
 }
 
-int run_tokenize(const Args& args) {
-  args.allow_only({"--checkpoint", "--input", "--max-len", "--tokenizer"});
-  const std::string path = args.require("--input");
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
+int run_tokenize(const std::string& checkpoint, const std::string& input, int64_t max_len,
+                 const std::string& tokenizer) {
+  std::ifstream in(input);
+  if (!in) throw std::runtime_error("cannot read " + input);
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     lines.push_back(line);
   }
-  const auto ids = automm::model_token_ids(args.require("--checkpoint"), lines,
-                                           std::stoll(args.get("--max-len", "512")), args.get("--tokenizer", "hf_auto"));
-  for (const auto& row : ids) std::cout << automm::Json(row).dump() << "\n";
+  for (const auto& row : automm::model_token_ids(checkpoint, lines, max_len, tokenizer))
+    std::cout << automm::Json(row).dump() << "\n";
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
-    std::cout << kUsage << "\n";
-    return argc < 2 ? 2 : 0;
-  }
-  const std::string command = argv[1];
+  CLI::App app{"automm: AutoGluon MultiModal's MultiModalPredictor in C++. Tables are CSV, TSV or JSON Lines "
+               "(by extension)."};
+  app.require_subcommand(1);
+
+  FitArgs fit;
+  CLI::App* fit_cmd = app.add_subcommand("fit", "fit a predictor and save it to --path");
+  fit_cmd->add_option("--train", fit.train, "training table")->required();
+  fit_cmd->add_option("--label", fit.label, "label column (not with --resume)");
+  fit_cmd->add_option("--path", fit.path, "predictor folder")->required();
+  fit_cmd->add_option("--tuning", fit.tuning, "tuning (validation) table");
+  fit_cmd->add_option("--presets", fit.presets, "medium_quality, high_quality or best_quality");
+  fit_cmd->add_option("--problem-type", fit.problem_type, "binary, multiclass or regression (default: inferred)");
+  fit_cmd->add_option("--eval-metric", fit.eval_metric, "metric (default: the problem type's)");
+  fit_cmd->add_option("--hp", fit.hp, "a key=value hyperparameter; repeatable")->allow_extra_args(false);
+  fit_cmd->add_option("--config", fit.config_file, "YAML file of hyperparameters");
+  fit_cmd->add_option("--time-limit", fit.time_limit, "seconds (0 = none)")->check(CLI::NonNegativeNumber);
+  fit_cmd->add_option("--seed", fit.seed, "random seed");
+  fit_cmd->add_option("--holdout-frac", fit.holdout_frac, "validation fraction when no --tuning table")
+      ->check(CLI::Range(0.0, 1.0));
+  fit_cmd->add_option("--column-type", fit.column_types, "COL=TYPE; repeatable")->allow_extra_args(false);
+  fit_cmd->add_flag("--no-pretrained", fit.no_pretrained, "random weights for every backbone");
+  fit_cmd->add_flag("--quiet", fit.quiet, "no progress output");
+  fit_cmd->add_flag("--resume", fit.resume, "continue a killed fit from its last checkpoint in --path");
+
+  std::string path, data, out, metrics;
+  bool proba = false, json = false;
+  CLI::App* predict_cmd = app.add_subcommand("predict", "predict a table's rows");
+  predict_cmd->add_option("--path", path, "predictor folder")->required();
+  predict_cmd->add_option("--data", data, "table to predict")->required();
+  predict_cmd->add_option("--out", out, "CSV file to write")->required();
+  predict_cmd->add_flag("--proba", proba, "class probabilities instead of labels");
+
+  CLI::App* evaluate_cmd = app.add_subcommand("evaluate", "score a labelled table");
+  evaluate_cmd->add_option("--path", path, "predictor folder")->required();
+  evaluate_cmd->add_option("--data", data, "labelled table")->required();
+  evaluate_cmd->add_option("--metrics", metrics, "comma-separated metrics (default: the eval metric)");
+  evaluate_cmd->add_flag("--json", json, "print one JSON object");
+
+  CLI::App* info_cmd = app.add_subcommand("info", "describe a saved predictor");
+  info_cmd->add_option("--path", path, "predictor folder")->required();
+
+  app.add_subcommand("hyperparameters", "every key, its default and allowed values (markdown)");
+
+  std::string checkpoint, input, tokenizer = "hf_auto";
+  int64_t max_len = 512;
+  CLI::App* tokenize_cmd =
+      app.add_subcommand("tokenize", "print, per input line, a JSON array of the token ids a text model would see");
+  tokenize_cmd->add_option("--checkpoint", checkpoint, "checkpoint folder or Hugging Face id")->required();
+  tokenize_cmd->add_option("--input", input, "text file, one input per line")->required();
+  tokenize_cmd->add_option("--max-len", max_len, "maximum sequence length")->check(CLI::PositiveNumber);
+  tokenize_cmd->add_option("--tokenizer", tokenizer, "hf_auto, bert or electra");
+
   try {
-    if (command == "fit") return run_fit(Args(argc, argv, 2, {"--quiet", "--resume", "--no-pretrained"}));
-    if (command == "predict") return run_predict(Args(argc, argv, 2, {"--proba"}));
-    if (command == "evaluate") return run_evaluate(Args(argc, argv, 2, {"--json"}));
-    if (command == "info") return run_info(Args(argc, argv, 2, {}));
-    if (command == "tokenize") return run_tokenize(Args(argc, argv, 2, {}));
-    if (command == "hyperparameters") {
-      std::cout << automm::hyperparameters_markdown();
-      return 0;
-    }
-    std::cerr << "unknown command '" << command << "'\n" << kUsage << "\n";
-    return 2;
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << e.what() << "\n" << "run `automm --help` or `automm COMMAND --help` for usage\n";
+    return e.get_exit_code() == 0 ? 0 : 2;
+  }
+  try {
+    if (fit_cmd->parsed()) return run_fit(fit);
+    if (predict_cmd->parsed()) return run_predict(path, data, out, proba);
+    if (evaluate_cmd->parsed()) return run_evaluate(path, data, metrics, json);
+    if (info_cmd->parsed()) return run_info(path);
+    if (tokenize_cmd->parsed()) return run_tokenize(checkpoint, input, max_len, tokenizer);
+    std::cout << automm::hyperparameters_markdown();
+    return 0;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;

@@ -1,4 +1,4 @@
-// The table of every hyperparameter key. Facts from AutoMM's configs (SPEC.md s.1).
+// The table of every hyperparameter key. Facts from AutoMM's configs (AutoMM's configs/*/default.yaml).
 #include <algorithm>
 #include <sstream>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-// Presets (SPEC.md s.2): defaults, then the preset, then the user's keys.
+// Presets (AutoMM's presets.py): defaults, then the preset, then the user's keys.
 #include <map>
 #include <stdexcept>
 

@@ -1,4 +1,4 @@
-// Column and problem-type inference, following AutoMM's data/infer_types.py (SPEC s.3).
+// Column and problem-type inference, following AutoMM's data/infer_types.py (AutoMM's data/infer_types.py).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "automm/data.h"
+#include "data/processors.h"
 
 #include "data/image/image_io.h"
 
@@ -174,7 +174,7 @@ ColumnTypes infer_column_types(const Table& train, const Table* tuning, const st
   return types;
 }
 
-ProblemType infer_problem_type(const Column& label) {
+std::string infer_problem_type(const Column& label) {
   std::unordered_map<std::string, size_t> counts = value_counts(label);
   const size_t present = count_present(label);
   if (present == 0)
@@ -183,7 +183,7 @@ ProblemType infer_problem_type(const Column& label) {
     throw std::invalid_argument("label column '" + label.name + "' holds a single value ('" +
                                 counts.begin()->first +
                                 "'); a classifier needs at least two classes");
-  if (counts.size() == 2) return ProblemType::kBinary;
+  if (counts.size() == 2) return "binary";
   bool numeric = true, whole = true;
   for (const auto& [value, count] : counts) {
     const auto number = parse_number(value);
@@ -193,12 +193,11 @@ ProblemType infer_problem_type(const Column& label) {
     }
     whole = whole && std::isfinite(*number) && std::floor(*number) == *number;
   }
-  if (!numeric) return ProblemType::kMulticlass;
-  if (!whole) return ProblemType::kRegression;
+  if (!numeric) return "multiclass";
+  if (!whole) return "regression";
   const double threshold = present > 1000 ? 0.05 : 0.1;
   const double ratio = static_cast<double>(counts.size()) / static_cast<double>(present);
-  return ratio <= threshold && counts.size() <= 1000 ? ProblemType::kMulticlass
-                                                     : ProblemType::kRegression;
+  return ratio <= threshold && counts.size() <= 1000 ? "multiclass" : "regression";
 }
 
 double default_holdout_fraction(size_t num_rows) {
@@ -207,18 +206,13 @@ double default_holdout_fraction(size_t num_rows) {
   return std::max(0.01, std::min(0.1, 2500.0 / n));
 }
 
-std::pair<std::vector<size_t>, std::vector<size_t>> split_holdout(const Column& label,
-                                                                  ProblemType type, double fraction,
-                                                                  uint64_t seed) {
+std::pair<std::vector<size_t>, std::vector<size_t>> split_holdout(const std::vector<std::string>& strata_keys,
+                                                                  double fraction, uint64_t seed) {
   if (!(fraction > 0.0 && fraction < 1.0))
     throw std::invalid_argument("holdout_frac must be in (0, 1), got " + std::to_string(fraction));
   std::mt19937_64 rng(seed);
-  // Strata: one per class for classification, a single one for regression.
   std::map<std::string, std::vector<size_t>> strata;
-  for (size_t row = 0; row < label.size(); ++row) {
-    if (label.is_missing(row)) continue;
-    strata[is_classification(type) ? label.cells[row] : std::string()].push_back(row);
-  }
+  for (size_t row = 0; row < strata_keys.size(); ++row) strata[strata_keys[row]].push_back(row);
   // Largest-remainder allocation: the holdout has round(fraction * n) rows,
   // shared across strata in proportion to their size; a single-row class stays in train.
   size_t labelled = 0;

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "automm/data.h"
+#include "data/processors.h"
 
 namespace automm {
 namespace {
@@ -18,10 +18,10 @@ std::string row_name(const Table& table, size_t row) {
 }  // namespace
 
 // ---------------------------------------------------------------- labels
-void LabelProcessor::fit(const Column& label, ProblemType type, const Config& config) {
-  type_ = type;
+void LabelProcessor::fit(const Column& label, LabelKind kind, const Config& config) {
+  kind_ = kind;
   classes_.clear();
-  if (is_classification(type)) {
+  if (kind == LabelKind::kClasses) {
     std::vector<std::string> values;
     for (size_t row = 0; row < label.size(); ++row)
       if (!label.is_missing(row)) values.push_back(label.cells[row]);
@@ -74,7 +74,7 @@ void LabelProcessor::fit(const Column& label, ProblemType type, const Config& co
 
 torch::Tensor LabelProcessor::transform(const Column& label) const {
   const int64_t n = static_cast<int64_t>(label.size());
-  if (is_classification(type_)) {
+  if (kind_ == LabelKind::kClasses) {
     std::unordered_map<std::string, int64_t> index;
     for (size_t i = 0; i < classes_.size(); ++i) index[classes_[i]] = static_cast<int64_t>(i);
     auto out = torch::empty({n}, torch::kInt64);
@@ -108,13 +108,17 @@ std::vector<double> LabelProcessor::inverse_regression(const torch::Tensor& scal
 }
 
 nlohmann::json LabelProcessor::to_json() const {
-  return {{"problem_type", to_string(type_)}, {"classes", classes_}, {"scaling", scaling_},
+  return {{"kind", kind_ == LabelKind::kClasses ? "classes" : "values"}, {"classes", classes_}, {"scaling", scaling_},
           {"shift", shift_}, {"scale", scale_}};
 }
 
 LabelProcessor LabelProcessor::from_json(const nlohmann::json& j) {
   LabelProcessor p;
-  p.type_ = parse_problem_type(j.at("problem_type").get<std::string>());
+  // Format 1 recorded the problem type (binary, multiclass, regression) instead of the kind.
+  const std::string kind = j.contains("kind") ? j.at("kind").get<std::string>()
+                                              : (j.at("problem_type") == "regression" ? "values" : "classes");
+  if (kind != "classes" && kind != "values") throw std::invalid_argument("unknown label kind '" + kind + "'");
+  p.kind_ = kind == "classes" ? LabelKind::kClasses : LabelKind::kValues;
   p.classes_ = j.at("classes").get<std::vector<std::string>>();
   p.scaling_ = j.at("scaling").get<std::string>();
   p.shift_ = j.at("shift").get<double>();

@@ -1,4 +1,4 @@
-#include "automm/batch_loader.h"
+#include "learners/batch_loader.h"
 
 #include <omp.h>
 

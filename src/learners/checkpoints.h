@@ -1,4 +1,4 @@
-// Top-k checkpoints kept in memory, and their averaging (SPEC s.4).
+// Top-k checkpoints kept in memory, and their averaging (AutoMM's learners/base.py).
 #pragma once
 
 #include <functional>

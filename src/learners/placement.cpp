@@ -8,7 +8,8 @@
 
 #include <ATen/autocast_mode.h>
 
-#include "automm/learner.h"
+#include "learners/placement.h"
+#include "learners/trainer.h"
 
 namespace automm {
 
@@ -20,8 +21,7 @@ void configure_allocator() {
   });
 }
 
-int configure_threads(int64_t work_per_step) {
-  configure_allocator();
+int choose_thread_count(int64_t work_per_step) {
   constexpr int64_t kSmallWork = 20'000'000;
   int threads = work_per_step >= 0 && work_per_step < kSmallWork
                     ? 1
@@ -35,10 +35,28 @@ int configure_threads(int64_t work_per_step) {
       }
     }
   }
+  return std::max(threads, 1);
+}
+
+int set_intra_op_threads(int threads) {
   threads = std::max(threads, 1);
-  // Setting the count rebuilds LibTorch's thread pools (milliseconds): only on a change.
   if (torch::get_num_threads() != threads) torch::set_num_threads(threads);
   return threads;
+}
+
+ThreadScope::ThreadScope(int threads) : threads_(std::max(threads, 1)), previous_(torch::get_num_threads()) {
+  set_intra_op_threads(threads_);
+}
+
+ThreadScope::~ThreadScope() { set_intra_op_threads(previous_); }
+
+DeterministicScope::DeterministicScope(bool on)
+    : active_(on), previous_(at::globalContext().deterministicAlgorithms()) {
+  if (active_) at::globalContext().setDeterministicAlgorithms(true, false);
+}
+
+DeterministicScope::~DeterministicScope() {
+  if (active_) at::globalContext().setDeterministicAlgorithms(previous_, false);
 }
 
 Placement resolve_placement(const Config& config) {

@@ -7,13 +7,11 @@
 #include <iostream>
 #include <unistd.h>
 
-#include "automm/learner.h"
-#include "automm/metrics.h"
-#include "automm/optim.h"
-#include "checkpoints.h"
-#include "data/image/image_processor.h"
-#include "data/text/text_processor.h"
-#include "training_state.h"
+#include "learners/trainer.h"
+#include "learners/batch_loader.h"
+#include "learners/checkpoints.h"
+#include "learners/training_state.h"
+#include "optim/optim.h"
 
 namespace automm {
 namespace {
@@ -68,11 +66,6 @@ class ProgressLine {
   bool verbose_, tty_;
 };
 
-struct LoadedBatch {
-  Batch inputs;
-  torch::Tensor labels;
-};
-
 }  // namespace
 
 torch::Tensor epoch_rows(int64_t rows, uint64_t seed, int64_t epoch, int rank, int world_size) {
@@ -91,32 +84,20 @@ std::string checkpoint_file(const std::string& checkpoint_dir) {
   return (std::filesystem::path(checkpoint_dir) / "last.pt").string();
 }
 
-Batch make_batch(const TabularTensors& data, const torch::Tensor& rows, const Placement& placement,
-                 std::optional<uint64_t> training_seed) {
-  Batch batch;
-  if (data.numerical.defined() && data.numerical.size(1) > 0)
-    batch.numerical = data.numerical.index_select(0, rows).to(placement.device, placement.dtype);
-  if (data.categorical.defined() && data.categorical.size(1) > 0)
-    batch.categorical = data.categorical.index_select(0, rows).to(placement.device);
-  if (data.text.empty() && data.images.empty()) return batch;
-  const torch::Tensor row_ids = rows.to(torch::kInt64).contiguous();
-  const std::vector<int64_t> row_list(row_ids.data_ptr<int64_t>(), row_ids.data_ptr<int64_t>() + row_ids.numel());
-  std::mt19937_64 rng(training_seed.value_or(0));
-  std::mt19937_64* training_rng = training_seed ? &rng : nullptr;
-  for (const auto& [model, inputs] : data.text) {
-    TextBatch text = inputs->processor->make_batch(*inputs, row_list, training_rng);
-    batch.text[model] = {text.input_ids.to(placement.device), text.token_type_ids.to(placement.device),
-                         text.attention_mask.to(placement.device)};
+std::map<std::string, int64_t> network_layer_ids(MultiModalNet& net) {
+  std::map<std::string, int64_t> ids;
+  for (const std::string& backbone : net->pretrained_backbones()) {
+    const std::string prefix = backbone + ".";
+    std::vector<std::string> names;  // relative to the backbone, in registration order
+    for (const auto& item : net->named_parameters())
+      if (item.key().rfind(prefix, 0) == 0) names.push_back(item.key().substr(prefix.size()));
+    for (const auto& [name, id] : layerwise_ids(names)) ids[prefix + name] = id;
   }
-  for (const auto& [model, inputs] : data.images) {
-    ImageBatch images = inputs->processor->make_batch(*inputs, row_list, training_rng);
-    batch.images[model] = {images.images.to(placement.device, placement.dtype), images.mask.to(placement.device)};
-  }
-  return batch;
+  return ids;
 }
 
-torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, const Config& config,
-                             bool features, CastWeightCache* cache) {
+torch::Tensor predict_logits(MultiModalNet& net, const Dataset& data, const Config& config, bool features,
+                             CastWeightCache* cache) {
   const Placement placement = resolve_placement(config);
   const int64_t batch_size = inference_batch_size(config);
   torch::NoGradGuard no_grad;
@@ -135,7 +116,7 @@ torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, con
                             [&](int64_t b) {
                               auto rows = torch::arange(b * batch_size, std::min((b + 1) * batch_size, data.rows),
                                                         torch::kInt64);
-                              return make_batch(data, rows, placement);
+                              return make_batch(data, rows, placement.batch());
                             });
   while (auto batch = loader.next()) {
     NetOutput out = run_forward(net, *batch, placement);
@@ -146,15 +127,14 @@ torch::Tensor predict_logits(MultiModalNet& net, const TabularTensors& data, con
   return torch::cat(chunks, 0);
 }
 
-TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const TabularTensors& val_data,
-                  ProblemType type, const Config& config, const ValidationScorer& scorer,
-                  const TrainOptions& options) {
+TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& val_data, const LossFunction& loss_of,
+                  const Config& config, const ValidationScorer& scorer, const TrainOptions& options) {
   const auto start = Clock::now();
   const Placement placement = resolve_placement(config);
   const bool lead = options.rank == 0;  // the rank that writes and prints
   ProgressLine progress(options.verbose && lead);
   if (!placement.note.empty()) progress.line(placement.note);
-  if (config.get_bool("env.deterministic")) at::globalContext().setDeterministicAlgorithms(true, false);
+  const DeterministicScope deterministic(config.get_bool("env.deterministic"));
   torch::manual_seed(options.seed);
   net->to(placement.device, placement.dtype);
   net->train();
@@ -177,11 +157,10 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
   const double track_p = track.is_string() ? INFINITY : track.get<double>();
   const std::string clip_algorithm = config.get_string("optim.gradient_clip_algorithm");
   const double clip_value = config.get_double("optim.gradient_clip_val");
-  const MetricInfo& metric = find_metric(scorer.metric);
 
   std::vector<std::pair<std::string, torch::Tensor>> named;
   for (const auto& item : net->named_parameters()) named.emplace_back(item.key(), item.value());
-  const std::vector<ParameterGroup> groups = make_parameter_groups(named, config, net->layer_ids());
+  const std::vector<ParameterGroup> groups = make_parameter_groups(named, config, network_layer_ids(net));
   std::vector<torch::Tensor> params;
   for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
   auto optimizer = make_optimizer(groups, config);
@@ -218,22 +197,19 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
   for (; epoch < max_epochs && result.stop_reason.empty(); ++epoch) {
     const torch::Tensor order = epoch_rows(train_data.rows, options.seed, epoch, options.rank, options.world_size);
     const int64_t first_batch = epoch == state.epoch ? state.batch : 0;
-    BatchLoader<LoadedBatch> loader(first_batch, batches_per_epoch, workers, [&](int64_t b) {
+    BatchLoader<Batch> loader(first_batch, batches_per_epoch, workers, [&](int64_t b) {
       auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, order.size(0)));
       const uint64_t batch_seed = options.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) * 1000003ULL +
                                   static_cast<uint64_t>(b);
-      LoadedBatch loaded{make_batch(train_data, rows, placement, batch_seed), train_data.labels.index_select(0, rows)};
-      loaded.labels = loaded.labels.to(placement.device);
-      if (!is_classification(type)) loaded.labels = loaded.labels.to(torch::kFloat32);
-      return loaded;
+      return make_batch(train_data, rows, placement.batch(), batch_seed);
     });
     for (int64_t b = first_batch; b < batches_per_epoch && result.stop_reason.empty(); ++b) {
-      const LoadedBatch loaded = *loader.next();
-      NetOutput out = run_forward(net, loaded.inputs, placement);
+      const Batch batch = *loader.next();
+      NetOutput out = run_forward(net, batch, placement);
       // Losses in fp32, whatever precision the forward pass used.
-      auto loss = task_loss(out.logits.to(torch::kFloat32), loaded.labels, type, config);
+      auto loss = loss_of(out.logits.to(torch::kFloat32), batch.targets);
       for (const auto& aux : out.aux_logits)
-        loss = loss + net->aux_loss_weight() * task_loss(aux.to(torch::kFloat32), loaded.labels, type, config);
+        loss = loss + net->aux_loss_weight() * loss_of(aux.to(torch::kFloat32), batch.targets);
       (loss / static_cast<double>(accumulation)).backward();
       state.loss_sum += loss.item<double>();
       ++state.loss_count;
@@ -261,7 +237,7 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
       const bool check_epoch = (epoch + 1) % val_every_epochs == 0;
       if (check_epoch && (b + 1) % val_interval == 0) {
         const double score = validate();
-        const double comparable = higher_is_better_score(scorer.metric, score);
+        const double comparable = scorer.comparable(score);
         top_k.offer(comparable, *net);
         if (comparable > state.best) {
           state.best = comparable;
@@ -275,12 +251,13 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
         char text[256];
         std::snprintf(text, sizeof(text), "epoch %lld step %lld: train loss %.4f, val %s %.4f (best %.4f) [%.1fs]",
                       static_cast<long long>(epoch + 1), static_cast<long long>(state.step), row.loss,
-                      scorer.metric.c_str(), score, higher_is_better_score(scorer.metric, state.best), elapsed());
+                      scorer.metric.name.c_str(), score, scorer.comparable(state.best), elapsed());
         progress.line(text);
         state.loss_sum = 0.0;
         state.loss_count = 0;
         checkpoint_due = lead && !options.checkpoint_dir.empty();
-        if (score == metric.optimum) result.stop_reason = "validation " + scorer.metric + " reached its optimum";
+        if (score == scorer.metric.optimum)
+          result.stop_reason = "validation " + scorer.metric.name + " reached its optimum";
         else if (state.checks_without_gain >= patience)
           result.stop_reason = "no improvement in " + std::to_string(patience) + " validation checks (patience)";
       }
@@ -299,13 +276,13 @@ TrainResult train(MultiModalNet& net, const TabularTensors& train_data, const Ta
     }
   }
   if (result.stop_reason.empty()) result.stop_reason = "reached max_epochs";
-  if (top_k.empty()) top_k.offer(higher_is_better_score(scorer.metric, validate()), *net);
+  if (top_k.empty()) top_k.offer(scorer.comparable(validate()), *net);
   const std::string method = config.get_string("optim.top_k_average_method");
-  top_k.finalize(method, *net, [&] { return higher_is_better_score(scorer.metric, validate()); });
+  top_k.finalize(method, *net, [&] { return scorer.comparable(validate()); });
   net->eval();
 
   result.top_k_scores = top_k.scores();
-  for (double& s : result.top_k_scores) s = higher_is_better_score(scorer.metric, s);
+  for (double& s : result.top_k_scores) s = scorer.comparable(s);
   result.best_validation_score = result.top_k_scores.front();
   if (!config.get_bool("optim.skip_final_val")) result.final_validation_score = validate();
   net->eval();

@@ -7,7 +7,7 @@
 
 #include <torch/torch.h>
 
-#include "automm/learner.h"
+#include "learners/trainer.h"
 #include "checkpoints.h"
 
 namespace automm {

@@ -3,7 +3,7 @@
 
 #include <memory>
 
-#include "automm/models.h"
+#include "models/multimodal_net.h"
 
 namespace automm {
 

@@ -1,10 +1,9 @@
-// The model registry, model selection (SPEC s.1) and the assembled network.
+// The model registry, model selection (AutoMM's configs/model/default.yaml and select_model) and the assembled network.
 #include <algorithm>
 #include <cctype>
 #include <map>
 #include <stdexcept>
 
-#include "automm/optim.h"
 #include "backbones.h"
 
 namespace automm {
@@ -41,16 +40,6 @@ std::string known_models() {
 }
 
 }  // namespace
-
-bool is_no_decay_parameter(const std::string& name) {
-  auto ends_with = [&](const std::string& suffix) {
-    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  std::string lower = name;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ends_with("bias") || lower.find("norm") != std::string::npos ||
-         name.find("cls_token") != std::string::npos || name.find("tokenizer") != std::string::npos;
-}
 
 std::string model_base_name(const std::string& name) {
   // A numeric suffix (hf_text_2) names a second instance of the same model.
@@ -152,15 +141,11 @@ NetOutput MultiModalNetImpl::forward(const Batch& batch) {
 
 namespace automm {
 
-std::map<std::string, int64_t> MultiModalNetImpl::layer_ids() const {
-  std::map<std::string, int64_t> ids;
-  for (size_t i = 0; i < backbones_.size(); ++i) {
-    if (!backbones_[i]->is_pretrained()) continue;
-    std::vector<std::string> names;
-    for (const auto& item : backbones_[i]->named_parameters()) names.push_back(item.key());
-    for (const auto& [name, id] : layerwise_ids(names)) ids[backbone_names_[i] + "." + name] = id;
-  }
-  return ids;
+std::vector<std::string> MultiModalNetImpl::pretrained_backbones() const {
+  std::vector<std::string> names;
+  for (size_t i = 0; i < backbones_.size(); ++i)
+    if (backbones_[i]->is_pretrained()) names.push_back(backbone_names_[i]);
+  return names;
 }
 
 }  // namespace automm

@@ -1,7 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "automm/optim.h"
+#include "optim/optim.h"
 
 namespace automm {
 

@@ -415,28 +415,16 @@ std::vector<std::string> metric_names() {
   return names;
 }
 
-std::string default_metric(ProblemType type) {
-  switch (type) {
-    case ProblemType::kBinary:
-      return "roc_auc";
-    case ProblemType::kMulticlass:
-      return "accuracy";
-    case ProblemType::kRegression:
-      return "rmse";
-  }
-  throw std::invalid_argument("default_metric: invalid ProblemType");
-}
-
-void check_metric_applies(const std::string& name, ProblemType type) {
+const MetricInfo& check_metric_applies(const std::string& name, TargetKind kind, const std::string& problem_type) {
   const MetricInfo& info = find_metric(name);
-  const bool applies =
-      is_classification(type)
-          ? info.for_classification && !(info.binary_only && type == ProblemType::kMulticlass)
-          : info.for_regression;
+  const bool applies = kind == TargetKind::kValues ? info.for_regression
+                                                   : info.for_classification &&
+                                                         !(info.binary_only && kind == TargetKind::kManyClasses);
   if (!applies) {
-    throw std::invalid_argument(quoted(name) + " does not apply to a " + to_string(type) +
-                                " problem" + (info.binary_only ? " (it is binary-only)" : ""));
+    throw std::invalid_argument(quoted(name) + " does not apply to a " + problem_type + " problem" +
+                                (info.binary_only ? " (it is binary-only)" : ""));
   }
+  return info;
 }
 
 double score_classification(const std::string& name, const std::vector<int64_t>& y_true,

@@ -5,11 +5,21 @@
 #include <map>
 #include <stdexcept>
 
-#include "automm/models.h"
-#include "automm/optim.h"
+#include "optim/optim.h"
 #include "optim/fused_adam.h"
 
 namespace automm {
+
+bool is_no_decay_parameter(const std::string& name) {
+  auto ends_with = [&](const std::string& suffix) {
+    return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ends_with("bias") || lower.find("norm") != std::string::npos ||
+         name.find("cls_token") != std::string::npos || name.find("tokenizer") != std::string::npos;
+}
+
 
 namespace {
 

@@ -100,8 +100,14 @@ TEST_F(CliTest, BadInputFailsWithAClearMessage) {
   r = run("predict --path " + dir.file("missing") + " --data " + dir.file("test.csv") + " --out x.csv");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("not a folder"), std::string::npos) << r.output;
-  r = run("fit --train " + dir.file("train.csv") + " --bogus 1");
-  EXPECT_NE(r.output.find("unknown option --bogus"), std::string::npos) << r.output;
+  r = run(base + " --bogus 1");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--bogus"), std::string::npos) << r.output;
+  // A value that is not a number names its flag (CLI11), not std::stod.
+  r = run(base + " --time-limit abc");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("--time-limit"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("stod"), std::string::npos) << r.output;
 }
 
 // --no-pretrained: image backbones start from random weights, no checkpoint needed.

@@ -1,4 +1,4 @@
-// Tests of the hyperparameter registry and Config (SPEC.md s.1 and s.2).
+// Tests of the hyperparameter registry and Config (AutoMM's configs/*.yaml and presets.py).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -111,7 +111,7 @@ TEST(ConfigDefaults, ModelNamesHoldTheTabularTextImageBackbonesAndFusionLast) {
   EXPECT_EQ(names.back(), "fusion_mlp");
 }
 
-// Every default of SPEC.md s.1's tables, written out by hand.
+// Every default of AutoMM's configs (configs/*/default.yaml), written out by hand.
 TEST(ConfigDefaults, MatchTheSpecTables) {
   const std::vector<std::pair<std::string, Json>> expected = {
       {"optim.lr", 1e-4},
@@ -295,7 +295,7 @@ TEST(ConfigAliases, EveryOptimKeyHasAnOptimizationAlias) {
     const std::string alias = "optimization." + spec.name.substr(6);
     EXPECT_EQ(find_key(alias).name, spec.name) << alias;
   }
-  EXPECT_GE(optim_keys, 29u);  // SPEC s.1's optim table has at least 29 keys
+  EXPECT_GE(optim_keys, 29u);  // AutoMM's configs/optim/default.yaml has at least 29 keys
 }
 
 TEST(ConfigAliases, EveryAliasResolvesToItsOwnKey) {
@@ -401,7 +401,7 @@ TEST(ConfigUnknownKey, SuggestsPerGpuBatchSize) {
 // BUG: src/config/config.cpp:320 (find_key) scores only canonical names, never
 // aliases, so "optimization.learning_rat" suggests optim.gradient_clip_val,
 // optim.patience, optim.val_check_interval instead of optim.lr /
-// optimization.learning_rate (SPEC s.1: aliases are valid keys).
+// optimization.learning_rate (AutoMM's configs: aliases are valid keys).
 TEST(ConfigUnknownKey, AliasTypoSuggestsTheIntendedKey) {
   const std::string lr =
       message_of<std::invalid_argument>([] { find_key("optimization.learning_rat"); });
@@ -817,7 +817,7 @@ TEST(ConfigYaml, NonMappingAndMalformedFilesError) {
 }
 
 // ---------------------------------------------------------------------------
-// Presets (SPEC s.2)
+// Presets (AutoMM's presets.py)
 
 TEST(ConfigPresets, MediumQualitySetsItsValuesNotAsUserKeys) {
   Config c;

@@ -1,4 +1,4 @@
-// Tests of column-type and problem-type inference and the holdout split (SPEC.md s.3).
+// Tests of column-type and problem-type inference and the holdout split (AutoMM's data/infer_types.py).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "automm/data.h"
+#include "data/processors.h"
 #include "test_util.h"
 
 namespace automm {
@@ -297,44 +297,44 @@ TEST(InferTypesParseNumber, HexadecimalIsNotANumber) {
 // Problem type
 
 TEST(InferTypesProblem, TwoValuesAreBinary) {
-  EXPECT_EQ(infer_problem_type(labels_of({"yes", "no", "no", "yes", "no"})), ProblemType::kBinary);
-  EXPECT_EQ(infer_problem_type(labels_of({"0", "1", "1", "0"})), ProblemType::kBinary);
-  EXPECT_EQ(infer_problem_type(labels_of({"1.5", "2.25", "1.5"})), ProblemType::kBinary);
-  EXPECT_EQ(infer_problem_type(labels_of({"a", "", "b", "NA"})), ProblemType::kBinary);  // missing dropped
+  EXPECT_EQ(infer_problem_type(labels_of({"yes", "no", "no", "yes", "no"})), "binary");
+  EXPECT_EQ(infer_problem_type(labels_of({"0", "1", "1", "0"})), "binary");
+  EXPECT_EQ(infer_problem_type(labels_of({"1.5", "2.25", "1.5"})), "binary");
+  EXPECT_EQ(infer_problem_type(labels_of({"a", "", "b", "NA"})), "binary");  // missing dropped
 }
 
 TEST(InferTypesProblem, StringsAreMulticlass) {
-  EXPECT_EQ(infer_problem_type(labels_of({"cat", "dog", "bird", "cat"})), ProblemType::kMulticlass);
+  EXPECT_EQ(infer_problem_type(labels_of({"cat", "dog", "bird", "cat"})), "multiclass");
   // Even when every string is unique.
   std::vector<std::string> cells;
   for (int i = 0; i < 100; ++i) cells.push_back("class_" + std::to_string(i));
-  EXPECT_EQ(infer_problem_type(labels_of(cells)), ProblemType::kMulticlass);
+  EXPECT_EQ(infer_problem_type(labels_of(cells)), "multiclass");
 }
 
 TEST(InferTypesProblem, FewIntegersAreMulticlass) {
-  EXPECT_EQ(infer_problem_type(cycling_integers("target", 100, 5)), ProblemType::kMulticlass);
+  EXPECT_EQ(infer_problem_type(cycling_integers("target", 100, 5)), "multiclass");
   std::vector<std::string> whole_floats;
   for (int i = 0; i < 100; ++i) whole_floats.push_back(std::to_string(i % 4) + ".0");
-  EXPECT_EQ(infer_problem_type(labels_of(whole_floats)), ProblemType::kMulticlass);
+  EXPECT_EQ(infer_problem_type(labels_of(whole_floats)), "multiclass");
 }
 
 // unique / rows <= 0.1 up to 1000 rows.
 TEST(InferTypesProblem, IntegerRatioThresholdUpTo1000Rows) {
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 100, 10)), ProblemType::kMulticlass);   // 0.10
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 100, 11)), ProblemType::kRegression);   // 0.11
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1000, 100)), ProblemType::kMulticlass); // 0.10
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1000, 101)), ProblemType::kRegression); // 0.101
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 100, 10)), "multiclass");   // 0.10
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 100, 11)), "regression");   // 0.11
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1000, 100)), "multiclass"); // 0.10
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1000, 101)), "regression"); // 0.101
 }
 
 // unique / rows <= 0.05 above 1000 rows, and at most 1000 classes.
 TEST(InferTypesProblem, IntegerRatioThresholdAbove1000Rows) {
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 2000, 100)), ProblemType::kMulticlass);  // 0.05
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 2000, 101)), ProblemType::kRegression);  // 0.0505
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 2000, 150)), ProblemType::kRegression);  // 0.075
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1001, 50)), ProblemType::kMulticlass);   // 0.04995
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1001, 60)), ProblemType::kRegression);   // 0.0599
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 30000, 1000)), ProblemType::kMulticlass);
-  EXPECT_EQ(infer_problem_type(cycling_integers("t", 30000, 1001)), ProblemType::kRegression);
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 2000, 100)), "multiclass");  // 0.05
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 2000, 101)), "regression");  // 0.0505
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 2000, 150)), "regression");  // 0.075
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1001, 50)), "multiclass");   // 0.04995
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 1001, 60)), "regression");   // 0.0599
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 30000, 1000)), "multiclass");
+  EXPECT_EQ(infer_problem_type(cycling_integers("t", 30000, 1001)), "regression");
 }
 
 TEST(InferTypesProblem, RatioUsesLabelledRowsOnly) {
@@ -343,14 +343,14 @@ TEST(InferTypesProblem, RatioUsesLabelledRowsOnly) {
   std::vector<std::string> cells;
   for (int i = 0; i < 100; ++i) cells.push_back(std::to_string(i % 11));
   for (int i = 0; i < 100; ++i) cells.push_back("");
-  EXPECT_EQ(infer_problem_type(labels_of(cells)), ProblemType::kRegression);
+  EXPECT_EQ(infer_problem_type(labels_of(cells)), "regression");
 }
 
 TEST(InferTypesProblem, FloatsAreRegression) {
-  EXPECT_EQ(infer_problem_type(labels_of({"0.5", "1.5", "2.25", "0.5", "1.5"})), ProblemType::kRegression);
+  EXPECT_EQ(infer_problem_type(labels_of({"0.5", "1.5", "2.25", "0.5", "1.5"})), "regression");
   std::vector<std::string> cells;
   for (int i = 0; i < 100; ++i) cells.push_back(std::to_string(0.37 * i));
-  EXPECT_EQ(infer_problem_type(labels_of(cells)), ProblemType::kRegression);
+  EXPECT_EQ(infer_problem_type(labels_of(cells)), "regression");
 }
 
 TEST(InferTypesProblem, AllMissingLabelErrorsNamingTheColumn) {
@@ -414,9 +414,26 @@ SplitCase make_split_case() {
   return c;
 }
 
+// As the default learner splits: the rows with a label, stratified by it
+// (classification) or not (regression); indices into the whole column.
+std::pair<std::vector<size_t>, std::vector<size_t>> split_by_label(const Column& label, bool stratified,
+                                                                   double fraction, uint64_t seed) {
+  std::vector<size_t> labelled;
+  std::vector<std::string> strata;
+  for (size_t r = 0; r < label.size(); ++r) {
+    if (label.is_missing(r)) continue;
+    labelled.push_back(r);
+    strata.push_back(stratified ? label.cells[r] : std::string());
+  }
+  auto [train, holdout] = split_holdout(strata, fraction, seed);
+  for (size_t& r : train) r = labelled[r];
+  for (size_t& r : holdout) r = labelled[r];
+  return {train, holdout};
+}
+
 TEST(InferTypesHoldout, SplitIsDisjointAndCoversLabelledRows) {
   const SplitCase c = make_split_case();
-  const auto [train, holdout] = split_holdout(c.label, ProblemType::kMulticlass, 0.2, 0);
+  const auto [train, holdout] = split_by_label(c.label, true, 0.2, 0);
   std::set<size_t> all(train.begin(), train.end());
   for (size_t r : holdout) EXPECT_TRUE(all.insert(r).second) << "row " << r << " in both splits";
   EXPECT_EQ(train.size() + holdout.size(), c.labelled.size());
@@ -426,7 +443,7 @@ TEST(InferTypesHoldout, SplitIsDisjointAndCoversLabelledRows) {
 TEST(InferTypesHoldout, StratifiedPerClass) {
   const SplitCase c = make_split_case();
   const double fraction = 0.2;
-  const auto [train, holdout] = split_holdout(c.label, ProblemType::kMulticlass, fraction, 11);
+  const auto [train, holdout] = split_by_label(c.label, true, fraction, 11);
   std::map<std::string, size_t> held, trained;
   for (size_t r : holdout) ++held[c.label.cells[r]];
   for (size_t r : train) ++trained[c.label.cells[r]];
@@ -446,9 +463,9 @@ TEST(InferTypesHoldout, StratifiedPerClass) {
 
 TEST(InferTypesHoldout, DeterministicPerSeed) {
   const SplitCase c = make_split_case();
-  const auto first = split_holdout(c.label, ProblemType::kMulticlass, 0.2, 42);
-  const auto again = split_holdout(c.label, ProblemType::kMulticlass, 0.2, 42);
-  const auto other = split_holdout(c.label, ProblemType::kMulticlass, 0.2, 43);
+  const auto first = split_by_label(c.label, true, 0.2, 42);
+  const auto again = split_by_label(c.label, true, 0.2, 42);
+  const auto other = split_by_label(c.label, true, 0.2, 43);
   EXPECT_EQ(first, again);
   EXPECT_NE(first.second, other.second);
 }
@@ -457,7 +474,7 @@ TEST(InferTypesHoldout, RegressionUsesOneStratum) {
   std::vector<std::string> cells;
   for (int i = 0; i < 200; ++i) cells.push_back(std::to_string(0.5 * i));
   const Column label = make_column("price", cells);
-  const auto [train, holdout] = split_holdout(label, ProblemType::kRegression, 0.15, 5);
+  const auto [train, holdout] = split_by_label(label, false, 0.15, 5);
   EXPECT_EQ(holdout.size(), 30u);  // 0.15 * 200
   EXPECT_EQ(train.size(), 170u);
   std::set<size_t> all(train.begin(), train.end());
@@ -467,10 +484,10 @@ TEST(InferTypesHoldout, RegressionUsesOneStratum) {
 
 TEST(InferTypesHoldout, RejectsBadFractionsAndTooFewRows) {
   const SplitCase c = make_split_case();
-  EXPECT_THROW(split_holdout(c.label, ProblemType::kMulticlass, 0.0, 0), std::invalid_argument);
-  EXPECT_THROW(split_holdout(c.label, ProblemType::kMulticlass, 1.0, 0), std::invalid_argument);
+  EXPECT_THROW(split_by_label(c.label, true, 0.0, 0), std::invalid_argument);
+  EXPECT_THROW(split_by_label(c.label, true, 1.0, 0), std::invalid_argument);
   // One row per class: nothing can be held out.
-  EXPECT_THROW(split_holdout(labels_of({"a", "b", "c"}), ProblemType::kMulticlass, 0.2, 0),
+  EXPECT_THROW(split_by_label(labels_of({"a", "b", "c"}), true, 0.2, 0),
                std::invalid_argument);
 }
 

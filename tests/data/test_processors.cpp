@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "automm/config.h"
-#include "automm/data.h"
+#include "data/processors.h"
 #include "test_util.h"
 
 namespace automm {
@@ -50,10 +50,10 @@ Table one_column_table(const std::string& name, const std::vector<std::string>& 
 
 TEST(ProcessorsLabel, StringClassesAreSorted) {
   LabelProcessor p;
-  p.fit(labels({"b", "a", "c", "a", ""}), ProblemType::kMulticlass, Config());
+  p.fit(labels({"b", "a", "c", "a", ""}), LabelKind::kClasses, Config());
   EXPECT_EQ(p.classes(), (std::vector<std::string>{"a", "b", "c"}));
   EXPECT_EQ(p.num_classes(), 3);
-  EXPECT_EQ(p.problem_type(), ProblemType::kMulticlass);
+  EXPECT_EQ(p.kind(), LabelKind::kClasses);
   const torch::Tensor t = p.transform(labels({"b", "a", "c", "a"}));
   EXPECT_EQ(t.scalar_type(), torch::kInt64);
   EXPECT_EQ(to_ints(t), (std::vector<int64_t>{1, 0, 2, 0}));
@@ -61,31 +61,31 @@ TEST(ProcessorsLabel, StringClassesAreSorted) {
 
 TEST(ProcessorsLabel, NumericClassesAreSortedNumerically) {
   LabelProcessor p;
-  p.fit(labels({"10", "2", "1", "2", "10"}), ProblemType::kMulticlass, Config());
+  p.fit(labels({"10", "2", "1", "2", "10"}), LabelKind::kClasses, Config());
   EXPECT_EQ(p.classes(), (std::vector<std::string>{"1", "2", "10"}));  // "2" < "10"
   EXPECT_EQ(to_ints(p.transform(labels({"10", "1", "2"}))), (std::vector<int64_t>{2, 0, 1}));
 
   LabelProcessor signed_p;
-  signed_p.fit(labels({"-1", "0.5", "-3", "0.5"}), ProblemType::kMulticlass, Config());
+  signed_p.fit(labels({"-1", "0.5", "-3", "0.5"}), LabelKind::kClasses, Config());
   EXPECT_EQ(signed_p.classes(), (std::vector<std::string>{"-3", "-1", "0.5"}));
 }
 
 TEST(ProcessorsLabel, PosLabelMovesLast) {
   LabelProcessor sorted;
-  sorted.fit(labels({"yes", "no", "yes"}), ProblemType::kBinary, Config());
+  sorted.fit(labels({"yes", "no", "yes"}), LabelKind::kClasses, Config());
   EXPECT_EQ(sorted.classes(), (std::vector<std::string>{"no", "yes"}));
 
   Config config;
   config.set("data.pos_label", "no");
   LabelProcessor p;
-  p.fit(labels({"yes", "no", "yes"}), ProblemType::kBinary, config);
+  p.fit(labels({"yes", "no", "yes"}), LabelKind::kClasses, config);
   EXPECT_EQ(p.classes(), (std::vector<std::string>{"yes", "no"}));
   EXPECT_EQ(to_ints(p.transform(labels({"no", "yes"}))), (std::vector<int64_t>{1, 0}));
 
   Config numeric;
   numeric.set("data.pos_label", "0");
   LabelProcessor q;
-  q.fit(labels({"1", "0", "1"}), ProblemType::kBinary, numeric);
+  q.fit(labels({"1", "0", "1"}), LabelKind::kClasses, numeric);
   EXPECT_EQ(q.classes(), (std::vector<std::string>{"1", "0"}));
 }
 
@@ -94,14 +94,14 @@ TEST(ProcessorsLabel, UnknownPosLabelErrors) {
   config.set("data.pos_label", "maybe");
   LabelProcessor p;
   const std::string message = message_of<std::invalid_argument>(
-      [&] { p.fit(labels({"yes", "no"}), ProblemType::kBinary, config); });
+      [&] { p.fit(labels({"yes", "no"}), LabelKind::kClasses, config); });
   EXPECT_TRUE(Contains(message, "maybe"));
   EXPECT_TRUE(Contains(message, "target"));
 }
 
 TEST(ProcessorsLabel, UnseenClassErrorsNamingTheRow) {
   LabelProcessor p;
-  p.fit(labels({"a", "b", "a"}), ProblemType::kBinary, Config());
+  p.fit(labels({"a", "b", "a"}), LabelKind::kClasses, Config());
   const std::string message =
       message_of<std::invalid_argument>([&] { p.transform(labels({"a", "b", "zebra", "a"})); });
   EXPECT_TRUE(Contains(message, "row 3"));
@@ -111,7 +111,7 @@ TEST(ProcessorsLabel, UnseenClassErrorsNamingTheRow) {
 
 TEST(ProcessorsLabel, RegressionStandardScaler) {
   LabelProcessor p;
-  p.fit(labels({"1", "2", "3", "4"}), ProblemType::kRegression, Config());
+  p.fit(labels({"1", "2", "3", "4"}), LabelKind::kValues, Config());
   EXPECT_EQ(p.num_classes(), 0);
   // mean 2.5, population std sqrt(1.25).
   const double sd = std::sqrt(1.25);
@@ -126,7 +126,7 @@ TEST(ProcessorsLabel, RegressionMinMaxScaler) {
   Config config;
   config.set("data.label.numerical_label_preprocessing", "minmaxscaler");
   LabelProcessor p;
-  p.fit(labels({"1", "4", "2.5", ""}), ProblemType::kRegression, config);
+  p.fit(labels({"1", "4", "2.5", ""}), LabelKind::kValues, config);
   const torch::Tensor t = p.transform(labels({"1", "4", "2.5", "7"}));
   expect_near_all(to_doubles(t), {0.0, 1.0, 0.5, 2.0});
   expect_near_all(p.inverse_regression(t), {1, 4, 2.5, 7}, 1e-5);
@@ -136,7 +136,7 @@ TEST(ProcessorsLabel, RegressionNoScaling) {
   Config config;
   config.set("data.label.numerical_preprocessing", "none");
   LabelProcessor p;
-  p.fit(labels({"1", "4", "2.5"}), ProblemType::kRegression, config);
+  p.fit(labels({"1", "4", "2.5"}), LabelKind::kValues, config);
   const torch::Tensor t = p.transform(labels({"1", "-4", "2.5"}));
   expect_near_all(to_doubles(t), {1.0, -4.0, 2.5});
   expect_near_all(p.inverse_regression(t), {1.0, -4.0, 2.5});
@@ -146,19 +146,19 @@ TEST(ProcessorsLabel, BceLossKeepsRegressionLabelsUnscaled) {
   Config config;
   config.set("optim.loss_func", "bce");
   LabelProcessor p;
-  p.fit(labels({"0.1", "0.9", "0.5"}), ProblemType::kRegression, config);
+  p.fit(labels({"0.1", "0.9", "0.5"}), LabelKind::kValues, config);
   expect_near_all(to_doubles(p.transform(labels({"0.1", "0.9"}))), {0.1, 0.9});
 }
 
 TEST(ProcessorsLabel, MissingRegressionLabelsAreSkippedAtFit) {
   LabelProcessor p;
-  p.fit(labels({"1", "", "3"}), ProblemType::kRegression, Config());  // mean 2, std 1
+  p.fit(labels({"1", "", "3"}), LabelKind::kValues, Config());  // mean 2, std 1
   expect_near_all(to_doubles(p.transform(labels({"3", "0"}))), {1.0, -2.0});
 }
 
 TEST(ProcessorsLabel, ConstantRegressionLabelDoesNotDivideByZero) {
   LabelProcessor p;
-  p.fit(labels({"5", "5", "5"}), ProblemType::kRegression, Config());
+  p.fit(labels({"5", "5", "5"}), LabelKind::kValues, Config());
   const std::vector<double> out = to_doubles(p.transform(labels({"5", "6"})));
   ASSERT_EQ(out.size(), 2u);
   EXPECT_TRUE(std::isfinite(out[0]) && std::isfinite(out[1]));
@@ -169,12 +169,12 @@ TEST(ProcessorsLabel, ConstantRegressionLabelDoesNotDivideByZero) {
 TEST(ProcessorsLabel, NonNumericRegressionLabelErrorsNamingTheRow) {
   LabelProcessor p;
   const std::string at_fit = message_of<std::invalid_argument>(
-      [&] { p.fit(labels({"1.5", "abc", "3"}), ProblemType::kRegression, Config()); });
+      [&] { p.fit(labels({"1.5", "abc", "3"}), LabelKind::kValues, Config()); });
   EXPECT_TRUE(Contains(at_fit, "row 2"));
   EXPECT_TRUE(Contains(at_fit, "abc"));
   EXPECT_TRUE(Contains(at_fit, "target"));
 
-  p.fit(labels({"1.5", "2", "3"}), ProblemType::kRegression, Config());
+  p.fit(labels({"1.5", "2", "3"}), LabelKind::kValues, Config());
   const std::string at_transform =
       message_of<std::invalid_argument>([&] { p.transform(labels({"1", "2", "3", "n/a?"})); });
   EXPECT_TRUE(Contains(at_transform, "row 4"));
@@ -185,16 +185,16 @@ TEST(ProcessorsLabel, JsonRoundTrip) {
   Config config;
   config.set("data.pos_label", "a");
   LabelProcessor cls;
-  cls.fit(labels({"c", "a", "b"}), ProblemType::kMulticlass, config);
+  cls.fit(labels({"c", "a", "b"}), LabelKind::kClasses, config);
   const LabelProcessor cls_back = LabelProcessor::from_json(nlohmann::json::parse(cls.to_json().dump()));
   EXPECT_EQ(cls_back.classes(), (std::vector<std::string>{"b", "c", "a"}));
-  EXPECT_EQ(cls_back.problem_type(), ProblemType::kMulticlass);
+  EXPECT_EQ(cls_back.kind(), LabelKind::kClasses);
   EXPECT_EQ(to_ints(cls_back.transform(labels({"a", "b", "c"}))), (std::vector<int64_t>{2, 0, 1}));
 
   LabelProcessor reg;
-  reg.fit(labels({"10", "20", "60"}), ProblemType::kRegression, Config());
+  reg.fit(labels({"10", "20", "60"}), LabelKind::kValues, Config());
   const LabelProcessor reg_back = LabelProcessor::from_json(nlohmann::json::parse(reg.to_json().dump()));
-  EXPECT_EQ(reg_back.problem_type(), ProblemType::kRegression);
+  EXPECT_EQ(reg_back.kind(), LabelKind::kValues);
   const Column probe = labels({"10", "35", "-4"});
   expect_near_all(to_doubles(reg_back.transform(probe)), to_doubles(reg.transform(probe)), 1e-7);
   expect_near_all(reg_back.inverse_regression(torch::tensor({0.5})),

@@ -1,9 +1,10 @@
 // The text processor: columns sorted and tokenized, sequences laid out as
-// SPEC s.4, limits capped by the model, training-only randomness.
+// AutoMM's data/process_text.py, limits capped by the model, training-only randomness.
 #include <gtest/gtest.h>
 
 #include "data/text/text_processor.h"
-#include "models/text/scratch_checkpoint.h"
+#include "models/text/text_encoder.h"
+#include "data/text/scratch_checkpoint.h"
 #include "text_test_util.h"
 
 namespace automm {
@@ -32,7 +33,7 @@ TEST(TextProcessor, SortedColumnsClsSepLayoutAndSegments) {
   TempDir dir;
   testing::write_bert_checkpoint(dir.file("ckpt"), kWords);
   Config config;
-  const auto processor = TextProcessor::create("hf_text", {"zeta", "able"}, dir.file("ckpt"), config);
+  const auto processor = TextProcessor::create("hf_text", {"zeta", "able"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config);
   EXPECT_EQ(processor->columns(), (std::vector<std::string>{"able", "zeta"}));
   const Table table = two_text_columns({"gamma", "delta one"}, {"alpha beta", ""});
   const auto inputs = processor->transform(table, false);
@@ -46,7 +47,7 @@ TEST(TextProcessor, SortedColumnsClsSepLayoutAndSegments) {
   EXPECT_EQ(row_of(batch.attention_mask, 1), (std::vector<int64_t>{1, 1, 1, 1, 1, 0}));
 
   config.set("model.hf_text.insert_sep", false);
-  const auto no_sep = TextProcessor::create("hf_text", {"zeta", "able"}, dir.file("ckpt"), config);
+  const auto no_sep = TextProcessor::create("hf_text", {"zeta", "able"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config);
   EXPECT_EQ(row_of(no_sep->make_batch(*no_sep->transform(table, false), {0}, nullptr).input_ids, 0),
             (std::vector<int64_t>{2, 5, 6, 7, 3}));
 }
@@ -55,13 +56,13 @@ TEST(TextProcessor, LimitsAreCappedByTheModel) {
   TempDir dir;
   testing::write_bert_checkpoint(dir.file("ckpt"), kWords, 1, /*max_positions=*/16);
   Config config;
-  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), config)->options().sequence.max_len, 16);
+  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config)->options().sequence.max_len, 16);
   config.set("model.hf_text.max_text_len", 8);
-  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), config)->options().sequence.max_len, 8);
+  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config)->options().sequence.max_len, 8);
   config.set("model.hf_text.max_text_len", 0);
-  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), config)->options().sequence.max_len, 16);
+  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config)->options().sequence.max_len, 16);
   config.set("model.hf_text.text_segment_num", 5);  // the checkpoint has 2 token types
-  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), config)->options().sequence.text_segment_num,
+  EXPECT_EQ(TextProcessor::create("hf_text", {"a"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config)->options().sequence.text_segment_num,
             2);
 }
 
@@ -72,7 +73,7 @@ TEST(TextProcessor, StochasticChunkIsATrainingOnlyRandomWindow) {
   config.set("model.hf_text.max_text_len", 6);  // 4 text tokens of 10
   config.set("model.hf_text.stochastic_chunk", true);
   config.set("model.hf_text.text_trivial_aug_maxscale", 0.0);
-  const auto processor = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), config);
+  const auto processor = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config);
   Table table;
   table.add_column(make_column("t", {"one two three four five six seven eight nine ten"}));
   const auto inputs = processor->transform(table, true);
@@ -96,7 +97,7 @@ TEST(TextProcessor, AugmentationOnlyInTrainingAndOnlyForLongTexts) {
   Config config;
   config.set("model.hf_text.text_trivial_aug_maxscale", 0.5);
   config.set("model.hf_text.text_aug_detect_length", 5);
-  const auto processor = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), config);
+  const auto processor = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config);
   Table table;
   table.add_column(make_column("t", {"one two three four five six seven eight nine ten", "one two three"}));
   const auto inputs = processor->transform(table, true);
@@ -119,9 +120,9 @@ TEST(TextProcessor, NormalizeTextRepairsEncodingBeforeTokenizing) {
   Config config;
   Table table;
   table.add_column(make_column("t", {"caf\xC3\x83\xC2\xA9"}));  // "cafÃ©": UTF-8 read as Latin-1
-  const auto plain = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), config);
+  const auto plain = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config);
   config.set("data.text.normalize_text", true);
-  const auto normalized = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), config);
+  const auto normalized = TextProcessor::create("hf_text", {"t"}, dir.file("ckpt"), read_text_model_limits(dir.file("ckpt")), config);
   EXPECT_NE(plain->transform(table, false)->ids[0][0], (std::vector<int64_t>{5}));
   EXPECT_EQ(normalized->transform(table, false)->ids[0][0], (std::vector<int64_t>{5}));
 }

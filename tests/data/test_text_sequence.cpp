@@ -1,4 +1,4 @@
-// Token-sequence builder (SPEC s.4): trimming, layout and segment ids, checked
+// Token-sequence builder (AutoMM's data/process_text.py): trimming, layout and segment ids, checked
 // against hand-built expectations.
 #include <gtest/gtest.h>
 

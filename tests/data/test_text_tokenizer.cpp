@@ -1,7 +1,7 @@
 // The tokenizer of a checkpoint folder, and the ids a text model sees.
 #include <gtest/gtest.h>
 
-#include "automm/text.h"
+#include "data/text/token_ids.h"
 #include "data/text/text_tokenizer.h"
 #include "test_util.h"
 

@@ -5,7 +5,7 @@
 
 #include <torch/torch.h>
 
-#include "automm/learner.h"
+#include "learners/trainer.h"
 
 namespace automm {
 namespace {

@@ -1,4 +1,4 @@
-// Tests of the in-memory top-k checkpoints and their averaging (SPEC s.4: greedy
+// Tests of the in-memory top-k checkpoints and their averaging (AutoMM's learners/base.py: greedy
 // soup, uniform soup, best).
 #include <gtest/gtest.h>
 

@@ -7,8 +7,8 @@
 
 #include <ATen/autocast_mode.h>
 
-#include "automm/batch_loader.h"
-#include "automm/learner.h"
+#include "learners/batch_loader.h"
+#include "learners/trainer.h"
 #include "automm/metrics.h"
 #include "learners/checkpoints.h"
 
@@ -16,15 +16,24 @@ namespace automm {
 namespace {
 
 // A small deterministic problem: 2 numerical + 2 categorical columns.
-TabularTensors make_data(int64_t rows, uint64_t seed) {
+Dataset make_data(int64_t rows, uint64_t seed) {
   torch::manual_seed(seed);
-  TabularTensors data;
+  const torch::Tensor numerical = torch::randn({rows, 2});
+  const torch::Tensor categorical = torch::randint(0, 3, {rows, 2}, torch::kInt64);
+  Dataset data;
   data.rows = rows;
-  data.numerical = torch::randn({rows, 2});
-  data.categorical = torch::randint(0, 3, {rows, 2}, torch::kInt64);
-  data.labels = ((data.numerical.select(1, 0) + data.categorical.select(1, 0).to(torch::kFloat32) - 1) > 0)
-                    .to(torch::kInt64);
+  data.inputs = {std::make_shared<TabularInputs>(TabularInputs::Kind::kNumerical, numerical),
+                 std::make_shared<TabularInputs>(TabularInputs::Kind::kCategorical, categorical)};
+  data.targets.dense["label"] =
+      ((numerical.select(1, 0) + categorical.select(1, 0).to(torch::kFloat32) - 1) > 0).to(torch::kInt64);
   return data;
+}
+
+// The binary task's loss, as the default learner passes it.
+LossFunction cross_entropy() {
+  return [](const torch::Tensor& outputs, const Targets& targets) {
+    return torch::nn::functional::cross_entropy(outputs, targets.at("label"));
+  };
 }
 
 ModelContext context() {
@@ -53,9 +62,10 @@ Config plain_config() {
   return config;
 }
 
-ValidationScorer accuracy_on(const TabularTensors& val) {
-  return {"accuracy", [val](const torch::Tensor& logits) {
-            return (logits.argmax(1) == val.labels).to(torch::kFloat64).mean().item<double>();
+ValidationScorer accuracy_on(const Dataset& val) {
+  const torch::Tensor labels = val.targets.at("label");
+  return {find_metric("accuracy"), [labels](const torch::Tensor& logits) {
+            return (logits.argmax(1) == labels).to(torch::kFloat64).mean().item<double>();
           }};
 }
 
@@ -66,11 +76,11 @@ TrainOptions quiet(uint64_t seed = 0) {
   return options;
 }
 
-Weights train_and_snapshot(const Config& config, const TabularTensors& train_data, const TabularTensors& val,
+Weights train_and_snapshot(const Config& config, const Dataset& train_data, const Dataset& val,
                            TrainResult* result = nullptr, const ValidationScorer* scorer = nullptr) {
   torch::manual_seed(7);
   MultiModalNet net(std::vector<std::string>{"categorical_mlp", "numerical_mlp", "fusion_mlp"}, context(), config);
-  TrainResult r = train(net, train_data, val, ProblemType::kBinary, config, scorer ? *scorer : accuracy_on(val), quiet());
+  TrainResult r = train(net, train_data, val, cross_entropy(), config, scorer ? *scorer : accuracy_on(val), quiet());
   if (result) *result = r;
   return snapshot(*net);
 }
@@ -83,7 +93,7 @@ double max_difference(const Weights& a, const Weights& b) {
 }
 
 TEST(TrainerAccumulation, AccumulatedGradientsEqualTheBigBatchGradient) {
-  const TabularTensors data = make_data(16, 1), val = make_data(8, 2);
+  const Dataset data = make_data(16, 1), val = make_data(8, 2);
   Config big = plain_config();
   big.set("env.per_gpu_batch_size", 16);
   big.set("env.batch_size", 16);
@@ -106,7 +116,7 @@ TEST(TrainerAccumulation, AccumulatedGradientsEqualTheBigBatchGradient) {
 }
 
 TEST(TrainerClipping, ValueAndNormBoundTheFirstUpdate) {
-  const TabularTensors data = make_data(16, 3), val = make_data(8, 4);
+  const Dataset data = make_data(16, 3), val = make_data(8, 4);
   Config config = plain_config();
   config.set("env.per_gpu_batch_size", 16);
   config.set("env.batch_size", 16);
@@ -137,14 +147,14 @@ TEST(TrainerClipping, ValueAndNormBoundTheFirstUpdate) {
 }
 
 TEST(TrainerValidation, IntervalAndEveryNEpochsControlTheChecks) {
-  const TabularTensors data = make_data(64, 5), val = make_data(16, 6);
+  const Dataset data = make_data(64, 5), val = make_data(16, 6);
   Config config = plain_config();
   config.set("env.per_gpu_batch_size", 8);  // 8 batches per epoch
   config.set("env.batch_size", 8);
   config.set("optim.max_epochs", 4);
   config.set("optim.patience", 100);
   // A score that never improves and never reaches the optimum: no early stop.
-  const ValidationScorer constant{"log_loss", [](const torch::Tensor&) { return 0.5; }};
+  const ValidationScorer constant{find_metric("log_loss"), [](const torch::Tensor&) { return 0.5; }};
   auto checks = [&](const Config& c) {
     TrainResult result;
     train_and_snapshot(c, data, val, &result, &constant);
@@ -162,7 +172,7 @@ TEST(TrainerValidation, IntervalAndEveryNEpochsControlTheChecks) {
 }
 
 TEST(TrainerLogging, TrackGradNormAndLogEveryNSteps) {
-  const TabularTensors data = make_data(64, 7), val = make_data(16, 8);
+  const Dataset data = make_data(64, 7), val = make_data(16, 8);
   Config config = plain_config();
   config.set("env.per_gpu_batch_size", 8);
   config.set("env.batch_size", 8);
@@ -187,7 +197,7 @@ TEST(TrainerLogging, TrackGradNormAndLogEveryNSteps) {
 }
 
 TEST(TrainerWorkers, ResultsDoNotDependOnTheNumberOfWorkers) {
-  const TabularTensors data = make_data(64, 9), val = make_data(16, 10);
+  const Dataset data = make_data(64, 9), val = make_data(16, 10);
   Config config = plain_config();
   config.set("optim.max_epochs", 2);
   config.set("optim.optim_type", "adamw");
@@ -198,7 +208,7 @@ TEST(TrainerWorkers, ResultsDoNotDependOnTheNumberOfWorkers) {
 }
 
 TEST(TrainerPrecision, EachPrecisionUsesItsDtypes) {
-  const TabularTensors data = make_data(32, 11), val = make_data(16, 12);
+  const Dataset data = make_data(32, 11), val = make_data(16, 12);
   struct Case {
     std::string precision;
     torch::Dtype parameters, logits;
@@ -215,10 +225,10 @@ TEST(TrainerPrecision, EachPrecisionUsesItsDtypes) {
     const Placement placement = resolve_placement(config);
     EXPECT_EQ(placement.note.empty(), c.precision.rfind("16", 0) != 0);  // 16-* says how it was mapped
     MultiModalNet net(std::vector<std::string>{"categorical_mlp", "numerical_mlp", "fusion_mlp"}, context(), config);
-    train(net, data, val, ProblemType::kBinary, config, accuracy_on(val), quiet());
+    train(net, data, val, cross_entropy(), config, accuracy_on(val), quiet());
     EXPECT_EQ(net->parameters().front().scalar_type(), c.parameters);
     auto rows = torch::arange(0, 4, torch::kInt64);
-    const NetOutput out = run_forward(net, make_batch(data, rows, placement), placement);
+    const NetOutput out = run_forward(net, make_batch(data, rows, placement.batch()), placement);
     EXPECT_EQ(out.logits.scalar_type(), c.logits);
     EXPECT_FALSE(at::autocast::is_cpu_enabled()) << "autocast ends with the forward pass";
   }
@@ -239,26 +249,32 @@ TEST(TrainerPrecision, UnsupportedCombinationsAreRejected) {
       std::invalid_argument);
 }
 
-TEST(TrainerDeterminism, DeterministicKeyTurnsOnDeterministicAlgorithms) {
-  const TabularTensors data = make_data(32, 13), val = make_data(16, 14);
+TEST(TrainerDeterminism, DeterministicKeyTurnsOnDeterministicAlgorithmsForTheFit) {
+  const Dataset data = make_data(32, 13), val = make_data(16, 14);
   Config config = plain_config();
   config.set("optim.max_epochs", 1);
   at::globalContext().setDeterministicAlgorithms(false, false);
-  const Weights first = train_and_snapshot(config, data, val);
-  EXPECT_FALSE(at::globalContext().deterministicAlgorithms());
+  bool on_during_fit = true;
+  const ValidationScorer probe{find_metric("accuracy"), [&](const torch::Tensor& logits) {
+                                 on_during_fit = at::globalContext().deterministicAlgorithms();
+                                 return accuracy_on(val).score(logits);
+                               }};
+  const Weights first = train_and_snapshot(config, data, val, nullptr, &probe);
+  EXPECT_FALSE(on_during_fit);
   config.set("env.deterministic", true);
-  EXPECT_EQ(max_difference(first, train_and_snapshot(config, data, val)), 0.0);
-  EXPECT_TRUE(at::globalContext().deterministicAlgorithms());
-  at::globalContext().setDeterministicAlgorithms(false, false);
+  EXPECT_EQ(max_difference(first, train_and_snapshot(config, data, val, nullptr, &probe)), 0.0);
+  EXPECT_TRUE(on_during_fit);
+  // A process-wide setting: the fit puts the previous value back.
+  EXPECT_FALSE(at::globalContext().deterministicAlgorithms());
 }
 
 TEST(TrainerStopping, ReachingTheMetricsOptimumStops) {
-  const TabularTensors data = make_data(64, 15), val = make_data(16, 16);
+  const Dataset data = make_data(64, 15), val = make_data(16, 16);
   Config config = plain_config();
   config.set("env.per_gpu_batch_size", 8);
   config.set("env.batch_size", 8);
   config.set("optim.max_epochs", 5);
-  const ValidationScorer perfect{"accuracy", [](const torch::Tensor&) { return 1.0; }};
+  const ValidationScorer perfect{find_metric("accuracy"), [](const torch::Tensor&) { return 1.0; }};
   TrainResult result;
   train_and_snapshot(config, data, val, &result, &perfect);
   EXPECT_EQ(result.stop_reason, "validation accuracy reached its optimum");

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "models/hf_checkpoint.h"
+#include "checkpoints/hf_checkpoint.h"
 #include "test_util.h"
 
 namespace automm {

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "automm_test_paths.h"
-#include "models/hf_checkpoint.h"
-#include "models/hf_download.h"
+#include "checkpoints/hf_checkpoint.h"
+#include "checkpoints/hf_download.h"
 #include "test_util.h"
 
 namespace automm {

@@ -7,8 +7,9 @@
 
 #include <ATen/autocast_mode.h>
 
-#include "automm/models.h"
-#include "models/text/scratch_checkpoint.h"
+#include "learners/trainer.h"
+#include "models/multimodal_net.h"
+#include "data/text/scratch_checkpoint.h"
 #include "models/text/text_encoder.h"
 #include "text_test_util.h"
 
@@ -65,13 +66,13 @@ TEST(HfText, PretrainedEncoderGetsLayerwiseIdsAndScratchDoesNot) {
   write_scratch_checkpoint("scratch:bert-tiny", {"a b c", "a b"}, dir.file("scratch"));
   Config config;
   MultiModalNet pretrained(std::vector<std::string>{"hf_text"}, text_context(dir.file("ckpt")), config);
-  const auto ids = pretrained->layer_ids();
+  const auto ids = network_layer_ids(pretrained);
   EXPECT_EQ(ids.at("hf_text.model.embeddings.word_embeddings.weight"), 3);  // 2 layers + 1
   EXPECT_EQ(ids.at("hf_text.model.encoder.layer.0.attention.self.query.weight"), 2);
   EXPECT_EQ(ids.at("hf_text.model.encoder.layer.1.output.dense.weight"), 1);
   EXPECT_EQ(ids.at("hf_text.head.weight"), 0);
   MultiModalNet scratch(std::vector<std::string>{"hf_text"}, text_context(dir.file("scratch")), config);
-  EXPECT_TRUE(scratch->layer_ids().empty());
+  EXPECT_TRUE(network_layer_ids(scratch).empty());
 }
 
 TEST(HfText, PretrainedWeightsLoadUnlessTheyComeFromASavedPredictor) {

@@ -1,4 +1,4 @@
-// Tests of the model registry, model selection (SPEC s.1 model) and the tabular
+// Tests of the model registry, model selection (AutoMM's configs/model/default.yaml) and the tabular
 // backbones and fusion models. Architecture facts are checked through parameter
 // shapes and against forward passes recomputed here from the parameters.
 #include <gtest/gtest.h>
@@ -14,7 +14,8 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
-#include "automm/models.h"
+#include "models/multimodal_net.h"
+#include "optim/optim.h"
 
 namespace automm {
 namespace {

@@ -27,7 +27,7 @@
 #include "automm_test_paths.h"
 #endif
 
-#include "automm/learner.h"
+#include "learners/trainer.h"
 #include "automm/weights_io.h"
 #include "test_util.h"
 #include "models/image/image_encoder.h"

@@ -2,7 +2,7 @@
 // missing slots never reach the encoder.
 #include <gtest/gtest.h>
 
-#include "automm/models.h"
+#include "models/multimodal_net.h"
 
 namespace automm {
 namespace {

@@ -9,7 +9,7 @@
 
 #include <torch/torch.h>
 
-#include "automm/optim.h"
+#include "optim/optim.h"
 #include "optim/fused_adam.h"
 
 namespace automm {

@@ -57,18 +57,6 @@ void expect_invalid(Fn fn, const std::string& part) {
 
 // ------------------------------------------------------------------ problem type
 
-TEST(MetricsProblemType, RoundTripsNames) {
-  for (ProblemType t : {ProblemType::kBinary, ProblemType::kMulticlass, ProblemType::kRegression}) {
-    EXPECT_EQ(parse_problem_type(to_string(t)), t);
-  }
-  EXPECT_EQ(to_string(ProblemType::kMulticlass), "multiclass");
-  EXPECT_TRUE(is_classification(ProblemType::kBinary));
-  EXPECT_FALSE(is_classification(ProblemType::kRegression));
-  expect_invalid([] { parse_problem_type("ranking"); },
-                 "unknown problem type 'ranking'; known problem types: binary, multiclass, "
-                 "regression");
-}
-
 // ---------------------------------------------------------------------- registry
 
 TEST(MetricsRegistry, NamesAreSortedAndComplete) {
@@ -129,26 +117,20 @@ TEST(MetricsRegistry, UnknownNameListsKnownMetrics) {
   expect_invalid([] { higher_is_better_score("nope", 1.0); }, "unknown metric 'nope'");
 }
 
-TEST(MetricsRegistry, DefaultsAndApplicability) {
-  EXPECT_EQ(default_metric(ProblemType::kBinary), "roc_auc");
-  EXPECT_EQ(default_metric(ProblemType::kMulticlass), "accuracy");
-  EXPECT_EQ(default_metric(ProblemType::kRegression), "rmse");
-  for (ProblemType t : {ProblemType::kBinary, ProblemType::kMulticlass, ProblemType::kRegression}) {
-    EXPECT_NO_THROW(check_metric_applies(default_metric(t), t));
-  }
-  EXPECT_NO_THROW(check_metric_applies("f1", ProblemType::kBinary));
-  EXPECT_NO_THROW(check_metric_applies("f1_macro", ProblemType::kMulticlass));
-  EXPECT_NO_THROW(check_metric_applies("roc_auc_ovo_macro", ProblemType::kMulticlass));
-  EXPECT_NO_THROW(check_metric_applies("spearmanr", ProblemType::kRegression));
-  expect_invalid([] { check_metric_applies("rmse", ProblemType::kBinary); },
+TEST(MetricsRegistry, Applicability) {
+  EXPECT_NO_THROW(check_metric_applies("f1", TargetKind::kTwoClasses, "binary"));
+  EXPECT_NO_THROW(check_metric_applies("f1_macro", TargetKind::kManyClasses, "multiclass"));
+  EXPECT_NO_THROW(check_metric_applies("roc_auc_ovo_macro", TargetKind::kManyClasses, "multiclass"));
+  EXPECT_NO_THROW(check_metric_applies("spearmanr", TargetKind::kValues, "regression"));
+  expect_invalid([] { check_metric_applies("rmse", TargetKind::kTwoClasses, "binary"); },
                  "metric 'rmse' does not apply to a binary problem");
-  expect_invalid([] { check_metric_applies("accuracy", ProblemType::kRegression); },
+  expect_invalid([] { check_metric_applies("accuracy", TargetKind::kValues, "regression"); },
                  "metric 'accuracy' does not apply to a regression problem");
-  expect_invalid([] { check_metric_applies("roc_auc", ProblemType::kMulticlass); },
+  expect_invalid([] { check_metric_applies("roc_auc", TargetKind::kManyClasses, "multiclass"); },
                  "metric 'roc_auc' does not apply to a multiclass problem");
-  expect_invalid([] { check_metric_applies("precision", ProblemType::kMulticlass); },
+  expect_invalid([] { check_metric_applies("precision", TargetKind::kManyClasses, "multiclass"); },
                  "metric 'precision' does not apply to a multiclass problem");
-  expect_invalid([] { check_metric_applies("bogus", ProblemType::kBinary); },
+  expect_invalid([] { check_metric_applies("bogus", TargetKind::kTwoClasses, "binary"); },
                  "unknown metric 'bogus'");
 }
 

@@ -1,6 +1,6 @@
 // Tests of the learning-rate schedules, parameter groups, optimizers and losses
-// (SPEC s.1 optim keys, s.4 training behaviour). Expected values are computed here
-// from the SPEC formulas with plain doubles, independently of the implementation.
+// (AutoMM's optim keys and training behaviour). Expected values are computed here
+// from the formulas of AutoMM's optim/lr/lr_schedulers.py with plain doubles, independently of the implementation.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,8 +12,11 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
-#include "automm/models.h"
-#include "automm/optim.h"
+#include "models/multimodal_net.h"
+#include "optim/losses.h"
+#include "optim/optim.h"
+#include "learners/trainer.h"
+#include "tasks/task.h"
 
 namespace automm {
 namespace {
@@ -33,7 +36,7 @@ void expect_throw_with(Fn fn, const std::string& part) {
 
 // ------------------------------------------------------------------ schedules
 
-// The SPEC formulas, written out independently of lr_schedule.cpp.
+// The formulas of AutoMM's optim/lr/lr_schedulers.py, written out independently of lr_schedule.cpp.
 double warmup_factor(int64_t s, int64_t w) { return static_cast<double>(s) / static_cast<double>(w); }
 
 LrSchedule schedule_of(const std::string& name, int64_t total, int64_t warmup, int64_t per_epoch = 1,
@@ -327,14 +330,14 @@ TEST(OptimGroups, LayerwiseDecayWithAllIdsZeroGivesBaseLr) {
 }
 
 TEST(OptimGroups, LayerIdIsZeroForTabularAndFusionModels) {
-  // SPEC s.4: heads, fusion and tabular models get id 0, even with block numbers.
+  // AutoMM's optim/utils.py: heads, fusion and tabular models get id 0, even with block numbers.
   ModelContext context;
   context.num_numerical = 3;
   context.categorical_cardinalities = {4, 5};
   context.num_outputs = 2;
   Config config;
   MultiModalNet net(std::vector<std::string>{"categorical_mlp", "ft_transformer", "fusion_transformer"}, context, config);
-  EXPECT_TRUE(net->layer_ids().empty());
+  EXPECT_TRUE(network_layer_ids(net).empty());
 }
 
 TEST(OptimLayerIds, BertLikeNames) {
@@ -549,7 +552,7 @@ TEST(OptimLoss, CrossEntropyMatchesHandComputation) {
   double expected = 0.0;
   for (size_t i = 0; i < kLogits.size(); ++i) expected -= log_softmax_row(kLogits[i])[kLabels[i]];
   expected /= kLogits.size();
-  const auto loss = task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, config);
+  const auto loss = classification_loss(logits_tensor(), labels_tensor(), config);
   EXPECT_EQ(loss.dim(), 0);
   EXPECT_NEAR(loss.item<double>(), expected, 1e-6);
 }
@@ -567,10 +570,10 @@ TEST(OptimLoss, LabelSmoothingUsesSmoothedTargets) {
       expected -= ((c == static_cast<size_t>(kLabels[i]) ? 1.0 - eps : 0.0) + eps / k) * lp[c];
   }
   expected /= kLogits.size();
-  const double smoothed = task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, config).item<double>();
+  const double smoothed = classification_loss(logits_tensor(), labels_tensor(), config).item<double>();
   EXPECT_NEAR(smoothed, expected, 1e-6);
   Config plain;
-  EXPECT_GT(std::abs(smoothed - task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, plain)
+  EXPECT_GT(std::abs(smoothed - classification_loss(logits_tensor(), labels_tensor(), plain)
                                     .item<double>()),
             1e-3);
 }
@@ -585,7 +588,7 @@ TEST(OptimLoss, FocalLossGamma2) {
     expected += -(1.0 - p) * (1.0 - p) * lp;
   }
   expected /= kLogits.size();
-  EXPECT_NEAR(task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, config).item<double>(),
+  EXPECT_NEAR(classification_loss(logits_tensor(), labels_tensor(), config).item<double>(),
               expected, 1e-6);
 }
 
@@ -594,8 +597,8 @@ TEST(OptimLoss, FocalLossGammaZeroIsCrossEntropy) {
   focal.set("optim.loss_func", "focal_loss");
   focal.set("optim.focal_loss.gamma", 0.0);
   Config ce;
-  EXPECT_NEAR(task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, focal).item<double>(),
-              task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, ce).item<double>(), 1e-6);
+  EXPECT_NEAR(classification_loss(logits_tensor(), labels_tensor(), focal).item<double>(),
+              classification_loss(logits_tensor(), labels_tensor(), ce).item<double>(), 1e-6);
 }
 
 TEST(OptimLoss, FocalLossAlphaWeightsPerClass) {
@@ -611,7 +614,7 @@ TEST(OptimLoss, FocalLossAlphaWeightsPerClass) {
     expected += -alpha[kLabels[i]] * std::pow(1.0 - p, 1.5) * lp;
   }
   expected /= kLogits.size();  // AutoMM: weighted NLL (reduction none) * focal term, then mean
-  EXPECT_NEAR(task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, config).item<double>(),
+  EXPECT_NEAR(classification_loss(logits_tensor(), labels_tensor(), config).item<double>(),
               expected, 1e-6);
 }
 
@@ -619,7 +622,7 @@ TEST(OptimLoss, FocalLossAlphaLengthMismatchErrors) {
   Config config;
   config.set("optim.loss_func", "focal_loss");
   config.set("optim.focal_loss.alpha", Json(std::vector<double>{0.5, 0.5}));
-  expect_throw_with([&] { task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, config); },
+  expect_throw_with([&] { classification_loss(logits_tensor(), labels_tensor(), config); },
                     "optim.focal_loss.alpha");
 }
 
@@ -636,7 +639,7 @@ TEST(OptimLoss, BinaryFocalWithAlpha) {
     expected += -0.25 * std::pow(1.0 - std::exp(lp), 2.0) * lp;
   }
   expected /= 2.0;
-  EXPECT_NEAR(task_loss(logits, labels, ProblemType::kBinary, config).item<double>(), expected, 1e-6);
+  EXPECT_NEAR(classification_loss(logits, labels, config).item<double>(), expected, 1e-6);
 }
 
 TEST(OptimLoss, RegressionMse) {
@@ -644,9 +647,9 @@ TEST(OptimLoss, RegressionMse) {
   auto logits = torch::tensor({0.5f, -1.0f, 2.0f, 0.0f}).view({4, 1});
   auto labels = torch::tensor({1.0f, -1.5f, 0.0f, 0.25f});
   const double expected = (0.25 + 0.25 + 4.0 + 0.0625) / 4.0;
-  EXPECT_NEAR(task_loss(logits, labels, ProblemType::kRegression, config).item<double>(), expected, 1e-6);
+  EXPECT_NEAR(regression_loss(logits, labels, config).item<double>(), expected, 1e-6);
   // Labels of another dtype are converted.
-  EXPECT_NEAR(task_loss(logits, labels.to(torch::kDouble), ProblemType::kRegression, config).item<double>(),
+  EXPECT_NEAR(regression_loss(logits, labels.to(torch::kDouble), config).item<double>(),
               expected, 1e-6);
 }
 
@@ -662,23 +665,23 @@ TEST(OptimLoss, RegressionBceOnSigmoid) {
   expected /= z.size();
   auto logits = torch::tensor({0.5f, -1.0f, 2.0f}).view({3, 1});
   auto labels = torch::tensor({1.0f, 0.2f, 0.0f});
-  EXPECT_NEAR(task_loss(logits, labels, ProblemType::kRegression, config).item<double>(), expected, 1e-6);
+  EXPECT_NEAR(regression_loss(logits, labels, config).item<double>(), expected, 1e-6);
 }
 
 TEST(OptimLoss, FocalLossOnRegressionErrors) {
   Config config;
   config.set("optim.loss_func", "focal_loss");
   expect_throw_with(
-      [&] { task_loss(torch::zeros({2, 1}), torch::zeros({2}), ProblemType::kRegression, config); },
+      [&] { regression_loss(torch::zeros({2, 1}), torch::zeros({2}), config); },
       "focal_loss");
 }
 
 TEST(OptimLoss, BceOnClassificationErrors) {
   Config config;
   config.set("optim.loss_func", "bce");
-  expect_throw_with([&] { task_loss(logits_tensor(), labels_tensor(), ProblemType::kMulticlass, config); },
+  expect_throw_with([&] { classification_loss(logits_tensor(), labels_tensor(), config); },
                     "bce");
-  EXPECT_THROW(task_loss(torch::zeros({2, 2}), torch::zeros({2}, torch::kInt64), ProblemType::kBinary, config),
+  EXPECT_THROW(classification_loss(torch::zeros({2, 2}), torch::zeros({2}, torch::kInt64), config),
                std::invalid_argument);
 }
 
@@ -686,7 +689,7 @@ TEST(OptimLoss, LossHasGradientTowardsLabel) {
   // d CE / d logit_c = softmax_c - onehot_c (averaged over rows).
   Config config;
   auto logits = logits_tensor().requires_grad_(true);
-  task_loss(logits, labels_tensor(), ProblemType::kMulticlass, config).backward();
+  classification_loss(logits, labels_tensor(), config).backward();
   for (size_t i = 0; i < kLogits.size(); ++i) {
     const auto lp = log_softmax_row(kLogits[i]);
     for (size_t c = 0; c < lp.size(); ++c) {
@@ -700,7 +703,7 @@ TEST(OptimLoss, LossHasGradientTowardsLabel) {
 
 TEST(OptimPredictions, SoftmaxProbabilities) {
   Config config;
-  const auto proba = outputs_to_predictions(logits_tensor(), ProblemType::kMulticlass, config);
+  const auto proba = make_task("multiclass", {"y", &config})->predict_proba(logits_tensor(), true);
   ASSERT_EQ(proba.sizes(), (std::vector<int64_t>{3, 3}));
   for (size_t i = 0; i < kLogits.size(); ++i) {
     const auto lp = log_softmax_row(kLogits[i]);
@@ -716,7 +719,7 @@ TEST(OptimPredictions, SoftmaxProbabilities) {
 TEST(OptimPredictions, BinaryGivesTwoColumns) {
   Config config;
   auto logits = torch::tensor({0.0f, 1.0f}).view({1, 2});
-  const auto proba = outputs_to_predictions(logits, ProblemType::kBinary, config);
+  const auto proba = make_task("binary", {"y", &config})->predict_proba(logits, true);
   ASSERT_EQ(proba.sizes(), (std::vector<int64_t>{1, 2}));
   EXPECT_NEAR(proba[0][1].item<double>(), std::exp(1.0) / (1.0 + std::exp(1.0)), 1e-6);
 }
@@ -724,7 +727,7 @@ TEST(OptimPredictions, BinaryGivesTwoColumns) {
 TEST(OptimPredictions, RegressionIsFlattenedValues) {
   Config config;
   auto logits = torch::tensor({1.5f, -2.0f, 0.25f}).view({3, 1});
-  const auto values = outputs_to_predictions(logits, ProblemType::kRegression, config);
+  const auto values = regression_outputs(logits, config);
   ASSERT_EQ(values.sizes(), (std::vector<int64_t>{3}));
   EXPECT_FLOAT_EQ(values[0].item<float>(), 1.5f);
   EXPECT_FLOAT_EQ(values[1].item<float>(), -2.0f);
@@ -735,7 +738,7 @@ TEST(OptimPredictions, RegressionUnderBceIsSigmoid) {
   Config config;
   config.set("optim.loss_func", "bce");
   auto logits = torch::tensor({1.5f, -2.0f, 0.0f}).view({3, 1});
-  const auto values = outputs_to_predictions(logits, ProblemType::kRegression, config);
+  const auto values = regression_outputs(logits, config);
   ASSERT_EQ(values.sizes(), (std::vector<int64_t>{3}));
   const std::vector<double> z = {1.5, -2.0, 0.0};
   for (size_t i = 0; i < z.size(); ++i)

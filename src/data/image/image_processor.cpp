@@ -124,4 +124,11 @@ ImageBatch ImageProcessor::make_batch(const ImageInputs& inputs, const std::vect
   return batch;
 }
 
+void ImageInputs::add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement,
+                               std::mt19937_64* training_rng, Batch& batch) const {
+  ImageBatch images = processor->make_batch(*this, rows, training_rng);
+  batch.images[processor->model_name()] = {images.images.to(placement.device, placement.float_dtype),
+                                           images.mask.to(placement.device)};
+}
+
 }  // namespace automm

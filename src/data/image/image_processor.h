@@ -14,7 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "automm/config.h"
-#include "automm/models.h"
+#include "data/batch.h"
+#include "data/dataset.h"
 #include "automm/table.h"
 #include "data/image/image.h"
 #include "data/image/transforms.h"
@@ -34,7 +35,11 @@ struct ImageRef {
 
 // A table's image cells for one image model: [row][slot], slots being each
 // column's first max_image_num_per_column images.
-struct ImageInputs {
+struct ImageInputs : ModelInputs {
+  // Puts the rows' decoded, transformed images into batch.images[model name].
+  void add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement, std::mt19937_64* training_rng,
+                    Batch& batch) const override;
+
   std::shared_ptr<const ImageProcessor> processor;
   std::vector<std::vector<ImageRef>> rows;
 };

@@ -5,22 +5,10 @@
 #include <fstream>
 #include <limits>
 
-#include "models/text/text_encoder.h"
 
 namespace automm {
 namespace {
 namespace fs = std::filesystem;
-
-nlohmann::json read_json_file(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("text checkpoint " + path.parent_path().string() + " has no " +
-                                    path.filename().string());
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
-  }
-}
 
 torch::Tensor to_tensor(const std::vector<int64_t>& values, int64_t rows, int64_t cols) {
   return torch::from_blob(const_cast<int64_t*>(values.data()), {rows, cols}, torch::kInt64).clone();
@@ -30,7 +18,8 @@ torch::Tensor to_tensor(const std::vector<int64_t>& values, int64_t rows, int64_
 
 std::shared_ptr<const TextProcessor> TextProcessor::create(const std::string& model_name,
                                                            std::vector<std::string> columns,
-                                                           const std::string& checkpoint_dir, const Config& config) {
+                                                           const std::string& checkpoint_dir,
+                                                           const TextModelLimits& limits, const Config& config) {
   if (columns.empty()) throw std::invalid_argument("text model '" + model_name + "' has no text column to read");
   std::sort(columns.begin(), columns.end());
   auto processor = std::shared_ptr<TextProcessor>(new TextProcessor());
@@ -39,7 +28,6 @@ std::shared_ptr<const TextProcessor> TextProcessor::create(const std::string& mo
   processor->tokenizer_ = std::make_shared<const TextTokenizer>(
       TextTokenizer::from_folder(checkpoint_dir, config.get_string("model.hf_text.tokenizer_name")));
 
-  const TextModelLimits limits = text_model_limits(read_json_file(fs::path(checkpoint_dir) / "config.json"));
   const int64_t model_max = limits.max_sequence_length, type_vocab = limits.type_vocab_size;
   TextProcessorOptions& options = processor->options_;
   const int64_t requested = config.get_int("model.hf_text.max_text_len");
@@ -120,6 +108,13 @@ TextBatch TextProcessor::make_batch(const TextInputs& inputs, const std::vector<
   return {to_tensor(padded.input_ids, padded.batch, padded.length),
           to_tensor(padded.token_type_ids, padded.batch, padded.length),
           to_tensor(padded.attention_mask, padded.batch, padded.length)};
+}
+
+void TextInputs::add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement,
+                              std::mt19937_64* training_rng, Batch& batch) const {
+  TextBatch text = processor->make_batch(*this, rows, training_rng);
+  batch.text[processor->model_name()] = {text.input_ids.to(placement.device), text.token_type_ids.to(placement.device),
+                                         text.attention_mask.to(placement.device)};
 }
 
 }  // namespace automm

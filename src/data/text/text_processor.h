@@ -1,6 +1,6 @@
 // AutoMM's text processor for one text model: the text columns (sorted by
 // name) tokenized with the checkpoint's tokenizer, and per batch the token
-// sequences built as SPEC s.4 (with stochastic chunks and text augmentation
+// sequences built as AutoMM's data/process_text.py does (with stochastic chunks and text augmentation
 // when training).
 #pragma once
 
@@ -14,7 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "automm/config.h"
-#include "automm/models.h"
+#include "data/batch.h"
+#include "data/dataset.h"
 #include "automm/table.h"
 #include "text_augment.h"
 #include "text_sequence.h"
@@ -24,12 +25,22 @@ namespace automm {
 
 class TextProcessor;
 
-// A table's text columns, tokenized: what TabularTensors carries for each text model.
-struct TextInputs {
+// A table's text columns, tokenized, for one text model.
+struct TextInputs : ModelInputs {
+  // Puts the rows' token sequences into batch.text[model name].
+  void add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement, std::mt19937_64* training_rng,
+                    Batch& batch) const override;
+
   std::shared_ptr<const TextProcessor> processor;
   std::vector<std::vector<std::vector<int64_t>>> ids;  // [row][column] token ids, no specials
   // [row][column] the (normalized) text, kept for training-time augmentation.
   std::vector<std::vector<std::string>> texts;
+};
+
+// What the processor needs to know of the text model: its limits.
+struct TextModelLimits {
+  int64_t max_sequence_length = 512;  // tokens the position embeddings allow
+  int64_t type_vocab_size = 0;        // segment ids; 0 when the model has none
 };
 
 struct TextProcessorOptions {
@@ -43,10 +54,11 @@ struct TextProcessorOptions {
 class TextProcessor : public std::enable_shared_from_this<TextProcessor> {
  public:
   // `columns`: the text columns this model reads (sorted here). Reads the
-  // tokenizer and the model's limits (max positions, type_vocab_size) from
-  // `checkpoint_dir`, and the options from model.hf_text.* and data.text.*.
+  // tokenizer from `checkpoint_dir`, and the options from model.hf_text.* and
+  // data.text.*, capped by the model's limits (max positions, type_vocab_size).
   static std::shared_ptr<const TextProcessor> create(const std::string& model_name, std::vector<std::string> columns,
-                                                     const std::string& checkpoint_dir, const Config& config);
+                                                     const std::string& checkpoint_dir, const TextModelLimits& limits,
+                                                     const Config& config);
 
   // Tokenizes every row (missing cells read as ""). keep_text: keep the texts
   // for augmentation (training data only).

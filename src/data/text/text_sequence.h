@@ -1,6 +1,6 @@
 #pragma once
 // Builds the token sequence AutoMM's text processor feeds a BERT-style
-// backbone from several tokenized text columns (SPEC s.4): trimming to the
+// backbone from several tokenized text columns (AutoMM's data/process_text.py): trimming to the
 // length budget, [CLS]/[SEP] layout and segment (token type) ids. Pure C++, no
 // torch, so that data preparation and its tests stand on their own.
 

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "automm/text.h"
-#include "models/hf_checkpoint.h"
+#include "data/text/token_ids.h"
+#include "checkpoints/hf_checkpoint.h"
 #include "text_sequence.h"
 
 namespace automm {

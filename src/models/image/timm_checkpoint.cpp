@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "models/hf_checkpoint.h"
+#include "checkpoints/hf_checkpoint.h"
 
 namespace automm {
 namespace {

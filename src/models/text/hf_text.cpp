@@ -5,7 +5,7 @@
 
 #include "automm/weights_io.h"
 #include "models/backbones.h"
-#include "scratch_checkpoint.h"
+#include "data/text/scratch_checkpoint.h"
 #include "text_encoder.h"
 
 namespace automm {

@@ -1,5 +1,8 @@
 #include "text_encoder.h"
 
+#include <filesystem>
+#include <fstream>
+
 #include <stdexcept>
 
 #include "bert_encoder.h"
@@ -80,6 +83,17 @@ std::shared_ptr<TextEncoderImpl> make_text_encoder(const nlohmann::json& config)
 }
 
 TextModelLimits text_model_limits(const nlohmann::json& config) { return find_encoder(config).limits(config); }
+
+TextModelLimits read_text_model_limits(const std::string& checkpoint_dir) {
+  const std::filesystem::path path = std::filesystem::path(checkpoint_dir) / "config.json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("text checkpoint " + checkpoint_dir + " has no config.json");
+  try {
+    return text_model_limits(nlohmann::json::parse(in));
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
+  }
+}
 
 torch::Tensor TextEncoderImpl::run_block(torch::nn::Module& block, const CheckpointedBlock& block_fn,
                                          const torch::Tensor& hidden) {

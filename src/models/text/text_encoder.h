@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "data/text/text_processor.h"
 #include "models/gradient_checkpoint.h"
 
 namespace automm {
@@ -49,12 +50,11 @@ class TextEncoderImpl : public torch::nn::Module {
 // std::invalid_argument naming the model_type and the supported ones.
 std::shared_ptr<TextEncoderImpl> make_text_encoder(const nlohmann::json& config);
 
-// What the text processor needs to know of a model without building it.
-struct TextModelLimits {
-  int64_t max_sequence_length = 512;  // tokens the position embeddings allow
-  int64_t type_vocab_size = 0;        // segment ids; 0 when the model has none
-};
+// What the text processor needs to know of a model (data/text/text_processor.h),
+// read from its config.json without building it.
 TextModelLimits text_model_limits(const nlohmann::json& config);
+// The same, from the config.json of a checkpoint folder.
+TextModelLimits read_text_model_limits(const std::string& checkpoint_dir);
 std::vector<std::string> supported_text_model_types();
 
 }  // namespace automm

@@ -1,4 +1,4 @@
-// Column and problem-type inference (SPEC.md s.3), the holdout split, and the
+// Column and problem-type inference (AutoMM's data/infer_types.py), the holdout split, and the
 // data processors fitted on the training split and saved with the predictor.
 #pragma once
 
@@ -14,7 +14,7 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
-#include "automm/problem_type.h"
+
 #include "automm/table.h"
 
 namespace automm {
@@ -33,24 +33,28 @@ using ColumnTypes = std::map<std::string, ColumnType>;
 ColumnTypes infer_column_types(const Table& train, const Table* tuning, const std::string& label,
                                const std::map<std::string, std::string>& user_types);
 
-// Throws when the label is missing, all missing, or holds one class.
-ProblemType infer_problem_type(const Column& label);
+// "binary", "multiclass" or "regression" (AutoMM's data/infer_types.py). Throws when the label is
+// all missing or holds one value.
+std::string infer_problem_type(const Column& label);
 
 // Number of holdout rows' fraction when no tuning data is given.
 double default_holdout_fraction(size_t num_rows);
-// Row indices of (train, holdout); stratified by label for classification.
-std::pair<std::vector<size_t>, std::vector<size_t>> split_holdout(const Column& label,
-                                                                  ProblemType type, double fraction,
-                                                                  uint64_t seed);
+// Row indices of (train, holdout), stratified by `strata` (one key per row:
+// the class for classification, the same key everywhere for none).
+std::pair<std::vector<size_t>, std::vector<size_t>> split_holdout(const std::vector<std::string>& strata,
+                                                                  double fraction, uint64_t seed);
 
 // Parses a cell as a number ("1", "-2.5e3", " 3 "); nullopt when it is not one.
 std::optional<double> parse_number(const std::string& cell);
+
+// What a label column holds: classes, or values (regression).
+enum class LabelKind { kClasses, kValues };
 
 // Labels: classes sorted (numerically when all labels are numbers), the
 // positive label moved last. Regression labels scaled (standard / minmax / none).
 class LabelProcessor {
  public:
-  void fit(const Column& label, ProblemType type, const Config& config);
+  void fit(const Column& label, LabelKind kind, const Config& config);
   // Class indices (int64) or scaled values (float32). Throws naming the row for
   // an unseen class or a non-numeric regression label.
   torch::Tensor transform(const Column& label) const;
@@ -58,12 +62,12 @@ class LabelProcessor {
   std::vector<double> inverse_regression(const torch::Tensor& scaled) const;
   const std::vector<std::string>& classes() const { return classes_; }
   int64_t num_classes() const { return static_cast<int64_t>(classes_.size()); }
-  ProblemType problem_type() const { return type_; }
+  LabelKind kind() const { return kind_; }
   nlohmann::json to_json() const;
   static LabelProcessor from_json(const nlohmann::json& j);
 
  private:
-  ProblemType type_ = ProblemType::kBinary;
+  LabelKind kind_ = LabelKind::kClasses;
   std::vector<std::string> classes_;
   std::string scaling_ = "none";
   double shift_ = 0.0, scale_ = 1.0;  // value = (raw - shift) / scale
@@ -101,21 +105,6 @@ class CategoricalProcessor {
  private:
   std::vector<std::string> columns_;
   std::vector<std::map<std::string, int64_t>> vocab_;
-};
-
-struct TextInputs;   // tokenized text columns (src/data/text/text_processor.h)
-struct ImageInputs;  // image cells to decode per batch (src/data/image/image_processor.h)
-
-// A processed table, ready for batching. Undefined tensors for absent modalities.
-struct TabularTensors {
-  torch::Tensor numerical;    // [rows, num_numerical] float32
-  torch::Tensor categorical;  // [rows, num_categorical] int64
-  torch::Tensor labels;       // [rows] int64 (classes) or float32 (regression)
-  // Per text model (hf_text, hf_text_2): its columns, tokenized.
-  std::map<std::string, std::shared_ptr<const TextInputs>> text;
-  // Per image model (timm_image, ...): its image cells.
-  std::map<std::string, std::shared_ptr<const ImageInputs>> images;
-  int64_t rows = 0;
 };
 
 }  // namespace automm

@@ -181,4 +181,20 @@ ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::str
   throw std::runtime_error(message.str());
 }
 
+void copy_text_checkpoint_files(const std::string& from, const std::string& to) {
+  if (!std::filesystem::is_directory(from)) throw std::runtime_error("text checkpoint folder " + from + " is missing");
+  if (std::filesystem::exists(to) && std::filesystem::equivalent(from, to)) return;
+  std::filesystem::create_directories(to);
+  static const std::vector<std::string> weight_suffixes = {".safetensors", ".bin", ".pth", ".pt", ".ckpt",
+                                                           ".h5", ".msgpack", ".onnx", ".index.json"};
+  for (const auto& entry : std::filesystem::directory_iterator(from)) {
+    if (!entry.is_regular_file()) continue;  // follows the hub cache's symlinks
+    const std::string name = entry.path().filename().string();
+    const bool weights = std::any_of(weight_suffixes.begin(), weight_suffixes.end(), [&](const std::string& suffix) {
+      return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    });
+    if (!weights) std::filesystem::copy_file(entry.path(), std::filesystem::path(to) / name, std::filesystem::copy_options::overwrite_existing);
+  }
+}
+
 }  // namespace automm

@@ -42,4 +42,8 @@ std::string hf_cache_repo_folder(const std::string& repo_id);
 // folder lacks config.json.
 ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::string& predictor_dir = "");
 
+// Copies a text checkpoint's config and tokenizer files (not its weights) from
+// `from` into the folder `to` (created), so that a predictor folder is self-contained.
+void copy_text_checkpoint_files(const std::string& from, const std::string& to);
+
 }  // namespace automm

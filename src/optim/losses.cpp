@@ -1,6 +1,6 @@
 #include <stdexcept>
 
-#include "automm/optim.h"
+#include "optim/losses.h"
 
 namespace automm {
 namespace F = torch::nn::functional;
@@ -24,26 +24,24 @@ torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& label
 
 }  // namespace
 
-torch::Tensor task_loss(const torch::Tensor& logits, const torch::Tensor& labels, ProblemType type,
-                        const Config& config) {
+torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const Config& config) {
   const std::string loss_func = config.get_string("optim.loss_func");
-  if (is_classification(type)) {
-    if (loss_func == "bce")
-      throw std::invalid_argument("optim.loss_func = bce is for regression labels in [0, 1]");
-    if (loss_func == "focal_loss") return focal_loss(logits, labels, config);
-    return F::cross_entropy(logits, labels,
-                            F::CrossEntropyFuncOptions().label_smoothing(config.get_double("optim.label_smoothing")));
-  }
-  if (loss_func == "focal_loss")
-    throw std::invalid_argument("optim.loss_func = focal_loss is for classification");
-  auto predicted = logits.reshape({-1});
-  if (loss_func == "bce") return F::binary_cross_entropy_with_logits(predicted, labels.to(predicted.dtype()));
-  return F::mse_loss(predicted, labels.to(predicted.dtype()));
+  if (loss_func == "bce") throw std::invalid_argument("optim.loss_func = bce is for regression labels in [0, 1]");
+  if (loss_func == "focal_loss") return focal_loss(logits, labels, config);
+  return F::cross_entropy(logits, labels,
+                          F::CrossEntropyFuncOptions().label_smoothing(config.get_double("optim.label_smoothing")));
 }
 
-torch::Tensor outputs_to_predictions(const torch::Tensor& logits, ProblemType type, const Config& config) {
-  if (is_classification(type)) return torch::softmax(logits, 1);
-  auto values = logits.reshape({-1});
+torch::Tensor regression_loss(const torch::Tensor& outputs, const torch::Tensor& values, const Config& config) {
+  const std::string loss_func = config.get_string("optim.loss_func");
+  if (loss_func == "focal_loss") throw std::invalid_argument("optim.loss_func = focal_loss is for classification");
+  auto predicted = outputs.reshape({-1});
+  if (loss_func == "bce") return F::binary_cross_entropy_with_logits(predicted, values.to(predicted.dtype()));
+  return F::mse_loss(predicted, values.to(predicted.dtype()));
+}
+
+torch::Tensor regression_outputs(const torch::Tensor& outputs, const Config& config) {
+  auto values = outputs.reshape({-1});
   return config.get_string("optim.loss_func") == "bce" ? torch::sigmoid(values) : values;
 }
 

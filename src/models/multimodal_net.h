@@ -1,4 +1,5 @@
-// Backbones (per modality) and fusion models, chosen by name from a registry.
+// Backbones (per modality) and fusion models, chosen by name from a registry,
+// and the network that joins them.
 #pragma once
 
 #include <functional>
@@ -10,30 +11,9 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
+#include "data/batch.h"
 
 namespace automm {
-
-// The token sequences one text model reads, padded to the batch's longest.
-struct TextBatch {
-  torch::Tensor input_ids;       // [batch, seq] int64
-  torch::Tensor token_type_ids;  // [batch, seq] int64 (segment ids)
-  torch::Tensor attention_mask;  // [batch, seq] int64, 1 = token, 0 = padding
-};
-
-// The images one image model reads: every row's image slots (each image
-// column's first max_image_num_per_column images), decoded and transformed.
-struct ImageBatch {
-  torch::Tensor images;  // [batch, slots, 3, size, size] float
-  torch::Tensor mask;    // [batch, slots] float, 1 = an image, 0 = missing / unreadable
-};
-
-// One mini-batch of processed inputs; undefined tensors for absent modalities.
-struct Batch {
-  torch::Tensor numerical;    // [batch, num_numerical] float
-  torch::Tensor categorical;  // [batch, num_categorical] int64
-  std::map<std::string, TextBatch> text;  // by text model name (hf_text, hf_text_2)
-  std::map<std::string, ImageBatch> images;  // by image model name (timm_image, ...)
-};
 
 // An image model's architecture (a timm name) and where its pretrained
 // weights are (a file or folder; empty = random initialisation).
@@ -71,10 +51,6 @@ class BackboneImpl : public torch::nn::Module {
   virtual bool is_pretrained() const { return false; }
 };
 
-// Parameters that never get weight decay: biases, norm weights, cls tokens and
-// feature-tokenizer parameters (named *_tokenizer.*).
-bool is_no_decay_parameter(const std::string& name);
-
 // Builds a backbone by its base name ("categorical_mlp", "numerical_mlp",
 // "ft_transformer", "hf_text"). `prefix` is the model's key in model.names (e.g.
 // "numerical_mlp_2"): its settings are read from model.<base name>.*.
@@ -102,8 +78,9 @@ class MultiModalNetImpl : public torch::nn::Module {
   const std::vector<std::string>& model_names() const { return names_; }
   // Weight of the per-backbone losses (fusion_*.aux_loss_weight), 0 when off.
   double aux_loss_weight() const { return aux_loss_weight_; }
-  // Layerwise-decay ids by full parameter name; parameters not listed are id 0.
-  std::map<std::string, int64_t> layer_ids() const;
+  // The names of the backbones that start from pretrained weights (their
+  // parameters get layerwise-decay ids; the rest are heads in AutoMM's sense).
+  std::vector<std::string> pretrained_backbones() const;
 
  private:
   std::vector<std::string> names_;
@@ -115,7 +92,7 @@ class MultiModalNetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MultiModalNet);
 
-// Which models of model.names apply to the data (SPEC s.1): a backbone is
+// Which models of model.names apply to the data (AutoMM's configs/model/default.yaml and select_model): a backbone is
 // dropped when its modality is absent; the fusion model when one backbone remains.
 struct ModalityPresence {
   bool numerical = false, categorical = false, text = false, image = false;

@@ -1,4 +1,4 @@
-// Optimizers, parameter groups, learning-rate schedules and losses (SPEC s.1, s.4).
+// Optimizers, parameter groups and learning-rate schedules (AutoMM's optim/ and configs/optim/default.yaml).
 #pragma once
 
 #include <map>
@@ -9,7 +9,7 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
-#include "automm/problem_type.h"
+
 
 namespace automm {
 
@@ -27,7 +27,7 @@ struct LrSchedule {
 LrSchedule make_schedule(const Config& config, int64_t total_steps, int64_t steps_per_epoch);
 
 // Layerwise-decay ids of one pretrained backbone's parameters (names relative
-// to the backbone, in registration order), SPEC s.4: the block is the first
+// to the backbone, in registration order), as AutoMM's optim/utils.py: the block is the first
 // all-digit part of the name ("encoder.layer.11.attention.query.weight" -> 11,
 // "layers.2.blocks.0.norm1.weight" -> 2, so in-block norms stay with their
 // block), or a "layer<N>" part (ResNet stages); the last block gets 1, the
@@ -36,6 +36,10 @@ LrSchedule make_schedule(const Config& config, int64_t total_steps, int64_t step
 // otherwise (pooler, final norm, head). Heads, fusion and tabular models are
 // not passed here: they are 0.
 std::map<std::string, int64_t> layerwise_ids(const std::vector<std::string>& names);
+
+// Parameters that never get weight decay: biases, norm weights, cls tokens and
+// feature-tokenizer parameters (named *_tokenizer.*).
+bool is_no_decay_parameter(const std::string& name);
 
 struct ParameterGroup {
   std::vector<torch::Tensor> params;
@@ -59,13 +63,5 @@ void clear_gradients(torch::optim::Optimizer& optimizer);
 // Sets each group's lr to schedule.lr_at(step, base lr of that group).
 void apply_schedule(torch::optim::Optimizer& optimizer, const std::vector<ParameterGroup>& groups,
                     const LrSchedule& schedule, int64_t step);
-
-// The task loss: cross-entropy (label_smoothing) or focal loss for
-// classification; MSE, or BCE on a sigmoid for loss_func=bce, for regression.
-torch::Tensor task_loss(const torch::Tensor& logits, const torch::Tensor& labels, ProblemType type,
-                        const Config& config);
-// Model outputs -> predictions: class probabilities [n, classes], or regression
-// values [n] (sigmoid under loss_func=bce).
-torch::Tensor outputs_to_predictions(const torch::Tensor& logits, ProblemType type, const Config& config);
 
 }  // namespace automm

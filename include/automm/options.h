@@ -1,0 +1,38 @@
+// The options of a predictor and of one fit (AutoMM's predictor.py: MultiModalPredictor's
+// constructor and fit() arguments).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "automm/config.h"
+#include "automm/table.h"
+
+namespace automm {
+
+struct PredictorOptions {
+  std::string label;
+  std::string problem_type;  // "" = inferred from the label (binary, multiclass or regression)
+  std::string presets;       // "" = high_quality
+  std::string eval_metric;   // "" = the problem type's default
+  Json hyperparameters = Json::object();
+  std::string path;          // "" = AutogluonModels/ag-<timestamp>
+  bool verbose = true;
+  // AutoMM's `pretrained`: false builds every backbone with random weights
+  // (text models still read their checkpoint's config and tokenizer).
+  bool pretrained = true;
+};
+
+struct FitOptions {
+  std::optional<Table> tuning_data;  // none = a holdout split of the training data
+  double time_limit = 0.0;           // seconds; 0 = none
+  std::string presets;               // overrides the constructor's
+  Json hyperparameters = Json::object();  // merged over the constructor's
+  std::map<std::string, std::string> column_types;
+  double holdout_frac = 0.0;  // 0 = AutoMM's default for the table size
+  uint64_t seed = 0;
+};
+
+}  // namespace automm

@@ -1,0 +1,36 @@
+// What predict() returns: one prediction per row, typed. Classes stay class
+// labels and numbers stay numbers; text cells are made only on request.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "automm/table.h"
+
+namespace automm {
+
+struct Predictions {
+  std::string name;  // the label column the predictions are for
+  // Class labels, when the predictions are classes: `values` then holds class
+  // indices [rows] (int64), or a 0/1 indicator per class [rows, classes] for
+  // tasks that predict a set of classes per row.
+  std::vector<std::string> classes;
+  torch::Tensor values;  // [rows] int64 class indices or float64 numbers; [rows, classes] indicators
+
+  size_t size() const { return values.defined() ? static_cast<size_t>(values.size(0)) : 0; }
+  bool are_classes() const { return !classes.empty(); }
+  // Row `row` as text: its class (a set of classes joined by ';'), or its
+  // number written with the fewest digits that read back to the same double.
+  std::string text(size_t row) const;
+  // Every row's class label; throws when the predictions are numbers.
+  std::vector<std::string> labels() const;
+  // Every row's number; throws when the predictions are classes.
+  std::vector<double> numbers() const;
+  // A table column named `name` holding text(row) for each row.
+  Column to_column() const;
+};
+
+}  // namespace automm

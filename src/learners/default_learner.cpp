@@ -1,0 +1,322 @@
+#include "learners/default_learner.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <iterator>
+
+namespace automm {
+
+DefaultLearner::DefaultLearner(PredictorOptions options) : options_(std::move(options)) {
+  config_.merge(options_.hyperparameters);
+}
+
+void DefaultLearner::require_fitted(const char* what) const {
+  if (!fitted_) throw std::logic_error(std::string(what) + " needs a fitted predictor: call fit() or load() first");
+}
+
+void DefaultLearner::warn(const std::string& message) const {
+  if (options_.verbose) std::cerr << "Warning: " << message << "\n";
+}
+
+std::string DefaultLearner::resume_folder() const {
+  return (std::filesystem::path(options_.path) / kResumeFolder).string();
+}
+
+void DefaultLearner::build(bool pretrained_weights) {
+  ModelContext context;
+  context.num_outputs = task_->num_outputs();
+  context.load_pretrained = pretrained_weights && options_.pretrained;
+  for (const auto& modality : modalities_) modality->describe(context);
+  if (!pretrained_weights)
+    for (auto& [name, spec] : context.image_models) spec.weights.clear();
+  net_ = MultiModalNet(model_names_, context, config_);
+}
+
+Table DefaultLearner::rows_with_targets(const Table& data, size_t* dropped) const {
+  for (const std::string& column : task_->target_columns())
+    if (!data.has_column(column)) data.column(column);  // throws naming the table's columns
+  std::vector<size_t> rows;
+  for (size_t r = 0; r < data.num_rows(); ++r)
+    if (task_->has_target(data, r)) rows.push_back(r);
+  *dropped = data.num_rows() - rows.size();
+  return *dropped ? data.select_rows(rows) : data;
+}
+
+Table DefaultLearner::usable_rows(const Table& data, const std::string& what) const {
+  std::vector<size_t> keep(data.num_rows());
+  for (size_t r = 0; r < keep.size(); ++r) keep[r] = r;
+  bool filtered = false;
+  for (const auto& modality : modalities_) {
+    const auto usable = modality->usable_rows(data);
+    if (!usable) continue;
+    filtered = true;
+    std::vector<size_t> both;
+    std::set_intersection(keep.begin(), keep.end(), usable->begin(), usable->end(), std::back_inserter(both));
+    keep = both;
+  }
+  if (!filtered || keep.size() == data.num_rows()) return data;
+  warn(std::to_string(data.num_rows() - keep.size()) + " rows of the " + what +
+       " were skipped: an image is missing or unreadable (data.image.missing_value_strategy = skip)");
+  if (keep.empty()) throw std::invalid_argument("no row of the " + what + " has readable images");
+  return data.select_rows(keep);
+}
+
+Dataset DefaultLearner::process(const Table& data, bool with_targets, bool training) const {
+  std::vector<std::string> missing;
+  for (const auto& modality : modalities_)
+    for (const std::string& name : modality->columns())
+      if (!data.has_column(name) && std::find(missing.begin(), missing.end(), name) == missing.end())
+        missing.push_back(name);
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "'" : ", '") + m + "'";
+    throw std::invalid_argument(data.source + " lacks column(s) " + list + " that the predictor was trained on");
+  }
+  Dataset out;
+  out.rows = static_cast<int64_t>(data.num_rows());
+  std::vector<std::string> warnings;
+  for (const auto& modality : modalities_) out.inputs.push_back(modality->process(data, training, &warnings));
+  for (const auto& w : warnings) warn(w);
+  if (with_targets) out.targets = task_->read_targets(data);
+  return out;
+}
+
+int DefaultLearner::inference_threads(int64_t rows) const {
+  // A text or image row is hundreds of tokens or patches: every core even for one row
+  // (ELECTRA-small's one-row forward takes 1.7x longer on one thread than on two).
+  for (const auto& modality : modalities_)
+    if (modality->family() != "numerical" && modality->family() != "categorical") return choose_thread_count();
+  int64_t num_parameters = 0;
+  for (const auto& p : net_->parameters()) num_parameters += p.numel();
+  return choose_thread_count(num_parameters * std::clamp<int64_t>(rows, 1, inference_batch_size(config_)));
+}
+
+torch::Tensor DefaultLearner::outputs(const Dataset& data, bool features) const {
+  configure_allocator();
+  set_intra_op_threads(inference_threads(data.rows));
+  MultiModalNet model = net_;
+  return predict_logits(model, data, config_, features, &cast_weights_);
+}
+
+namespace {
+
+std::string default_path() {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", std::gmtime(&now));
+  return std::string("AutogluonModels/ag-") + stamp;
+}
+
+}  // namespace
+
+void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) {
+  const auto start = std::chrono::steady_clock::now();
+  const bool resuming = !resume_fit_options_.is_null();
+  FitOptions fit = requested;
+  if (resuming) {
+    // A resumed fit continues with exactly the saved configuration and split.
+    if (!requested.hyperparameters.empty() || !requested.presets.empty() || !requested.column_types.empty() ||
+        requested.holdout_frac > 0)
+      throw std::invalid_argument("a resumed fit continues with its saved configuration: pass only the data");
+    const Json& saved = resume_fit_options_;
+    fit.seed = saved.at("seed").get<uint64_t>();
+    fit.holdout_frac = saved.at("holdout_frac").get<double>();
+    if (requested.time_limit <= 0) fit.time_limit = saved.at("time_limit").get<double>();
+    if (saved.at("has_tuning_data").get<bool>() != requested.tuning_data.has_value())
+      throw std::invalid_argument(std::string("the interrupted fit was run ") +
+                                  (requested.tuning_data ? "without" : "with") +
+                                  " tuning data; resume it with the same data");
+  } else {
+    // Defaults, then the preset, then the user's keys.
+    config_.merge(fit.hyperparameters);
+    apply_preset(config_, fit.presets.empty() ? options_.presets : fit.presets);
+    config_.check_supported();
+  }
+
+  const std::string& label = options_.label;
+  if (train_input.num_rows() == 0) throw std::invalid_argument(train_input.source + " has no rows to train on");
+  if (!train_input.has_column(label)) train_input.column(label);  // throws naming the columns
+  if (!resuming) {
+    const std::string type =
+        options_.problem_type.empty() ? infer_problem_type(train_input.column(label)) : options_.problem_type;
+    task_ = make_task(type, {label, &config_});
+    eval_metric_ = options_.eval_metric.empty() ? task_->default_metric() : options_.eval_metric;
+    task_->metric(eval_metric_);  // throws when it does not apply
+    validation_metric_ = eval_metric_;
+  }
+  size_t dropped = 0;
+  const Table labelled = rows_with_targets(train_input, &dropped);
+  if (labelled.num_rows() == 0)
+    throw std::invalid_argument("label column '" + label + "' of " + train_input.source + " has no values");
+  if (dropped) warn(std::to_string(dropped) + " training rows without a label were dropped");
+
+  // Training and validation rows.
+  Table train_table, val_table;
+  if (fit.tuning_data) {
+    train_table = labelled;
+    val_table = rows_with_targets(*fit.tuning_data, &dropped);
+    if (val_table.num_rows() == 0) throw std::invalid_argument("tuning data has no labelled rows");
+  } else {
+    if (fit.holdout_frac <= 0) fit.holdout_frac = default_holdout_fraction(labelled.num_rows());
+    std::vector<std::string> strata(labelled.num_rows());
+    for (size_t r = 0; r < strata.size(); ++r) strata[r] = task_->stratum(labelled, r);
+    const auto [train_rows, val_rows] = split_holdout(strata, fit.holdout_frac, fit.seed);
+    train_table = labelled.select_rows(train_rows);
+    val_table = labelled.select_rows(val_rows);
+  }
+
+  if (!resuming) {
+    column_types_ = infer_column_types(train_table, &val_table, label, fit.column_types);
+    // data.*.convert_to_text: those columns are read by the text models instead.
+    for (auto& [name, type] : column_types_) {
+      if ((type == ColumnType::kCategorical && config_.get_bool("data.categorical.convert_to_text")) ||
+          (type == ColumnType::kNumerical && config_.get_bool("data.numerical.convert_to_text")))
+        type = ColumnType::kText;
+    }
+    model_names_ = select_models(config_.get_list("model.names"), modality_presence(column_types_));
+    task_->fit(train_table);
+    if (options_.path.empty()) options_.path = default_path();
+    // A new fit replaces an older unfinished one.
+    std::error_code ignored;
+    std::filesystem::remove_all(resume_folder(), ignored);
+    ModalityFitInputs inputs;
+    inputs.column_types = &column_types_;
+    inputs.train = &train_table;
+    inputs.config = &config_;
+    inputs.pretrained = options_.pretrained;
+    inputs.work_folder = resume_folder();
+    inputs.verbose = options_.verbose;
+    modalities_ = fit_modalities(model_names_, inputs);
+    std::vector<std::string> read;
+    for (const auto& modality : modalities_)
+      for (const std::string& column : modality->columns()) read.push_back(column);
+    for (const auto& [name, type] : column_types_)
+      if (type != ColumnType::kIgnored && std::find(read.begin(), read.end(), name) == read.end())
+        warn("column '" + name + "' (" + to_string(type) + ") is not used: no model in model.names reads it");
+    for (const auto& modality : modalities_) modality->prepare_for_training();
+    torch::manual_seed(fit.seed);
+    build(/*pretrained_weights=*/true);
+    std::filesystem::create_directories(resume_folder());
+    write(resume_folder(), /*standalone=*/true,
+          {{"fit_options",
+            {{"seed", fit.seed},
+             {"holdout_frac", fit.holdout_frac},
+             {"time_limit", fit.time_limit},
+             {"has_tuning_data", fit.tuning_data.has_value()}}}});
+    // From here on the adapters' files live in the predictor's folder.
+    relocate(resume_folder());
+  }
+
+  int64_t num_parameters = 0;
+  for (const auto& p : net_->parameters()) num_parameters += p.numel();
+  configure_allocator();
+  ThreadScope threads(choose_thread_count(num_parameters * config_.get_int("env.per_gpu_batch_size")));
+  fitted_ = true;
+  // missing_value_strategy = skip: rows with unreadable images take no part.
+  train_table = usable_rows(train_table, "training data");
+  val_table = usable_rows(val_table, "validation data");
+  const Dataset train_data = process(train_table, true, /*training=*/true);
+  const Dataset val_data = process(val_table, true);
+  const ValidationScorer scorer{task_->metric(validation_metric_), [&](const torch::Tensor& outputs) {
+                                  return task_->score(validation_metric_, outputs, val_data.targets);
+                                }};
+  if (options_.verbose) {
+    std::cerr << "automm: " << task_->name() << " problem, " << train_table.num_rows() << " training / "
+              << val_table.num_rows() << " validation rows, models: ";
+    for (size_t i = 0; i < model_names_.size(); ++i) std::cerr << (i ? ", " : "") << model_names_[i];
+    std::cerr << "; " << threads.threads() << " threads\n";
+  }
+  TrainOptions train_options;
+  train_options.time_limit_seconds = fit.time_limit;
+  train_options.seed = fit.seed;
+  train_options.verbose = options_.verbose;
+  train_options.checkpoint_dir = resume_folder();
+  train_options.resume = resuming;
+  const LossFunction loss = [&](const torch::Tensor& outputs, const Targets& targets) {
+    return task_->loss(outputs, targets);
+  };
+  const TrainResult result = train(net_, train_data, val_data, loss, config_, scorer, train_options);
+  log_ = result.log;
+
+  Json types = Json::object();
+  for (const auto& [name, type] : column_types_) types[name] = to_string(type);
+  summary_ = {{"problem_type", task_->name()},
+              {"eval_metric", eval_metric_},
+              {"validation_metric", validation_metric_},
+              {"best_validation_score", result.best_validation_score},
+              {"top_k_scores", result.top_k_scores},
+              {"top_k_average_method", config_.get_string("optim.top_k_average_method")},
+              {"stop_reason", result.stop_reason},
+              {"optimizer_steps", result.steps},
+              {"training_seconds", result.seconds},
+              {"total_fit_seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
+              {"num_train_rows", train_table.num_rows()},
+              {"num_validation_rows", val_table.num_rows()},
+              {"models", model_names_},
+              {"column_types", types},
+              {"seed", fit.seed},
+              {"precision", config_.get_string("env.precision")},
+              {"num_threads", threads.threads()}};
+  if (!std::isnan(result.final_validation_score)) summary_["final_validation_score"] = result.final_validation_score;
+  if (result.resumed_from_step >= 0) summary_["resumed_from_step"] = result.resumed_from_step;
+  resume_fit_options_ = nullptr;
+}
+
+void DefaultLearner::relocate(const std::string& folder) {
+  for (auto& modality : modalities_) modality->relocate(folder);
+}
+
+Predictions DefaultLearner::predict(const Table& data) const {
+  require_fitted("prediction");
+  return task_->predict(outputs(process(data, false)));
+}
+
+torch::Tensor DefaultLearner::predict_proba(const Table& data, bool as_multiclass) const {
+  require_fitted("prediction");
+  if (!task_->has_probabilities())
+    throw std::invalid_argument("predict_proba is for classification; this predictor's problem type is " +
+                                task_->name());
+  return task_->predict_proba(outputs(process(data, false)), as_multiclass);
+}
+
+std::map<std::string, double> DefaultLearner::evaluate(const Table& data,
+                                                       const std::vector<std::string>& metrics) const {
+  require_fitted("evaluate");
+  const std::vector<std::string> names = metrics.empty() ? std::vector<std::string>{eval_metric_} : metrics;
+  for (const auto& name : names) task_->metric(name);  // throws when it does not apply
+  size_t dropped = 0;
+  const Table labelled = rows_with_targets(data, &dropped);
+  if (dropped) warn(std::to_string(dropped) + " rows without a label were skipped");
+  if (labelled.num_rows() == 0) throw std::invalid_argument(data.source + " has no labelled rows to evaluate");
+  const Dataset dataset = process(labelled, true);
+  const torch::Tensor out = outputs(dataset);
+  std::map<std::string, double> scores;
+  for (const auto& name : names) scores[name] = task_->score(name, out, dataset.targets);
+  return scores;
+}
+
+torch::Tensor DefaultLearner::extract_embedding(const Table& data) const {
+  require_fitted("extract_embedding");
+  return outputs(process(data, false), /*features=*/true);
+}
+
+Json DefaultLearner::fit_summary() const {
+  require_fitted("fit_summary");
+  return summary_;
+}
+
+std::string DefaultLearner::problem_type() const { return task_ ? task_->name() : options_.problem_type; }
+
+std::vector<std::string> DefaultLearner::classes() const { return task_ ? task_->classes() : std::vector<std::string>{}; }
+
+std::map<std::string, std::string> DefaultLearner::column_types() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, type] : column_types_) out[name] = to_string(type);
+  return out;
+}
+
+}  // namespace automm

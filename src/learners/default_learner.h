@@ -1,0 +1,86 @@
+// The learner of table problems (AutoMM's learners/default.py): one target per
+// row read by its task, the modality adapters of the selected backbones, one
+// fused network. fit() and read() build the network through the same build().
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "data/processors.h"
+#include "learners/learner.h"
+#include "learners/placement.h"
+#include "learners/trainer.h"
+#include "modalities/modality.h"
+#include "models/multimodal_net.h"
+#include "tasks/task.h"
+
+namespace automm {
+
+class DefaultLearner : public Learner {
+ public:
+  explicit DefaultLearner(PredictorOptions options);
+
+  void fit(const Table& train, const FitOptions& options) override;
+  Predictions predict(const Table& data) const override;
+  torch::Tensor predict_proba(const Table& data, bool as_multiclass) const override;
+  std::map<std::string, double> evaluate(const Table& data, const std::vector<std::string>& metrics) const override;
+  torch::Tensor extract_embedding(const Table& data) const override;
+
+  void write(const std::string& folder, bool standalone, const Json& extra) const override;  // learner_files.cpp
+  void read(const std::string& folder, const Json& meta, bool resume) override;             // learner_files.cpp
+  void relocate(const std::string& folder) override;
+
+  bool fitted() const override { return fitted_; }
+  Json fit_summary() const override;
+  std::string problem_type() const override;
+  std::string eval_metric() const override { return eval_metric_; }
+  std::vector<std::string> classes() const override;
+  std::map<std::string, std::string> column_types() const override;
+  const Config& config() const override { return config_; }
+  PredictorOptions& options() override { return options_; }
+  const PredictorOptions& options() const override { return options_; }
+
+ private:
+  void require_fitted(const char* what) const;
+  void warn(const std::string& message) const;
+  // The network for the fitted task and adapters. pretrained_weights: backbones
+  // start from their checkpoints (a new fit), else from random weights that a
+  // saved state then replaces.
+  void build(bool pretrained_weights);
+  // The rows of `data` that have targets; how many were dropped goes to `dropped`.
+  Table rows_with_targets(const Table& data, size_t* dropped) const;
+  // Rows every adapter can use (data.image.missing_value_strategy = skip);
+  // `what` names the table in the warning.
+  Table usable_rows(const Table& data, const std::string& what) const;
+  // The adapters' inputs for every row (and the task's targets when asked);
+  // `training` keeps what training-time augmentation needs.
+  Dataset process(const Table& data, bool with_targets, bool training = false) const;
+  // Head outputs, or features, for every row.
+  torch::Tensor outputs(const Dataset& data, bool features = false) const;
+  // Intra-op threads for inference on `rows` rows: every core for text and image
+  // models, else by the parameters times the rows in a batch (tiny tabular nets
+  // run on one thread).
+  int inference_threads(int64_t rows) const;
+  // Where an unfinished fit keeps its state: <path>/resume.
+  std::string resume_folder() const;
+
+  PredictorOptions options_;
+  Config config_;
+  bool fitted_ = false;
+  std::unique_ptr<Task> task_;
+  std::string eval_metric_, validation_metric_;
+  ColumnTypes column_types_;
+  std::vector<std::string> model_names_;
+  std::vector<std::unique_ptr<Modality>> modalities_;
+  MultiModalNet net_{nullptr};
+  Json summary_ = Json::object();
+  std::vector<LogRow> log_;
+  // bf16 copies of the matmul weights for mixed-precision inference, made once.
+  mutable CastWeightCache cast_weights_;
+  // Set by read(resume = true): the unfinished fit's options; fit() continues it.
+  Json resume_fit_options_;
+};
+
+}  // namespace automm

@@ -1,0 +1,179 @@
+// The default learner's part of a predictor folder: predictor.json (config,
+// column types, models, summary), processors.json (the task's and each modality
+// adapter's saved state), model.pt (weights), metrics.csv, learning_curve.svg.
+// Relative paths only. Folders of format version 1 are read too.
+#include <xxhash.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <new>
+#include <sstream>
+
+#include "learners/default_learner.h"
+#include "learners/fit_report.h"
+#include "learners/learner_io.h"
+
+namespace automm {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kProcessorsFile = "processors.json";
+constexpr const char* kWeightsFile = "model.pt";
+constexpr const char* kMetricsFile = "metrics.csv";
+constexpr const char* kCurveFile = "learning_curve.svg";
+
+// The weights digest, recorded in predictor.json to catch a damaged or swapped
+// model.pt. Format 2: XXH3-64 (xxHash). Format 1 recorded FNV-1a, either over
+// bytes ("weights_digest") or over 64-bit words; both are still checked.
+constexpr const char* kXxh3Digest = "weights_xxh3_64";
+constexpr const char* kFnvByteDigest = "weights_digest";
+constexpr const char* kFnvWordDigest = "weights_digest_fnv1a64_words";
+
+std::string hex64(uint64_t value) {
+  std::ostringstream out;
+  out << std::hex << std::setw(16) << std::setfill('0') << value;
+  return out.str();
+}
+
+std::string xxh3_digest(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  XXH3_state_t* state = XXH3_createState();
+  if (!state) throw std::bad_alloc();
+  XXH3_64bits_reset(state);
+  std::vector<char> buffer(1 << 20);
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0)
+    XXH3_64bits_update(state, buffer.data(), static_cast<size_t>(in.gcount()));
+  const uint64_t hash = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return hex64(hash);
+}
+
+std::string fnv1a_digest(const fs::path& path, bool words) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + path.string());
+  constexpr uint64_t kPrime = 1099511628211ULL;
+  uint64_t hash = 1469598103934665603ULL;
+  std::vector<char> buffer(1 << 20);
+  while (in.read(buffer.data(), static_cast<std::streamsize>(buffer.size())) || in.gcount() > 0) {
+    const auto n = static_cast<size_t>(in.gcount());
+    size_t i = 0;
+    if (words) {
+      for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        std::memcpy(&word, buffer.data() + i, 8);
+        hash = (hash ^ word) * kPrime;
+      }
+    }
+    for (; i < n; ++i) hash = (hash ^ static_cast<unsigned char>(buffer[i])) * kPrime;
+  }
+  return hex64(hash);
+}
+
+// Throws when model.pt does not match the digest predictor.json recorded.
+void check_weights_digest(const fs::path& weights, const Json& meta) {
+  std::string recorded, actual;
+  if (meta.contains(kXxh3Digest)) {
+    recorded = meta.at(kXxh3Digest).get<std::string>();
+    actual = xxh3_digest(weights);
+  } else {
+    const bool words = meta.contains(kFnvWordDigest);
+    recorded = meta.value(words ? kFnvWordDigest : kFnvByteDigest, "");
+    actual = fnv1a_digest(weights, words);
+  }
+  if (actual != recorded)
+    throw std::runtime_error(weights.string() + " is corrupted: its checksum does not match predictor.json");
+}
+
+// Format 1 kept one label processor and fixed processor slots; format 2 saves
+// the task's state and a list of modality adapters. This reads the first as the second.
+Json processors_from_format_1(const Json& old) {
+  Json modalities = Json::array();
+  for (const char* family : {"numerical", "categorical"}) {
+    const Json& state = old.at(family);
+    if (!state.value("columns", Json::array()).empty())
+      modalities.push_back({{"family", family}, {"name", family}, {"state", state}});
+  }
+  for (const Json& text : old.value("text", Json::array()))
+    modalities.push_back({{"family", "hf_text"}, {"name", text.at("model")}, {"state", text}});
+  for (const Json& image : old.value("image", Json::array()))
+    modalities.push_back({{"family", "timm_image"}, {"name", image.at("model")}, {"state", image}});
+  return {{"task", {{"label", old.at("label")}}}, {"modalities", modalities}};
+}
+
+}  // namespace
+
+void DefaultLearner::write(const std::string& folder_text, bool standalone, const Json& extra) const {
+  const fs::path folder(folder_text);
+  Json types = Json::object();
+  for (const auto& [name, type] : column_types_) types[name] = to_string(type);
+  Json predictor = {{"format", kPredictorFormat},
+                    {"format_version", kFormatVersion},
+                    {"label", options_.label},
+                    {"problem_type", task_->name()},
+                    {"eval_metric", eval_metric_},
+                    {"validation_metric", validation_metric_},
+                    {"column_types", types},
+                    {"model_names", model_names_},
+                    {"config", config_.to_json()},
+                    {"fit_summary", summary_}};
+  if (fitted_) {  // an unfinished fit's folder holds no weights: its trainer state has them
+    torch::serialize::OutputArchive archive;
+    net_->save(archive);
+    archive.save_to((folder / kWeightsFile).string());
+    predictor[kXxh3Digest] = xxh3_digest(folder / kWeightsFile);
+    write_metrics_csv((folder / kMetricsFile).string(), log_);
+    write_learning_curve((folder / kCurveFile).string(), log_, validation_metric_);
+  }
+  predictor.update(extra);
+  write_text_file((folder / kPredictorFile).string(), predictor.dump(2));
+  const Json processors = {{"task", task_->to_json()},
+                           {"modalities", save_modalities(modalities_, folder.string(), standalone)}};
+  write_text_file((folder / kProcessorsFile).string(), processors.dump(2));
+}
+
+void DefaultLearner::read(const std::string& folder_text, const Json& meta, bool resume) {
+  const fs::path folder(folder_text);
+  const int version = meta.value("format_version", -1);
+  try {
+    options_.label = meta.at("label").get<std::string>();
+    config_ = Config::from_json(meta.at("config"));
+    task_ = make_task(meta.at("problem_type").get<std::string>(), {options_.label, &config_});
+    eval_metric_ = meta.at("eval_metric").get<std::string>();
+    validation_metric_ = meta.at("validation_metric").get<std::string>();
+    column_types_.clear();
+    for (const auto& [name, type] : meta.at("column_types").items())
+      column_types_[name] = parse_column_type(type.get<std::string>());
+    model_names_ = meta.at("model_names").get<std::vector<std::string>>();
+    summary_ = meta.at("fit_summary");
+    Json processors = read_json_file((folder / kProcessorsFile).string());
+    if (version == 1) processors = processors_from_format_1(processors);
+    task_->from_json(processors.at("task"));
+    modalities_ = load_modalities(processors.at("modalities"), folder.string(), config_);
+  } catch (const Json::exception& e) {
+    throw std::runtime_error("predictor at " + folder.string() + " is corrupted: " + e.what());
+  }
+  build(/*pretrained_weights=*/false);
+  if (resume) {
+    resume_fit_options_ = meta.at("fit_options");
+    return;  // the trainer restores the weights from the unfinished fit's last.pt
+  }
+  const fs::path weights = folder / kWeightsFile;
+  if (!fs::exists(weights)) throw std::runtime_error("cannot load predictor: " + weights.string() + " is missing");
+  check_weights_digest(weights, meta);
+  try {
+    torch::serialize::InputArchive archive;
+    archive.load_from(weights.string());
+    net_->load(archive);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("cannot read weights " + weights.string() + ": " + e.what_without_backtrace());
+  }
+  const Placement placement = resolve_placement(config_);
+  net_->to(placement.device, placement.dtype);
+  net_->eval();
+  fitted_ = true;
+}
+
+}  // namespace automm

@@ -1,0 +1,95 @@
+// timm_image: one adapter per image model, holding its architecture and its
+// image processor (AutoMM's transforms and normalisation).
+#include <iostream>
+
+#include "data/image/image_processor.h"
+#include "models/image/timm_checkpoint.h"
+#include "modalities/families.h"
+
+namespace automm {
+namespace {
+
+class ImageModality : public Modality {
+ public:
+  ImageModality(std::string name, ImageModelSpec spec, std::shared_ptr<const ImageProcessor> processor)
+      : name_(std::move(name)), spec_(std::move(spec)), processor_(std::move(processor)) {}
+
+  const std::string& name() const override { return name_; }
+  std::string family() const override { return "timm_image"; }
+  std::vector<std::string> columns() const override {
+    std::vector<std::string> names;
+    for (const auto& [column, is_path] : processor_->columns()) names.push_back(column);
+    return names;
+  }
+  std::shared_ptr<const ModelInputs> process(const Table& table, bool training,
+                                             std::vector<std::string>* warnings) const override {
+    return processor_->transform(table, table_folder(table));
+  }
+  void describe(ModelContext& context) const override { context.image_models[name_] = spec_; }
+  std::optional<std::vector<size_t>> usable_rows(const Table& table) const override {
+    if (!processor_->options().skip_invalid) return std::nullopt;
+    return processor_->readable_rows(*processor_->transform(table, table_folder(table)));
+  }
+
+  nlohmann::json save(const std::string& folder, bool standalone) const override {
+    const ImageProcessorOptions& o = processor_->options();
+    return {{"model", name_},
+            {"architecture", spec_.architecture},
+            {"columns", processor_->columns()},
+            {"image_size", o.image_size},
+            {"mean", o.mean},
+            {"std", o.std},
+            {"interpolation", o.interpolation},
+            {"max_images_per_column", o.max_images_per_column},
+            {"skip_invalid", o.skip_invalid},
+            {"train_transforms", o.train_transforms},
+            {"val_transforms", o.val_transforms}};
+  }
+
+ private:
+  std::string name_;
+  ImageModelSpec spec_;  // weights: the pretrained file at fit time, "" once the predictor holds them
+  std::shared_ptr<const ImageProcessor> processor_;
+};
+
+}  // namespace
+
+ModalityFamily timm_image_family() {
+  ModalityFamily family;
+  family.name = "timm_image";
+  family.models = {"timm_image"};
+  family.per_model = true;
+  family.column_types = {ColumnType::kImagePath, ColumnType::kImageBytes};
+  family.fit = [](const ModalityFitInputs& in) -> std::unique_ptr<Modality> {
+    std::vector<std::pair<std::string, bool>> columns;  // column, true for paths (false: base64 bytes)
+    for (const auto& [name, type] : *in.column_types) {
+      if (type == ColumnType::kImagePath) columns.emplace_back(name, true);
+      if (type == ColumnType::kImageBytes) columns.emplace_back(name, false);
+    }
+    const ResolvedImageModel model =
+        resolve_timm_checkpoint(in.config->get_string("model.timm_image.checkpoint_name"), in.pretrained);
+    if (in.verbose) std::cerr << "automm: " << in.name << " = " << model.architecture << ", " << model.source << "\n";
+    return std::make_unique<ImageModality>(
+        in.name, ImageModelSpec{model.architecture, model.weights},
+        ImageProcessor::create(in.name, columns,
+                               image_processor_options(*in.config, model.info.image_size, model.info.interpolation)));
+  };
+  family.load = [](const ModalityLoadInputs& in) -> std::unique_ptr<Modality> {
+    const nlohmann::json& s = in.state;
+    ImageProcessorOptions options;
+    options.image_size = s.at("image_size").get<int64_t>();
+    options.mean = s.at("mean").get<std::array<double, 3>>();
+    options.std = s.at("std").get<std::array<double, 3>>();
+    options.interpolation = s.at("interpolation").get<std::string>();
+    options.max_images_per_column = s.at("max_images_per_column").get<int64_t>();
+    options.skip_invalid = s.at("skip_invalid").get<bool>();
+    options.train_transforms = s.at("train_transforms").get<std::vector<std::string>>();
+    options.val_transforms = s.at("val_transforms").get<std::vector<std::string>>();
+    return std::make_unique<ImageModality>(
+        in.name, ImageModelSpec{s.at("architecture").get<std::string>(), ""},
+        ImageProcessor::create(in.name, s.at("columns").get<std::vector<std::pair<std::string, bool>>>(), options));
+  };
+  return family;
+}
+
+}  // namespace automm

@@ -1,0 +1,19 @@
+// The losses of optim.loss_func (AutoMM's optim/losses/), for the tasks to pick from.
+#pragma once
+
+#include <torch/torch.h>
+
+#include "automm/config.h"
+
+namespace automm {
+
+// Cross-entropy (optim.label_smoothing) or focal loss (optim.focal_loss.*) of
+// logits [n, classes] against class indices [n].
+torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const Config& config);
+// MSE, or BCE on a sigmoid for loss_func = bce (labels in [0, 1]), of outputs
+// [n] or [n, 1] against values [n].
+torch::Tensor regression_loss(const torch::Tensor& outputs, const torch::Tensor& values, const Config& config);
+// Regression outputs as values [n]: a sigmoid under loss_func = bce.
+torch::Tensor regression_outputs(const torch::Tensor& outputs, const Config& config);
+
+}  // namespace automm

@@ -1,0 +1,87 @@
+// The problem-type registry and the Task defaults.
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "tasks/builtin.h"
+
+namespace automm {
+namespace {
+
+struct Registry {
+  std::mutex mutex;
+  std::map<std::string, TaskEntry> entries;
+};
+
+Registry& registry() {
+  static Registry* instance = [] {
+    auto* r = new Registry;
+    for (TaskEntry entry : {
+             TaskEntry{"binary", make_binary_task, "default", ""},
+             TaskEntry{"multiclass", make_multiclass_task, "default", ""},
+             TaskEntry{"regression", make_regression_task, "default", ""},
+             // AutoMM's other problem types, not built yet.
+             TaskEntry{"object_detection", nullptr, "object_detection", "object detection"},
+             TaskEntry{"semantic_segmentation", nullptr, "semantic_segmentation", "semantic segmentation (SAM)"},
+             TaskEntry{"zero_shot_image_classification", nullptr, "default", "zero-shot classification (CLIP)"},
+             TaskEntry{"text_similarity", nullptr, "matching", "matching (text_similarity)"},
+             TaskEntry{"image_similarity", nullptr, "matching", "matching (image_similarity)"},
+             TaskEntry{"image_text_similarity", nullptr, "matching", "matching (image_text_similarity)"},
+             TaskEntry{"ner", nullptr, "ner", "named-entity recognition"},
+             TaskEntry{"few_shot_classification", nullptr, "few_shot", "few-shot classification"},
+         })
+      r->entries[entry.name] = entry;
+    return r;
+  }();
+  return *instance;
+}
+
+}  // namespace
+
+bool Task::has_target(const Table& data, size_t row) const {
+  for (const std::string& column : target_columns())
+    if (data.column(column).is_missing(row)) return false;
+  return true;
+}
+
+torch::Tensor Task::predict_proba(const torch::Tensor& outputs, bool as_multiclass) const {
+  throw std::invalid_argument("predict_proba is for classification; this predictor's problem type is " + name());
+}
+
+void register_task(TaskEntry entry) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.entries[entry.name] = std::move(entry);
+}
+
+const TaskEntry& find_task(const std::string& name) {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  const auto it = r.entries.find(name);
+  if (it == r.entries.end()) {
+    std::string known;
+    for (const auto& [key, entry] : r.entries)
+      if (entry.make) known += (known.empty() ? "" : ", ") + key;
+    throw std::invalid_argument("unknown problem type '" + name + "'; known problem types: " + known);
+  }
+  if (!it->second.make)
+    throw std::invalid_argument("problem type '" + name + "' (" + it->second.pending +
+                                ") is not supported yet in this version of automm.cpp");
+  return it->second;
+}
+
+std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& options) {
+  if (!options.config) throw std::invalid_argument("make_task needs the predictor's config");
+  return find_task(name).make(options);
+}
+
+std::vector<std::string> task_names() {
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : r.entries)
+    if (entry.make) names.push_back(name);
+  return names;
+}
+
+}  // namespace automm
