@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <random>
 #include <string>
@@ -102,6 +103,32 @@ std::string error_of(Fn fn) {
 
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// Reference tools (Debian's python3-torch, torchvision, PIL, node packages). A
+// test skips only when a tool is absent, naming the Debian package that brings
+// it; a reference that is there and fails fails the test with its log.
+//
+// "" when /usr/bin/python3 imports `modules` ("torch, numpy"); otherwise why not,
+// naming `packages` to install and `what` the reference is for.
+inline std::string python_reference_missing(const std::string& modules, const std::string& packages,
+                                            const std::string& what) {
+  if (!std::filesystem::exists("/usr/bin/python3"))
+    return "/usr/bin/python3 is missing: install Debian's python3 (scripts/setup.sh) to run " + what;
+  if (std::system(("/usr/bin/python3 -c 'import " + modules + "' >/dev/null 2>&1").c_str()) != 0)
+    return "/usr/bin/python3 cannot import " + modules + ": install Debian's " + packages +
+           " (scripts/setup.sh) to run " + what;
+  return "";
+}
+
+// Runs `command` (a shell command line) with stdout and stderr appended to `log`.
+// "" on success; otherwise the command, its exit status and the log.
+inline std::string run_reference_command(const std::string& command, const std::string& log) {
+  const int status = std::system(("( " + command + " ) >>'" + log + "' 2>&1").c_str());
+  if (status == 0) return "";
+  std::ifstream in(log, std::ios::binary);
+  return "reference failed (status " + std::to_string(status) + "): " + command + "\n" +
+         std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 // Substring check with a readable failure message (gmock is not linked).

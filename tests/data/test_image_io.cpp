@@ -43,12 +43,12 @@ class ImageIOReference : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir;
-    const std::string command = "/usr/bin/python3 " AUTOMM_SOURCE_DIR "/tests/data/image_reference.py " +
-                                dir_->path().string() + " > " + dir_->file("log.txt") + " 2>&1";
-    if (std::system(command.c_str()) != 0) {
-      skip_reason_ = "/usr/bin/python3 with PIL (python3-pil) did not run: " + read_bytes(dir_->file("log.txt"));
-      return;
-    }
+    skip_reason_ = testing::python_reference_missing("PIL", "python3-pil", "the image decoding tests");
+    if (!skip_reason_.empty()) return;
+    error_ = testing::run_reference_command(
+        "/usr/bin/python3 " AUTOMM_SOURCE_DIR "/tests/data/image_reference.py " + dir_->path().string(),
+        dir_->file("log.txt"));
+    if (!error_.empty()) return;
     std::ifstream manifest(dir_->file("manifest.txt"));
     for (Reference r; manifest >> r.name >> r.width >> r.height;) references_.push_back(r);
   }
@@ -58,12 +58,14 @@ class ImageIOReference : public ::testing::Test {
   }
   void SetUp() override {
     if (!skip_reason_.empty()) GTEST_SKIP() << skip_reason_;
+    ASSERT_TRUE(error_.empty()) << error_;
   }
   static std::string file(const std::string& name) { return dir_->file(name); }
   static std::string bytes(const std::string& name) { return read_bytes(file(name)); }
 
   static inline TempDir* dir_ = nullptr;
-  static inline std::string skip_reason_;
+  static inline std::string skip_reason_;  // PIL is absent
+  static inline std::string error_;        // the reference script failed
   static inline std::vector<Reference> references_;
 };
 

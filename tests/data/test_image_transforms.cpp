@@ -33,18 +33,24 @@ struct ReferenceCase {
 };
 
 struct Reference {
+  std::string skip_reason;  // torchvision or PIL is absent
+  std::string error;        // the reference script failed
   TempDir dir;
   std::map<std::string, Image> images;
   std::vector<ReferenceCase> cases;
 };
 
-// Runs the python script once per test process; null when it cannot run.
+// Runs the python script once per test process.
 const Reference* reference() {
   static const std::unique_ptr<Reference> ref = []() -> std::unique_ptr<Reference> {
     auto r = std::make_unique<Reference>();
-    const std::string cmd = "/usr/bin/python3 " AUTOMM_SOURCE_DIR "/tests/data/transform_reference.py " +
-                            r->dir.path().string();
-    if (std::system(cmd.c_str()) != 0) return nullptr;
+    r->skip_reason = testing::python_reference_missing("torch, torchvision, PIL", "python3-torchvision python3-pil",
+                                                       "the image transform reference tests");
+    if (!r->skip_reason.empty()) return r;
+    r->error = testing::run_reference_command(
+        "/usr/bin/python3 " AUTOMM_SOURCE_DIR "/tests/data/transform_reference.py " + r->dir.path().string(),
+        r->dir.file("reference.log"));
+    if (!r->error.empty()) return r;
     std::ifstream manifest(r->dir.file("manifest.txt"));
     for (std::string line; std::getline(manifest, line);) {
       std::istringstream s(line);
@@ -116,7 +122,8 @@ int tolerance(const std::string& op) {
 
 TEST(ImageTransformReference, MatchesTorchvisionPerOp) {
   const Reference* ref = reference();
-  if (!ref) GTEST_SKIP() << "/usr/bin/python3 with torchvision did not run";
+  if (!ref->skip_reason.empty()) GTEST_SKIP() << ref->skip_reason;
+  ASSERT_TRUE(ref->error.empty()) << ref->error;
   ASSERT_GT(ref->cases.size(), 200u);
   struct Stats {
     int cases = 0;

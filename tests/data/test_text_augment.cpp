@@ -265,7 +265,7 @@ TEST(NormalizeText, AutoMMExamples) {
 }
 
 // Runs `script` under /usr/bin/python3 on hex-encoded UTF-8 lines; returns its
-// output lines decoded, or nothing when python3 fails.
+// output lines decoded. A script that fails is a test failure (with its log).
 std::vector<std::string> run_python(const std::string& script, const std::vector<std::string>& inputs) {
   testing::TempDir dir;
   {
@@ -276,9 +276,13 @@ std::vector<std::string> run_python(const std::string& script, const std::vector
     }
     std::ofstream(dir.file("ref.py")) << script;
   }
-  const std::string cmd = "/usr/bin/python3 " + dir.file("ref.py") + " < " + dir.file("in.txt") + " > " +
-                          dir.file("out.txt") + " 2>/dev/null";
-  if (std::system(cmd.c_str()) != 0) return {};
+  const std::string error = testing::run_reference_command(
+      "/usr/bin/python3 " + dir.file("ref.py") + " < " + dir.file("in.txt") + " > " + dir.file("out.txt"),
+      dir.file("log.txt"));
+  if (!error.empty()) {
+    ADD_FAILURE() << error;
+    return {};
+  }
   std::vector<std::string> out;
   std::ifstream result(dir.file("out.txt"));
   for (std::string line; std::getline(result, line);) {
@@ -331,8 +335,9 @@ TEST(NormalizeText, MatchesPythonOnRandomMojibake) {
     for (size_t k = 1 + rng.below(8); k > 0; --k) s += pieces[rng.below(pieces.size())];
     inputs.push_back(s);
   }
+  const std::string missing = testing::python_reference_missing("sys", "python3", "the normalize_text reference");
+  if (!missing.empty()) GTEST_SKIP() << missing;
   const auto reference = run_python(kPythonReference, inputs);
-  if (reference.empty()) GTEST_SKIP() << "/usr/bin/python3 did not run";
   ASSERT_EQ(reference.size(), 2 * inputs.size());
   const bool have_unidecode = reference[1] != "-";
   size_t compared = 0;

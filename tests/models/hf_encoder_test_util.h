@@ -117,13 +117,8 @@ struct ReferenceRun {
 // own (bert_reference.py).
 inline void run_reference(const std::string& script, const std::map<std::string, ReferenceCase>& cases,
                           ReferenceRun& run) {
-  if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) {
-    run.skip_reason =
-        "/usr/bin/python3 cannot import torch and numpy; install Debian's python3-torch "
-        "(apt-get install -y python3-torch) to run the " +
-        script + " parity tests";
-    return;
-  }
+  run.skip_reason = testing::python_reference_missing("torch, numpy", "python3-torch", "the " + script + " parity tests");
+  if (!run.skip_reason.empty()) return;
   std::random_device device;
   run.dir = std::filesystem::temp_directory_path() / ("automm_" + script + "_" + std::to_string(device()));
   std::string command = "/usr/bin/python3 '" + std::string(AUTOMM_SOURCE_DIR) + "/tests/models/" + script +
@@ -142,12 +137,7 @@ inline void run_reference(const std::string& script, const std::map<std::string,
     run.error = std::string("writing the reference cases failed: ") + e.what();
     return;
   }
-  const std::string log = (run.dir / "reference.log").string();
-  if (std::system((command + " >'" + log + "' 2>&1").c_str()) != 0) {
-    std::ifstream in(log);
-    run.error = script + " failed: " + command + "\n" +
-                std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
+  run.error = testing::run_reference_command(command, (run.dir / "reference.log").string());
 }
 
 // fn() under CPU autocast to bf16; the previous autocast state is restored.

@@ -57,7 +57,8 @@ std::set<std::string> state_names(torch::nn::Module& module) {
 struct Reference {
   StateDict weights;  // timm names
   StateDict io;       // images [2, 3, 64, 64], features [2, num_features], logits [2, 1000]
-  std::string error;  // non-empty: python3, torchvision or the script failed
+  std::string skip_reason;  // non-empty: /usr/bin/python3 lacks torch or torchvision
+  std::string error;        // non-empty: the script failed
 };
 
 const Reference& reference(const std::string& torchvision_name) {
@@ -65,25 +66,17 @@ const Reference& reference(const std::string& torchvision_name) {
   auto found = cache.find(torchvision_name);
   if (found != cache.end()) return found->second;
   Reference& result = cache[torchvision_name];
-  if (std::system("/usr/bin/python3 -c 'import torchvision' >/dev/null 2>&1") != 0) {
-    result.error =
-        "/usr/bin/python3 cannot import torchvision; install Debian's python3-torchvision "
-        "(apt-get install -y python3-torchvision) to run the timm CNN parity tests";
-    return result;
-  }
+  result.skip_reason =
+      testing::python_reference_missing("torch, torchvision", "python3-torchvision", "the timm CNN parity tests");
+  if (!result.skip_reason.empty()) return result;
   std::random_device device;
   const auto dir = std::filesystem::temp_directory_path() /
                    ("automm_timm_cnn_" + torchvision_name + "_" + std::to_string(device()));
   std::filesystem::create_directories(dir);
-  const std::string log = (dir / "reference.log").string();
   const std::string command = "/usr/bin/python3 '" + std::string(AUTOMM_SOURCE_DIR) +
-                              "/tests/models/torchvision_to_timm.py' " + torchvision_name + " '" +
-                              dir.string() + "' >'" + log + "' 2>&1";
-  if (std::system(command.c_str()) != 0) {
-    std::ifstream in(log);
-    result.error = "torchvision_to_timm.py failed: " + command + "\n" +
-                   std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  } else {
+                              "/tests/models/torchvision_to_timm.py' " + torchvision_name + " '" + dir.string() + "'";
+  result.error = testing::run_reference_command(command, (dir / "reference.log").string());
+  if (result.error.empty()) {
     try {
       result.weights = load_safetensors((dir / "weights.safetensors").string());
       result.io = load_safetensors((dir / "io.safetensors").string());
@@ -106,6 +99,7 @@ std::shared_ptr<ImageEncoderImpl> make(const ImageModelFamily& family, const std
 void expect_parity(const ImageModelFamily& family, const std::string& timm_name,
                    const std::string& torchvision_name, const std::string& sensitive_key) {
   const auto& ref = reference(torchvision_name);
+  if (!ref.skip_reason.empty()) GTEST_SKIP() << ref.skip_reason;
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   auto model = make(family, timm_name, 1000);
   model->load_timm_state_dict(ref.weights);
@@ -139,6 +133,7 @@ void expect_parity(const ImageModelFamily& family, const std::string& timm_name,
 void expect_headless(const ImageModelFamily& family, const std::string& timm_name,
                      const std::string& torchvision_name, const std::string& classifier_prefix) {
   const auto& ref = reference(torchvision_name);
+  if (!ref.skip_reason.empty()) GTEST_SKIP() << ref.skip_reason;
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   auto model = make(family, timm_name, 0);
   for (const auto& name : state_names(*model)) EXPECT_NE(name.rfind(classifier_prefix, 0), 0u) << name;
@@ -158,6 +153,7 @@ void expect_headless(const ImageModelFamily& family, const std::string& timm_nam
 void expect_backward_reaches_all(const ImageModelFamily& family, const std::string& timm_name,
                                  const std::string& torchvision_name) {
   const auto& ref = reference(torchvision_name);
+  if (!ref.skip_reason.empty()) GTEST_SKIP() << ref.skip_reason;
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   auto model = make(family, timm_name, 1000);
   model->load_timm_state_dict(ref.weights);
@@ -285,6 +281,7 @@ TEST(TimmResNet, ResNet18NamesAreTimms) {
 
 TEST(TimmResNet, LoaderListsMissingAndUnexpectedAndLoadsNothing) {
   const auto& ref = reference("resnet18");
+  if (!ref.skip_reason.empty()) GTEST_SKIP() << ref.skip_reason;
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   auto model = make(resnet_models(), "resnet18", 1000);
   const auto before = model->named_parameters()["conv1.weight"].clone();
@@ -325,6 +322,7 @@ TEST(TimmResNet, LoaderListsMissingAndUnexpectedAndLoadsNothing) {
 // batch variance (torch's BatchNorm); eval mode leaves them alone.
 TEST(TimmResNet, TrainModeBatchNormUpdatesRunningStats) {
   const auto& ref = reference("resnet18");
+  if (!ref.skip_reason.empty()) GTEST_SKIP() << ref.skip_reason;
   ASSERT_TRUE(ref.error.empty()) << ref.error;
   auto model = make(resnet_models(), "resnet18", 1000);
   model->load_timm_state_dict(ref.weights);

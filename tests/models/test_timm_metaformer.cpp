@@ -162,12 +162,9 @@ struct ReferenceData {
 const ReferenceData& reference_data() {
   static ReferenceData data = [] {
     ReferenceData result;
-    if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0) {
-      result.skip_reason =
-          "/usr/bin/python3 cannot import torch and numpy; install Debian's python3-torch "
-          "(apt-get install -y python3-torch) to run the MetaFormer parity tests";
-      return result;
-    }
+    result.skip_reason =
+        testing::python_reference_missing("torch, numpy", "python3-torch", "the MetaFormer parity tests");
+    if (!result.skip_reason.empty()) return result;
     std::random_device device;
     result.dir =
         std::filesystem::temp_directory_path() / ("automm_metaformer_reference_" + std::to_string(device()));
@@ -188,12 +185,7 @@ const ReferenceData& reference_data() {
       result.error = std::string("writing the reference cases failed: ") + e.what();
       return result;
     }
-    const std::string log = (result.dir / "reference.log").string();
-    if (std::system((command + " >'" + log + "' 2>&1").c_str()) != 0) {
-      std::ifstream in(log);
-      result.error = "metaformer_reference.py failed: " + command + "\n" +
-                     std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-    }
+    result.error = testing::run_reference_command(command, (result.dir / "reference.log").string());
     return result;
   }();
   return data;

@@ -67,24 +67,15 @@ struct TorchvisionReference {
   static const TorchvisionReference& get() {
     static TorchvisionReference reference = [] {
       TorchvisionReference run;
-      if (std::system("/usr/bin/python3 -c 'import torch, numpy, torchvision' >/dev/null 2>&1") != 0) {
-        run.skip_reason =
-            "/usr/bin/python3 cannot import torch, numpy and torchvision; install Debian's "
-            "python3-torchvision (apt-get install -y python3-torchvision) to run the torchvision parity "
-            "tests";
-        return run;
-      }
+      run.skip_reason = testing::python_reference_missing("torch, numpy, torchvision", "python3-torchvision",
+                                                          "the torchvision parity tests");
+      if (!run.skip_reason.empty()) return run;
       std::random_device device;
       run.dir = std::filesystem::temp_directory_path() / ("automm_timm_vit_swin_" + std::to_string(device()));
       std::filesystem::create_directories(run.dir);
-      const std::string log = (run.dir / "reference.log").string();
       const std::string command = "/usr/bin/python3 '" + std::string(AUTOMM_SOURCE_DIR) +
                                   "/tests/models/torchvision_to_timm_vit_swin.py' '" + run.dir.string() + "'";
-      if (std::system((command + " >'" + log + "' 2>&1").c_str()) != 0) {
-        std::ifstream in(log);
-        run.error = command + " failed:\n" +
-                    std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-      }
+      run.error = testing::run_reference_command(command, (run.dir / "reference.log").string());
       return run;
     }();
     return reference;
