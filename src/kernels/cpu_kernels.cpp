@@ -3,7 +3,6 @@
 #include <cmath>
 #include <type_traits>
 
-#define AUTOMM_CLONED __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
 namespace automm::kernels {
 namespace {
@@ -46,10 +45,9 @@ inline __attribute__((always_inline)) void dropout_any(const T* in, T* out, int6
   }
 }
 
-}  // namespace
-
-AUTOMM_CLONED void adam_update(float* __restrict param, const float* __restrict grad, float* __restrict exp_avg,
-                               float* __restrict exp_avg_sq, int64_t n, const AdamScalars& s) {
+inline __attribute__((always_inline)) void adam_body(float* __restrict param, const float* __restrict grad,
+                                                    float* __restrict exp_avg, float* __restrict exp_avg_sq, int64_t n,
+                                                    const AdamScalars& s) {
   const float beta1 = s.beta1, beta2 = s.beta2, eps = s.eps, decay = s.decay, grad_decay = s.grad_decay;
   const float step_size = s.step_size, sqrt_bias2 = s.sqrt_bias2;
   for (int64_t i = 0; i < n; ++i) {
@@ -62,21 +60,73 @@ AUTOMM_CLONED void adam_update(float* __restrict param, const float* __restrict 
   }
 }
 
-AUTOMM_CLONED void dropout_span(const float* in, float* out, int64_t first_pair, int64_t end_pair, int64_t n,
-                                const DropoutScalars& s) {
-  dropout_any(in, out, first_pair, end_pair, n, s);
+// One function per instruction set, each compiling the same always-inline body
+// for its target; the body's loops vectorize to that target's widest registers.
+#define AUTOMM_ISA_VARIANTS(NAME, BODY, PARAMS, ARGS)                                     \
+  __attribute__((target("arch=x86-64-v4"))) static void NAME##_avx512 PARAMS { BODY ARGS; } \
+  __attribute__((target("arch=x86-64-v3"))) static void NAME##_avx2 PARAMS { BODY ARGS; }   \
+  static void NAME##_baseline PARAMS { BODY ARGS; }                                         \
+  void NAME(Isa isa, AUTOMM_UNPAREN PARAMS) {                                             \
+    switch (isa) {                                                                        \
+      case Isa::kAvx512: return NAME##_avx512 ARGS;                                       \
+      case Isa::kAvx2: return NAME##_avx2 ARGS;                                           \
+      case Isa::kBaseline: return NAME##_baseline ARGS;                                   \
+    }                                                                                     \
+  }
+#define AUTOMM_UNPAREN(...) __VA_ARGS__
+
+}  // namespace
+
+AUTOMM_ISA_VARIANTS(adam_update, adam_body,
+                    (float* param, const float* grad, float* exp_avg, float* exp_avg_sq, int64_t n,
+                     const AdamScalars& s),
+                    (param, grad, exp_avg, exp_avg_sq, n, s))
+AUTOMM_ISA_VARIANTS(dropout_span, dropout_any,
+                    (const float* in, float* out, int64_t first_pair, int64_t end_pair, int64_t n,
+                     const DropoutScalars& s),
+                    (in, out, first_pair, end_pair, n, s))
+AUTOMM_ISA_VARIANTS(dropout_span, dropout_any,
+                    (const double* in, double* out, int64_t first_pair, int64_t end_pair, int64_t n,
+                     const DropoutScalars& s),
+                    (in, out, first_pair, end_pair, n, s))
+AUTOMM_ISA_VARIANTS(dropout_span, dropout_any,
+                    (const c10::BFloat16* in, c10::BFloat16* out, int64_t first_pair, int64_t end_pair, int64_t n,
+                     const DropoutScalars& s),
+                    (in, out, first_pair, end_pair, n, s))
+AUTOMM_ISA_VARIANTS(dropout_span, dropout_any,
+                    (const c10::Half* in, c10::Half* out, int64_t first_pair, int64_t end_pair, int64_t n,
+                     const DropoutScalars& s),
+                    (in, out, first_pair, end_pair, n, s))
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return __builtin_cpu_supports("x86-64-v4");
+    case Isa::kAvx2:
+      return __builtin_cpu_supports("x86-64-v3");
+    case Isa::kBaseline:
+      return true;
+  }
+  return false;
 }
-AUTOMM_CLONED void dropout_span(const double* in, double* out, int64_t first_pair, int64_t end_pair, int64_t n,
-                                const DropoutScalars& s) {
-  dropout_any(in, out, first_pair, end_pair, n, s);
+
+Isa best_isa() {
+  static const Isa best = isa_supported(Isa::kAvx512) ? Isa::kAvx512
+                          : isa_supported(Isa::kAvx2) ? Isa::kAvx2
+                                                      : Isa::kBaseline;
+  return best;
 }
-AUTOMM_CLONED void dropout_span(const c10::BFloat16* in, c10::BFloat16* out, int64_t first_pair, int64_t end_pair,
-                                int64_t n, const DropoutScalars& s) {
-  dropout_any(in, out, first_pair, end_pair, n, s);
-}
-AUTOMM_CLONED void dropout_span(const c10::Half* in, c10::Half* out, int64_t first_pair, int64_t end_pair, int64_t n,
-                                const DropoutScalars& s) {
-  dropout_any(in, out, first_pair, end_pair, n, s);
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return "x86-64-v4 (AVX-512)";
+    case Isa::kAvx2:
+      return "x86-64-v3 (AVX2)";
+    case Isa::kBaseline:
+      return "x86-64 (baseline)";
+  }
+  return "?";
 }
 
 }  // namespace automm::kernels
