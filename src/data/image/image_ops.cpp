@@ -278,13 +278,30 @@ Image crop(const Image& in, int64_t top, int64_t left, int64_t height, int64_t w
   return out;
 }
 
-Image center_crop(const Image& in, int64_t height, int64_t width) {
+std::pair<int64_t, int64_t> center_crop_origin(int64_t in_height, int64_t in_width, int64_t height, int64_t width) {
   // Larger than the image: torchvision pads by (crop - size) // 2 on the top/left.
   auto offset = [](int64_t size, int64_t crop_size) {
     return crop_size > size ? -((crop_size - size) / 2)
                             : static_cast<int64_t>(std::nearbyint((size - crop_size) / 2.0));
   };
-  return crop(in, offset(in.height, height), offset(in.width, width), height, width);
+  return {offset(in_height, height), offset(in_width, width)};
+}
+
+Image center_crop(const Image& in, int64_t height, int64_t width) {
+  const auto [top, left] = center_crop_origin(in.height, in.width, height, width);
+  return crop(in, top, left, height, width);
+}
+
+Image resize_nearest(const Image& in, int64_t width, int64_t height) {
+  Image out(width, height);
+  for (int64_t y = 0; y < height; ++y) {
+    const int64_t sy = std::min(in.height - 1, (2 * y + 1) * in.height / (2 * height));
+    for (int64_t x = 0; x < width; ++x) {
+      const int64_t sx = std::min(in.width - 1, (2 * x + 1) * in.width / (2 * width));
+      std::copy_n(in.row(sy) + sx * 3, 3, out.row(y) + x * 3);
+    }
+  }
+  return out;
 }
 
 Image hflip(const Image& in) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "data/image/image.h"
 
@@ -36,6 +37,12 @@ Image crop(const Image& in, int64_t top, int64_t left, int64_t height, int64_t w
 // torchvision F.center_crop: offsets round((in - out) / 2) with Python's
 // half-to-even round; zero padding where the crop is larger than the image.
 Image center_crop(const Image& in, int64_t height, int64_t width);
+// The (top, left) of the input where center_crop's output starts (negative when it pads).
+std::pair<int64_t, int64_t> center_crop_origin(int64_t in_height, int64_t in_width, int64_t height, int64_t width);
+
+// PIL Image.resize with NEAREST: output pixel (x, y) takes input pixel
+// (floor((x + 0.5) * in_w / w), floor((y + 0.5) * in_h / h)). For class-index masks.
+Image resize_nearest(const Image& in, int64_t width, int64_t height);
 
 Image hflip(const Image& in);
 Image vflip(const Image& in);

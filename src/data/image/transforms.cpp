@@ -129,25 +129,81 @@ class Args {
   std::map<std::string, std::string> values_;
 };
 
-using TransformFn = std::function<Image(const Image&, std::mt19937_64&)>;
+using TransformFn = std::function<void(ImageSample&, std::mt19937_64&)>;
 
 class FnTransform : public ImageTransform {
  public:
   explicit FnTransform(TransformFn fn) : fn_(std::move(fn)) {}
-  Image apply(const Image& in, std::mt19937_64& rng) const override { return fn_(in, rng); }
+  void apply(ImageSample& sample, std::mt19937_64& rng) const override { fn_(sample, rng); }
 
  private:
   TransformFn fn_;
 };
+
+// ---- Targets moved with the pixels ----
+
+// Box coordinates scaled by (sx, sy), as a resize from the old to the new size does.
+void scale_boxes(ImageSample& s, double sx, double sy) {
+  if (!s.boxes.defined()) return;
+  s.boxes = s.boxes * torch::tensor({sx, sy, sx, sy}, torch::kFloat64).to(s.boxes.dtype());
+}
+
+// Boxes seen through a (height x width) window at (top, left): shifted, clipped
+// to the window, those left without area dropped.
+void crop_boxes(ImageSample& s, int64_t top, int64_t left, int64_t height, int64_t width) {
+  if (!s.boxes.defined()) return;
+  torch::Tensor b = s.boxes - torch::tensor({left, top, left, top}, torch::kFloat64).to(s.boxes.dtype());
+  b = torch::stack({b.select(1, 0).clamp(0, width), b.select(1, 1).clamp(0, height),
+                    b.select(1, 2).clamp(0, width), b.select(1, 3).clamp(0, height)},
+                   1);
+  const torch::Tensor keep = ((b.select(1, 2) > b.select(1, 0)) & (b.select(1, 3) > b.select(1, 1))).nonzero().view(-1);
+  s.boxes = b.index_select(0, keep);
+  s.box_ids = s.box_ids.index_select(0, keep);
+}
+
+// Resizes the image (with `interpolation`) and its mask (NEAREST) to width x height; scales the boxes.
+void resize_sample(ImageSample& s, int64_t width, int64_t height, Interpolation interpolation) {
+  scale_boxes(s, static_cast<double>(width) / static_cast<double>(s.image.width),
+              static_cast<double>(height) / static_cast<double>(s.image.height));
+  s.image = resize(s.image, width, height, interpolation);
+  if (!s.mask.empty()) s.mask = resize_nearest(s.mask, width, height);
+}
+
+void crop_sample(ImageSample& s, int64_t top, int64_t left, int64_t height, int64_t width) {
+  crop_boxes(s, top, left, height, width);
+  s.image = crop(s.image, top, left, height, width);
+  if (!s.mask.empty()) s.mask = crop(s.mask, top, left, height, width);
+}
+
+void flip_sample(ImageSample& s, bool horizontal) {
+  if (s.boxes.defined()) {
+    const auto c = [&](int i) { return s.boxes.select(1, i); };
+    const double w = static_cast<double>(s.image.width), h = static_cast<double>(s.image.height);
+    s.boxes = horizontal ? torch::stack({w - c(2), c(1), w - c(0), c(3)}, 1)
+                         : torch::stack({c(0), h - c(3), c(2), h - c(1)}, 1);
+  }
+  s.image = horizontal ? hflip(s.image) : vflip(s.image);
+  if (!s.mask.empty()) s.mask = horizontal ? hflip(s.mask) : vflip(s.mask);
+}
+
+// Transforms whose geometry does not carry targets yet.
+void refuse_targets(const ImageSample& s, const std::string& name) {
+  if (s.has_targets())
+    throw std::invalid_argument("image transform '" + name +
+                                "' cannot move boxes or masks with the pixels (its rotations, shears and "
+                                "translations do not carry targets yet); leave it out of this task's transforms");
+}
 
 struct TransformEntry {
   std::vector<std::string> params;
   std::function<TransformFn(const Args&, int64_t size, Interpolation)> make;
 };
 
-TransformFn random_flip(const Args& a, Image (*flip)(const Image&)) {
+TransformFn random_flip(const Args& a, bool horizontal) {
   const double p = a.number("p", 0.5, 0, 1);
-  return [p, flip](const Image& in, std::mt19937_64& rng) { return uniform(rng, 0, 1) < p ? flip(in) : in; };
+  return [p, horizontal](ImageSample& s, std::mt19937_64& rng) {
+    if (uniform(rng, 0, 1) < p) flip_sample(s, horizontal);
+  };
 }
 
 TransformFn color_jitter(const Args& a) {
@@ -169,9 +225,7 @@ TransformFn color_jitter(const Args& a) {
     }
     r.enabled[i] = !(r.ranges[i].first == center && r.ranges[i].second == center);
   }
-  return [r](const Image& in, std::mt19937_64& rng) {
-    return apply_color_jitter(in, r, sample_color_jitter(r, rng));
-  };
+  return [r](ImageSample& s, std::mt19937_64& rng) { s.image = apply_color_jitter(s.image, r, sample_color_jitter(r, rng)); };
 }
 
 TransformFn random_affine(const Args& a) {
@@ -191,9 +245,10 @@ TransformFn random_affine(const Args& a) {
     r.scale = a.range("scale", r.scale, false, 1e-9, 1e9);
     r.shear = a.range("shear", r.shear, true, -180, 180);
   }
-  return [r](const Image& in, std::mt19937_64& rng) {
-    const AffineParams p = sample_affine(r, in.width, in.height, rng);
-    return affine(in, p.angle, p.translate_x, p.translate_y, p.scale, p.shear_x, 0.0);
+  return [r](ImageSample& s, std::mt19937_64& rng) {
+    refuse_targets(s, "affine");
+    const AffineParams p = sample_affine(r, s.image.width, s.image.height, rng);
+    s.image = affine(s.image, p.angle, p.translate_x, p.translate_y, p.scale, p.shear_x, 0.0);
   };
 }
 
@@ -204,20 +259,30 @@ const std::map<std::string, TransformEntry>& registry() {
         [](const Args& a, int64_t size, Interpolation interp) -> TransformFn {
           const int64_t s = a.integer("size", size, 1, 1 << 16);
           interp = a.interpolation(interp);
-          return [=](const Image& in, std::mt19937_64&) { return resize(in, s, s, interp); };
+          return [=](ImageSample& sample, std::mt19937_64&) { resize_sample(sample, s, s, interp); };
         }}},
       {"resize_shorter_side",
        {{"size", "interpolation"},
         [](const Args& a, int64_t size, Interpolation interp) -> TransformFn {
           const int64_t s = a.integer("size", size, 1, 1 << 16);
           interp = a.interpolation(interp);
-          return [=](const Image& in, std::mt19937_64&) { return resize_shorter_side(in, s, interp); };
+          return [=](ImageSample& sample, std::mt19937_64&) {
+            // The size resize_shorter_side gives, for the mask and the boxes.
+            const Image resized = resize_shorter_side(sample.image, s, interp);
+            scale_boxes(sample, static_cast<double>(resized.width) / static_cast<double>(sample.image.width),
+                        static_cast<double>(resized.height) / static_cast<double>(sample.image.height));
+            if (!sample.mask.empty()) sample.mask = resize_nearest(sample.mask, resized.width, resized.height);
+            sample.image = resized;
+          };
         }}},
       {"center_crop",
        {{"size"},
         [](const Args& a, int64_t size, Interpolation) -> TransformFn {
           const int64_t s = a.integer("size", size, 1, 1 << 16);
-          return [=](const Image& in, std::mt19937_64&) { return center_crop(in, s, s); };
+          return [=](ImageSample& sample, std::mt19937_64&) {
+            const auto [top, left] = center_crop_origin(sample.image.height, sample.image.width, s, s);
+            crop_sample(sample, top, left, s, s);
+          };
         }}},
       {"random_resize_crop",
        {{"size", "scale", "ratio", "interpolation"},
@@ -227,15 +292,16 @@ const std::map<std::string, TransformEntry>& registry() {
           const Range ratio = a.range("ratio", {3.0 / 4.0, 4.0 / 3.0}, false, 1e-9, 1e9);
           const Interpolation interp =
               a.interpolation(Interpolation::kBilinear);  // RandomResizedCrop's default
-          return [=](const Image& in, std::mt19937_64& rng) {
-            const CropBox b = sample_resized_crop(in.width, in.height, scale, ratio, rng);
-            return resize(crop(in, b.top, b.left, b.height, b.width), s, s, interp);
+          return [=](ImageSample& sample, std::mt19937_64& rng) {
+            const CropBox b = sample_resized_crop(sample.image.width, sample.image.height, scale, ratio, rng);
+            crop_sample(sample, b.top, b.left, b.height, b.width);
+            resize_sample(sample, s, s, interp);
           };
         }}},
       {"random_horizontal_flip",
-       {{"p"}, [](const Args& a, int64_t, Interpolation) { return random_flip(a, hflip); }}},
+       {{"p"}, [](const Args& a, int64_t, Interpolation) { return random_flip(a, /*horizontal=*/true); }}},
       {"random_vertical_flip",
-       {{"p"}, [](const Args& a, int64_t, Interpolation) { return random_flip(a, vflip); }}},
+       {{"p"}, [](const Args& a, int64_t, Interpolation) { return random_flip(a, /*horizontal=*/false); }}},
       {"color_jitter",
        {{"brightness", "contrast", "saturation", "hue"},
         [](const Args& a, int64_t, Interpolation) { return color_jitter(a); }}},
@@ -248,18 +314,18 @@ const std::map<std::string, TransformEntry>& registry() {
           const int n = static_cast<int>(a.integer("num_ops", 2, 0, 100));
           const int m =
               static_cast<int>(a.integer("magnitude", 9, 0, 30));  // AutoMM's op asserts need m <= 30
-          return [=](const Image& in, std::mt19937_64& rng) {
-            Image out = in;
-            for (const AugmentStep& step : sample_randaug(n, m, rng)) out = apply_augment(out, step);
-            return out;
+          return [=](ImageSample& s, std::mt19937_64& rng) {
+            refuse_targets(s, "randaug");
+            for (const AugmentStep& step : sample_randaug(n, m, rng)) s.image = apply_augment(s.image, step);
           };
         }}},
       {"trivial_augment",
        {{"max_strength"},
         [](const Args& a, int64_t, Interpolation) -> TransformFn {
           const int levels = static_cast<int>(a.integer("max_strength", 30, 1, 1000));
-          return [=](const Image& in, std::mt19937_64& rng) {
-            return apply_augment(in, sample_trivial_augment(levels, rng));
+          return [=](ImageSample& s, std::mt19937_64& rng) {
+            refuse_targets(s, "trivial_augment");
+            s.image = apply_augment(s.image, sample_trivial_augment(levels, rng));
           };
         }}},
   };
@@ -449,10 +515,34 @@ ImagePipeline::ImagePipeline(const std::vector<std::string>& specs, int64_t imag
   for (const auto& spec : specs) transforms_.push_back(make_image_transform(spec, image_size, interpolation));
 }
 
+ImageSample::ImageSample(Image image_in, torch::Tensor boxes_in, Image mask_in)
+    : image(std::move(image_in)), boxes(std::move(boxes_in)), mask(std::move(mask_in)) {
+  if (boxes.defined()) {
+    if (boxes.dim() != 2 || boxes.size(1) != 4)
+      throw std::invalid_argument("image boxes must be [n, 4] (x1, y1, x2, y2), got " + std::to_string(boxes.dim()) +
+                                  " dimensions");
+    boxes = boxes.to(torch::kFloat32);
+    box_ids = torch::arange(boxes.size(0), torch::kInt64);
+  }
+  if (!mask.empty() && (mask.width != image.width || mask.height != image.height))
+    throw std::invalid_argument("a mask of " + std::to_string(mask.width) + "x" + std::to_string(mask.height) +
+                                " does not match its image of " + std::to_string(image.width) + "x" +
+                                std::to_string(image.height));
+}
+
+Image ImageTransform::apply(const Image& in, std::mt19937_64& rng) const {
+  ImageSample sample(in);
+  apply(sample, rng);
+  return std::move(sample.image);
+}
+
 Image ImagePipeline::apply(const Image& in, std::mt19937_64& rng) const {
-  Image out = in;
-  for (const auto& t : transforms_) out = t->apply(out, rng);
-  return out;
+  return apply(ImageSample(in), rng).image;
+}
+
+ImageSample ImagePipeline::apply(ImageSample sample, std::mt19937_64& rng) const {
+  for (const auto& t : transforms_) t->apply(sample, rng);
+  return sample;
 }
 
 std::pair<std::array<double, 3>, std::array<double, 3>> image_norm_stats(const std::string& name) {

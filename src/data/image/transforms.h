@@ -113,10 +113,36 @@ std::vector<AugmentStep> sample_randaug(int num_ops, int magnitude, std::mt19937
 
 // ---- Transforms by name ---------------------------------------------------
 
+// An image and the targets that move with its pixels (Detectron2's Instances
+// idea): a task's boxes and its segmentation mask. Geometric transforms move
+// them with the same random draw that moves the pixels: resize_to_square and
+// resize_shorter_side scale them (the mask with NEAREST), center_crop and
+// random_resize_crop shift and clip them (a box left with no area is dropped,
+// and box_ids says which boxes remain), the flips mirror them. Photometric
+// transforms (color_jitter) leave them. affine, randaug and trivial_augment
+// (rotations, shears, translations) refuse a sample with targets, naming
+// themselves: moving boxes through them is not built.
+struct ImageSample {
+  Image image;
+  // [n, 4] float32 boxes (x1, y1, x2, y2) in pixels of `image`; undefined = none.
+  torch::Tensor boxes;
+  // [n] int64: for each remaining box, its index among the boxes given.
+  torch::Tensor box_ids;
+  // A class-index mask the size of `image`, the class in all three channels; empty = none.
+  Image mask;
+
+  ImageSample() = default;
+  explicit ImageSample(Image image_in, torch::Tensor boxes_in = {}, Image mask_in = {});
+  bool has_targets() const { return boxes.defined() || !mask.empty(); }
+};
+
 class ImageTransform {
  public:
   virtual ~ImageTransform() = default;
-  virtual Image apply(const Image& in, std::mt19937_64& rng) const = 0;
+  // Transforms the image and moves its targets with it.
+  virtual void apply(ImageSample& sample, std::mt19937_64& rng) const = 0;
+  // The image alone.
+  Image apply(const Image& in, std::mt19937_64& rng) const;
 };
 
 // spec: see the top of this file. image_size is AutoMM's `size` (the default
@@ -133,6 +159,9 @@ class ImagePipeline {
   ImagePipeline(const std::vector<std::string>& specs, int64_t image_size,
                 const std::string& interpolation = "bicubic");
   Image apply(const Image& in, std::mt19937_64& rng) const;
+  // The image and its targets; throws when a transform cannot move them. Without
+  // targets, the same pixels and random draws as apply(image).
+  ImageSample apply(ImageSample sample, std::mt19937_64& rng) const;
   size_t size() const { return transforms_.size(); }
 
  private:
