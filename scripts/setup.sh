@@ -21,6 +21,7 @@ packages=(
   pkg-config            # finds libwebp for CMake
   python3-pil           # reference pixels for the image decoding tests
   python3-torchvision   # reference for the image backbones and transforms in the tests
+  librsvg2-bin          # rsvg-convert: the tests render learning_curve.svg
 )
 missing=()
 for p in "${packages[@]}"; do

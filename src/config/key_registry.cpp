@@ -89,6 +89,9 @@ void add_optim_keys(Builder& b) {
   b.add("optim.max_steps", K::kInt, -1,
         "Maximum optimizer steps; -1 = off. When set it also defines the schedule's length "
         "(AutoMM ignores it there).");
+  b.add("optim.min_steps", K::kInt, -1,
+        "Early stopping (patience, or the metric's optimum) does not end a fit before this many "
+        "optimizer steps; -1 = off (Lightning's min_steps). The training budget sets it for small tables.");
   range(b.add("optim.warmup_steps", K::kIntOrFloat, 0.1,
               "Warmup: a float in [0,1) is a fraction of the total steps, an int a step count."),
         0.0, {});

@@ -8,6 +8,8 @@
 #include <iostream>
 #include <iterator>
 
+#include "learners/training_budget.h"
+
 namespace automm {
 
 DefaultLearner::DefaultLearner(PredictorOptions options) : options_(std::move(options)) {
@@ -125,6 +127,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     const Json& saved = resume_fit_options_;
     fit.seed = saved.at("seed").get<uint64_t>();
     fit.holdout_frac = saved.at("holdout_frac").get<double>();
+    budget_ = saved.value("training_budget", Json::object());
     if (requested.time_limit <= 0) fit.time_limit = saved.at("time_limit").get<double>();
     if (saved.at("has_tuning_data").get<bool>() != requested.tuning_data.has_value())
       throw std::invalid_argument(std::string("the interrupted fit was run ") +
@@ -169,6 +172,23 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     val_table = labelled.select_rows(val_rows);
   }
 
+  const auto applies = [&](const std::string& metric) {
+    try {
+      task_->metric(metric);
+      return true;
+    } catch (const std::invalid_argument&) {
+      return false;
+    }
+  };
+  if (!resuming && options_.eval_metric.empty() && val_table.num_rows() < kSmallValidationRows &&
+      eval_metric_ != "log_loss" && applies("log_loss")) {
+    // A few validation rows give a hard-label metric a handful of values: early
+    // stopping and the top-k checkpoints would follow noise. log_loss moves with
+    // every probability.
+    validation_metric_ = "log_loss";
+    budget_notes_.push_back("validation metric " + eval_metric_ + " -> log_loss: " +
+                            std::to_string(val_table.num_rows()) + " validation rows");
+  }
   if (!resuming) {
     column_types_ = infer_column_types(train_table, &val_table, label, fit.column_types);
     // data.*.convert_to_text: those columns are read by the text models instead.
@@ -183,6 +203,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     // A new fit replaces an older unfinished one.
     std::error_code ignored;
     std::filesystem::remove_all(resume_folder(), ignored);
+    const TrainingBudget data_budget = apply_data_budget(config_, static_cast<int64_t>(train_table.num_rows()));
     ModalityFitInputs inputs;
     inputs.column_types = &column_types_;
     inputs.train = &train_table;
@@ -200,13 +221,26 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     for (const auto& modality : modalities_) modality->prepare_for_training();
     torch::manual_seed(fit.seed);
     build(/*pretrained_weights=*/true);
+    TrainingBudget budget = apply_training_budget(config_, static_cast<int64_t>(train_table.num_rows()),
+                                                  net_->pretrained_backbones().empty());
+    budget.chosen.update(data_budget.chosen);
+    budget.notes.insert(budget.notes.begin(), data_budget.notes.begin(), data_budget.notes.end());
+    budget.notes.insert(budget.notes.end(), budget_notes_.begin(), budget_notes_.end());
+    budget_notes_.clear();
+    budget_ = budget.chosen;
+    if (options_.verbose && !budget.notes.empty()) {
+      std::cerr << "automm: training budget for " << train_table.num_rows()
+                << " training rows (set a key to choose it yourself):\n";
+      for (const std::string& note : budget.notes) std::cerr << "  " << note << "\n";
+    }
     std::filesystem::create_directories(resume_folder());
     write(resume_folder(), /*standalone=*/true,
           {{"fit_options",
             {{"seed", fit.seed},
              {"holdout_frac", fit.holdout_frac},
              {"time_limit", fit.time_limit},
-             {"has_tuning_data", fit.tuning_data.has_value()}}}});
+             {"has_tuning_data", fit.tuning_data.has_value()},
+             {"training_budget", budget_}}}});
     // From here on the adapters' files live in the predictor's folder.
     relocate(resume_folder());
   }
@@ -260,6 +294,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
               {"column_types", types},
               {"seed", fit.seed},
               {"precision", config_.get_string("env.precision")},
+              {"training_budget", budget_},
               {"num_threads", threads.threads()}};
   if (!std::isnan(result.final_validation_score)) summary_["final_validation_score"] = result.final_validation_score;
   if (result.resumed_from_step >= 0) summary_["resumed_from_step"] = result.resumed_from_step;

@@ -9,6 +9,7 @@
 
 #include "data/dataset.h"
 #include "data/processors.h"
+#include "learners/fit_report.h"
 #include "learners/learner.h"
 #include "learners/placement.h"
 #include "learners/trainer.h"
@@ -63,6 +64,8 @@ class DefaultLearner : public Learner {
   // models, else by the parameters times the rows in a batch (tiny tabular nets
   // run on one thread).
   int inference_threads(int64_t rows) const;
+  // What learning_curve.svg marks: the best validation check, why the fit stopped.
+  CurveMarks curve_marks() const;
   // Where an unfinished fit keeps its state: <path>/resume.
   std::string resume_folder() const;
 
@@ -76,6 +79,8 @@ class DefaultLearner : public Learner {
   std::vector<std::unique_ptr<Modality>> modalities_;
   MultiModalNet net_{nullptr};
   Json summary_ = Json::object();
+  Json budget_ = Json::object();  // the keys the training budget chose (training_budget.h)
+  std::vector<std::string> budget_notes_;  // choices made before the budget is printed
   std::vector<LogRow> log_;
   // bf16 copies of the matmul weights for mixed-precision inference, made once.
   mutable CastWeightCache cast_weights_;

@@ -4,6 +4,7 @@
 // Relative paths only. Folders of format version 1 are read too.
 #include <xxhash.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -105,6 +106,21 @@ Json processors_from_format_1(const Json& old) {
 
 }  // namespace
 
+CurveMarks DefaultLearner::curve_marks() const {
+  CurveMarks marks;
+  marks.metric = validation_metric_;
+  marks.stop_reason = summary_.value("stop_reason", "");
+  const bool greater = task_->metric(validation_metric_).greater_is_better;
+  for (const LogRow& row : log_) {
+    if (std::isnan(row.validation_score)) continue;
+    if (marks.best_step < 0 || (greater ? row.validation_score > marks.best_score : row.validation_score < marks.best_score)) {
+      marks.best_step = row.step;
+      marks.best_score = row.validation_score;
+    }
+  }
+  return marks;
+}
+
 void DefaultLearner::write(const std::string& folder_text, bool standalone, const Json& extra) const {
   const fs::path folder(folder_text);
   Json types = Json::object();
@@ -125,7 +141,7 @@ void DefaultLearner::write(const std::string& folder_text, bool standalone, cons
     archive.save_to((folder / kWeightsFile).string());
     predictor[kXxh3Digest] = xxh3_digest(folder / kWeightsFile);
     write_metrics_csv((folder / kMetricsFile).string(), log_);
-    write_learning_curve((folder / kCurveFile).string(), log_, validation_metric_);
+    write_learning_curve((folder / kCurveFile).string(), log_, curve_marks());
   }
   predictor.update(extra);
   write_text_file((folder / kPredictorFile).string(), predictor.dump(2));

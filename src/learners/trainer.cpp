@@ -151,6 +151,7 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
   const int64_t val_interval = validation_interval(config, batches_per_epoch);
   const int64_t val_every_epochs = config.get_int("optim.check_val_every_n_epoch");
   const int64_t patience = config.get_int("optim.patience");
+  const int64_t min_steps = config.get_int("optim.min_steps");
   const int64_t log_every = config.get_int("optim.log_every_n_steps");
   const int workers = static_cast<int>(config.get_int("env.num_workers"));
   const Json& track = config.get("optim.track_grad_norm");
@@ -256,9 +257,10 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
         state.loss_sum = 0.0;
         state.loss_count = 0;
         checkpoint_due = lead && !options.checkpoint_dir.empty();
-        if (score == scorer.metric.optimum)
+        const bool may_stop = state.step >= min_steps;  // optim.min_steps
+        if (may_stop && score == scorer.metric.optimum)
           result.stop_reason = "validation " + scorer.metric.name + " reached its optimum";
-        else if (state.checks_without_gain >= patience)
+        else if (may_stop && state.checks_without_gain >= patience)
           result.stop_reason = "no improvement in " + std::to_string(patience) + " validation checks (patience)";
       }
       // The resumable state is written only between optimizer steps, so no

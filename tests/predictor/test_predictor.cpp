@@ -195,15 +195,37 @@ TEST(PredictorFit, SkipFinalValLeavesTheAveragedModelUnscored) {
   EXPECT_FALSE(skipped.fit_summary().contains("final_validation_score"));
 }
 
-TEST(PredictorFit, LearningCurvePictureIsWritten) {
+TEST(PredictorFit, LearningCurveHasPanelsTicksAndMarksAndRenders) {
   TempDir dir;
-  MultiModalPredictor predictor(quick_options(dir.file("p")));
+  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"optim.max_epochs", 4}}));
   predictor.fit(make_tabular_table(300, 18));
   const std::string svg = read_file(dir.file("p/learning_curve.svg"));
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
-  EXPECT_NE(svg.find("validation roc_auc"), std::string::npos);
-  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 5, true);
-  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_NE(svg.find(">training loss</text>"), std::string::npos);  // one panel per series
+  const std::string metric = predictor.fit_summary()["validation_metric"].get<std::string>();
+  EXPECT_EQ(metric, "log_loss");  // 60 validation rows: the budget validates on log_loss
+  EXPECT_NE(svg.find(">validation " + metric + "</text>"), std::string::npos);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '<') - std::count(svg.begin(), svg.end(), '>'), 0);
+  EXPECT_GE(static_cast<int>(std::count(svg.begin(), svg.end(), '\n')), 20);
+  EXPECT_NE(svg.find("<circle"), std::string::npos);  // the best check
+  EXPECT_NE(svg.find("best "), std::string::npos);
+  const std::string stop = predictor.fit_summary()["stop_reason"].get<std::string>();
+  EXPECT_NE(svg.find(": " + stop + "</text>"), std::string::npos) << "why the fit stopped";
+  // Tick labels are rounded: no value with more than 3 significant digits.
+  for (size_t at = svg.find("text-anchor=\"end\">"); at != std::string::npos;
+       at = svg.find("text-anchor=\"end\">", at + 1)) {
+    const std::string value = svg.substr(at + 18, svg.find('<', at + 18) - at - 18);
+    EXPECT_LE(std::count_if(value.begin(), value.end(), ::isdigit), 4) << value;
+  }
+  // A real SVG renderer (librsvg) draws it.
+  ASSERT_EQ(std::system(("rsvg-convert -o '" + dir.file("curve.png") + "' '" + dir.file("p/learning_curve.svg") +
+                         "' 2>'" + dir.file("rsvg.log") + "'")
+                            .c_str()),
+            0)
+      << read_file(dir.file("rsvg.log"));
+  const std::string png = read_file(dir.file("curve.png"));
+  ASSERT_GT(png.size(), 1000u);
+  EXPECT_EQ(png.substr(1, 3), "PNG");
 }
 
 TEST(PredictorFit, SixtyFourBitPrecisionTrains) {
