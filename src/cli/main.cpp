@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -44,6 +45,19 @@ void print_summary(const automm::MultiModalPredictor& predictor) {
             << "  saved to:            " << predictor.path() << "\n";
   if (summary.contains("resumed_from_step"))
     std::cout << "  resumed from step:   " << summary["resumed_from_step"] << "\n";
+}
+
+// A number in [lo, hi]; the message names the value (CLI11 prefixes the flag).
+CLI::Validator number_in(double lo, double hi, const std::string& what) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        char* end = nullptr;
+        const double value = std::strtod(text.c_str(), &end);
+        if (text.empty() || end != text.c_str() + text.size() || !(value >= lo && value <= hi))
+          return "expected " + what + ", got '" + text + "'";
+        return "";
+      },
+      what);
 }
 
 struct FitArgs {
@@ -181,10 +195,11 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--eval-metric", fit.eval_metric, "metric (default: the problem type's)");
   fit_cmd->add_option("--hp", fit.hp, "a key=value hyperparameter; repeatable")->allow_extra_args(false);
   fit_cmd->add_option("--config", fit.config_file, "YAML file of hyperparameters");
-  fit_cmd->add_option("--time-limit", fit.time_limit, "seconds (0 = none)")->check(CLI::NonNegativeNumber);
+  fit_cmd->add_option("--time-limit", fit.time_limit, "seconds (0 = none)")
+      ->check(number_in(0, 1e12, "a number of seconds >= 0"));
   fit_cmd->add_option("--seed", fit.seed, "random seed");
   fit_cmd->add_option("--holdout-frac", fit.holdout_frac, "validation fraction when no --tuning table")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(number_in(0, 1, "a fraction in [0, 1]"));
   fit_cmd->add_option("--column-type", fit.column_types, "COL=TYPE; repeatable")->allow_extra_args(false);
   fit_cmd->add_flag("--no-pretrained", fit.no_pretrained, "random weights for every backbone");
   fit_cmd->add_flag("--quiet", fit.quiet, "no progress output");
@@ -215,7 +230,7 @@ int main(int argc, char** argv) {
       app.add_subcommand("tokenize", "print, per input line, a JSON array of the token ids a text model would see");
   tokenize_cmd->add_option("--checkpoint", checkpoint, "checkpoint folder or Hugging Face id")->required();
   tokenize_cmd->add_option("--input", input, "text file, one input per line")->required();
-  tokenize_cmd->add_option("--max-len", max_len, "maximum sequence length")->check(CLI::PositiveNumber);
+  tokenize_cmd->add_option("--max-len", max_len, "maximum sequence length")->check(number_in(1, 1e9, "a positive number of tokens"));
   tokenize_cmd->add_option("--tokenizer", tokenizer, "hf_auto, bert or electra");
 
   try {
