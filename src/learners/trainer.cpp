@@ -141,7 +141,12 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
 
   const int64_t batch_size = config.get_int("env.per_gpu_batch_size");
   const int64_t rank_rows = epoch_rows(train_data.rows, options.seed, 0, options.rank, options.world_size).size(0);
-  const int64_t batches_per_epoch = (rank_rows + batch_size - 1) / batch_size;
+  // A last batch of a single row is left out of the epoch, as PyTorch's
+  // drop_last would: batch norm cannot train on one value per channel (a ResNet
+  // at 32 px ends in 1x1 maps). The order reshuffles, so the row trains next epoch.
+  const int64_t batches_per_epoch =
+      rank_rows > batch_size && rank_rows % batch_size == 1 ? rank_rows / batch_size
+                                                            : (rank_rows + batch_size - 1) / batch_size;
   const int64_t accumulation =
       std::max<int64_t>(config.get_int("env.batch_size") / (batch_size * options.world_size), 1);
   const int64_t steps_per_epoch = (batches_per_epoch + accumulation - 1) / accumulation;
