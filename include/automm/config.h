@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -42,8 +43,15 @@ struct KeySpec {
 };
 
 const std::vector<KeySpec>& key_registry();
+
+// A key that is not in the registry (Python: KeyError, as AutoMM's overrides raise).
+class UnknownKeyError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
 // Accepts canonical names and aliases (including the optimization.* prefix).
-// Throws std::invalid_argument naming the three closest keys.
+// Throws UnknownKeyError naming the three closest keys.
 const KeySpec& find_key(const std::string& name);
 // The markdown table written to docs/hyperparameters.md and printed by
 // `automm hyperparameters`.

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 
 #include "automm/config.h"
@@ -33,6 +35,17 @@ struct FitOptions {
   std::map<std::string, std::string> column_types;
   double holdout_frac = 0.0;  // 0 = AutoMM's default for the table size
   uint64_t seed = 0;
+  // Polled after every training batch; returning true ends the fit with
+  // FitInterrupted (the Python package answers Ctrl-C through it).
+  std::function<bool()> stop_requested;
+};
+
+// What fit() throws when stop_requested said stop. The training state stays in
+// <path>/resume (load(path, resume=true) continues it); a predictor already
+// saved at the path is unchanged.
+class FitInterrupted : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace automm

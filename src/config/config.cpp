@@ -337,7 +337,7 @@ const KeySpec& find_key(const std::string& name) {
     if (!reported.insert(index.at(spelling)).second) continue;
     message += (reported.size() > 1 ? ", " : "") + spelling;
   }
-  throw std::invalid_argument(message + " (see `automm hyperparameters`)");
+  throw UnknownKeyError(message + " (see `automm hyperparameters`)");
 }
 
 Config::Config() {

@@ -5,9 +5,9 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
-#include <iostream>
 #include <iterator>
 
+#include "automm/log.h"
 #include "learners/training_budget.h"
 
 namespace automm {
@@ -21,7 +21,7 @@ void DefaultLearner::require_fitted(const char* what) const {
 }
 
 void DefaultLearner::warn(const std::string& message) const {
-  if (options_.verbose) std::cerr << "Warning: " << message << "\n";
+  if (options_.verbose) log_message(LogLevel::kWarning, message);
 }
 
 std::string DefaultLearner::resume_folder() const {
@@ -229,9 +229,10 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     budget_notes_.clear();
     budget_ = budget.chosen;
     if (options_.verbose && !budget.notes.empty()) {
-      std::cerr << "automm: training budget for " << train_table.num_rows()
-                << " training rows (set a key to choose it yourself):\n";
-      for (const std::string& note : budget.notes) std::cerr << "  " << note << "\n";
+      std::string text = "automm: training budget for " + std::to_string(train_table.num_rows()) +
+                         " training rows (set a key to choose it yourself):";
+      for (const std::string& note : budget.notes) text += "\n  " + note;
+      log_message(LogLevel::kInfo, text);
     }
     std::filesystem::create_directories(resume_folder());
     write(resume_folder(), /*standalone=*/true,
@@ -259,10 +260,10 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
                                   return task_->score(validation_metric_, outputs, val_data.targets);
                                 }};
   if (options_.verbose) {
-    std::cerr << "automm: " << task_->name() << " problem, " << train_table.num_rows() << " training / "
-              << val_table.num_rows() << " validation rows, models: ";
-    for (size_t i = 0; i < model_names_.size(); ++i) std::cerr << (i ? ", " : "") << model_names_[i];
-    std::cerr << "; " << threads.threads() << " threads\n";
+    std::string text = "automm: " + task_->name() + " problem, " + std::to_string(train_table.num_rows()) +
+                       " training / " + std::to_string(val_table.num_rows()) + " validation rows, models: ";
+    for (size_t i = 0; i < model_names_.size(); ++i) text += (i ? ", " : "") + model_names_[i];
+    log_message(LogLevel::kInfo, text + "; " + std::to_string(threads.threads()) + " threads");
   }
   TrainOptions train_options;
   train_options.time_limit_seconds = fit.time_limit;
@@ -270,6 +271,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
   train_options.verbose = options_.verbose;
   train_options.checkpoint_dir = resume_folder();
   train_options.resume = resuming;
+  train_options.stop_requested = fit.stop_requested;
   const LossFunction loss = [&](const torch::Tensor& outputs, const Targets& targets) {
     return task_->loss(outputs, targets);
   };

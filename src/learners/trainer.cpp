@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <iostream>
-#include <unistd.h>
 
 #include "learners/trainer.h"
+#include "automm/log.h"
+#include "automm/options.h"
 #include "learners/batch_loader.h"
 #include "learners/checkpoints.h"
 #include "learners/training_state.h"
@@ -44,26 +44,23 @@ int64_t validation_interval(const Config& config, int64_t batches_per_epoch) {
   return std::max<int64_t>(1, static_cast<int64_t>(fraction * static_cast<double>(batches_per_epoch)));
 }
 
-class ProgressLine {
+// Progress and messages through the log sink, from the lead rank when verbose;
+// the sink's progress bar closes however training ends.
+class ProgressReport {
  public:
-  explicit ProgressLine(bool verbose) : verbose_(verbose), tty_(isatty(STDERR_FILENO) != 0) {}
-  void update(int64_t epoch, int64_t max_epochs, int64_t batch, int64_t batches, double loss) {
-    if (!verbose_ || !tty_) return;
-    const int width = 24;
-    const int filled = static_cast<int>(width * (batch + 1) / std::max<int64_t>(batches, 1));
-    std::fprintf(stderr, "\rEpoch %lld/%lld [%s%s] %lld/%lld loss %.4f   ", static_cast<long long>(epoch + 1),
-                 static_cast<long long>(max_epochs), std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), static_cast<long long>(batch + 1),
-                 static_cast<long long>(batches), loss);
-    std::fflush(stderr);
+  explicit ProgressReport(bool on) : sink_(on ? log_sink() : nullptr) {}
+  ~ProgressReport() {
+    if (sink_) sink_->progress_end();
+  }
+  void update(int64_t epoch, int64_t max_epochs, int64_t batch, int64_t batches, int64_t step, double loss) {
+    if (sink_) sink_->progress({epoch, max_epochs, batch, batches, step, loss});
   }
   void line(const std::string& text) {
-    if (!verbose_) return;
-    std::fprintf(stderr, "%s%s\n", tty_ ? "\r\033[K" : "", text.c_str());
+    if (sink_) sink_->message(LogLevel::kInfo, text);
   }
 
  private:
-  bool verbose_, tty_;
+  std::shared_ptr<LogSink> sink_;
 };
 
 }  // namespace
@@ -132,7 +129,7 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
   const auto start = Clock::now();
   const Placement placement = resolve_placement(config);
   const bool lead = options.rank == 0;  // the rank that writes and prints
-  ProgressLine progress(options.verbose && lead);
+  ProgressReport progress(options.verbose && lead);
   if (!placement.note.empty()) progress.line(placement.note);
   const DeterministicScope deterministic(config.get_bool("env.deterministic"));
   torch::manual_seed(options.seed);
@@ -219,7 +216,11 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
       (loss / static_cast<double>(accumulation)).backward();
       state.loss_sum += loss.item<double>();
       ++state.loss_count;
-      progress.update(epoch, max_epochs, b, batches_per_epoch, state.loss_sum / static_cast<double>(state.loss_count));
+      progress.update(epoch, max_epochs, b, batches_per_epoch, state.step,
+                      state.loss_sum / static_cast<double>(state.loss_count));
+      if (options.stop_requested && options.stop_requested())
+        throw FitInterrupted("fit interrupted at epoch " + std::to_string(epoch + 1) + ", optimizer step " +
+                             std::to_string(state.step) + "; any predictor already saved at the path is unchanged");
 
       const bool step_now = (b + 1) % accumulation == 0 || b + 1 == batches_per_epoch;
       if (step_now) {

@@ -42,6 +42,8 @@ struct TrainOptions {
   // only rank 0 writes checkpoints and prints progress.
   int rank = 0;
   int world_size = 1;
+  // Polled after every training batch; true ends training with FitInterrupted.
+  std::function<bool()> stop_requested;
 };
 
 // The training rows of `rank` in `epoch`: a permutation that depends only on

@@ -1,6 +1,6 @@
 // timm_image: one adapter per image model, holding its architecture and its
 // image processor (AutoMM's transforms and normalisation).
-#include <iostream>
+#include "automm/log.h"
 
 #include "data/image/image_processor.h"
 #include "models/image/timm_checkpoint.h"
@@ -68,7 +68,7 @@ ModalityFamily timm_image_family() {
     }
     const ResolvedImageModel model =
         resolve_timm_checkpoint(in.config->get_string("model.timm_image.checkpoint_name"), in.pretrained);
-    if (in.verbose) std::cerr << "automm: " << in.name << " = " << model.architecture << ", " << model.source << "\n";
+    if (in.verbose) log_message(LogLevel::kInfo, "automm: " + in.name + " = " + model.architecture + ", " + model.source);
     return std::make_unique<ImageModality>(
         in.name, ImageModelSpec{model.architecture, model.weights},
         ImageProcessor::create(in.name, columns,

@@ -50,8 +50,9 @@ MultiModalPredictor::MultiModalPredictor(MultiModalPredictor&&) noexcept = defau
 MultiModalPredictor& MultiModalPredictor::operator=(MultiModalPredictor&&) noexcept = default;
 
 MultiModalPredictor::MultiModalPredictor(PredictorOptions options) {
-  if (options.label.empty()) throw std::invalid_argument("MultiModalPredictor needs a label column name");
+  // The problem type first: one that is not built yet says so, label or not.
   const std::string learner = options.problem_type.empty() ? "default" : find_task(options.problem_type).learner;
+  if (options.label.empty()) throw std::invalid_argument("MultiModalPredictor needs a label column name");
   if (!options.eval_metric.empty()) find_metric(options.eval_metric);
   learner_ = make_learner(learner, std::move(options));
 }
