@@ -24,12 +24,13 @@ RANKS = {
     "tasks": 4, "modalities": 4,
     "learners": 5,
     "predictor": 6,
-    "cli": 7,
+    "cli": 7, "python": 7,
 }
 # Public headers belong to the layer that implements them.
 PUBLIC = {
     "config.h": "config", "weights_io.h": "checkpoints", "table.h": "data", "predictions.h": "data",
     "options.h": "data", "metrics.h": "optim", "predictor.h": "predictor",
+    "log.h": "config",
     # Headers of the design before tasks and learners (for --rev on old commits).
     "problem_type.h": "data", "data.h": "data", "text.h": "data", "models.h": "models", "optim.h": "optim",
     "batch_loader.h": "learners", "learner.h": "learners",

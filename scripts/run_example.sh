@@ -25,3 +25,7 @@ echo "test-set scores:"
   --hp optim.lr=1e-3 --hp optim.max_epochs=20 --hp env.batch_size=32 --hp env.per_gpu_batch_size=32
 echo "text model, test-set scores:"
 ./build/automm evaluate --path "$out/text_predictor" --data "$data/reviews_test.csv" --metrics accuracy,roc_auc
+
+# The same tabular fit from Python (the package scripts/setup.sh installed).
+echo "Python quick start:"
+/usr/bin/python3 examples/python_quickstart.py "$data" "$out/python_predictor"

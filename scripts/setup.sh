@@ -22,6 +22,9 @@ packages=(
   python3-pil           # reference pixels for the image decoding tests
   python3-torchvision   # reference for the image backbones and transforms in the tests
   librsvg2-bin          # rsvg-convert: the tests render learning_curve.svg
+  pybind11-dev python3-dev  # the Python package (automm._automm)
+  python3-numpy python3-pandas  # the Python package's data in and out
+  python3-pytest        # the Python package's tests
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -46,3 +49,8 @@ bash tests/tokenizer_reference/setup.sh
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${AUTOMM_CMAKE_ARGS:-}
 cmake --build build -j"$(nproc)"
+# The Python package into /usr/bin/python3's site folder: `import automm` works
+# from anywhere (before this, PYTHONPATH=build/python does).
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo cmake --install build --component python

@@ -1,0 +1,77 @@
+"""Data in and out: pandas DataFrames, dicts of lists and table files become the
+C++ library's tables; its results become pandas objects indexed like the input."""
+import base64
+import os
+
+import numpy as np
+import pandas as pd
+
+from . import _automm
+
+
+def to_table(data, what="data"):
+    """A C++ table from a DataFrame, a dict of lists or a CSV / TSV / JSON Lines path."""
+    if isinstance(data, _automm.Table):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        path = os.fspath(data)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{what}: no such file: {path}")
+        return _automm.Table.read(path)
+    if isinstance(data, dict):
+        data = pd.DataFrame(data)
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"{what} must be a pandas DataFrame, a dict of lists or the path of a CSV / TSV / "
+                        f"JSON Lines file, got {type(data).__name__}")
+    names = [str(name) for name in data.columns]
+    if len(set(names)) != len(names):
+        duplicated = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"{what} has duplicated column names: {', '.join(duplicated)}")
+    table = _automm.Table()
+    table.source = "<DataFrame>"
+    for label, name in zip(data.columns, names):
+        _add_column(table, name, data[label])
+    return table
+
+
+def _add_column(table, name, series):
+    dtype = series.dtype
+    plain_numpy = isinstance(dtype, np.dtype)
+    if plain_numpy and dtype.kind == "f":
+        # Straight from the array's buffer: NaN is missing, numbers written as repr().
+        table.add_float_column(name, series.to_numpy(dtype=np.float64, copy=False))
+    elif plain_numpy and dtype.kind in "iu" and dtype != np.uint64:
+        table.add_int_column(name, series.to_numpy(dtype=np.int64, copy=False))
+    else:
+        values = series.to_numpy(dtype=object)
+        missing = pd.isna(values)
+        values = values.tolist()
+        if any(isinstance(v, (bytes, bytearray)) for v in values):  # image bytes travel as base64 text
+            values = [base64.b64encode(v).decode("ascii") if isinstance(v, (bytes, bytearray)) else v
+                      for v in values]
+        table.add_object_column(name, values, missing)
+
+
+def typed_labels(classes):
+    """Class labels (text in the C++ library) typed as pandas' read_csv types them:
+    all integers -> int, all True/False -> bool, all numbers -> float, else str."""
+    if not classes:
+        return np.asarray([], dtype=object)
+    try:
+        if all(c.lstrip("+-").isdigit() for c in classes):
+            return np.asarray([int(c) for c in classes], dtype=np.int64)
+    except ValueError:
+        pass
+    if all(c.lower() in ("true", "false") for c in classes):
+        return np.asarray([c.lower() == "true" for c in classes], dtype=bool)
+    try:
+        return np.asarray([float(c) for c in classes], dtype=np.float64)
+    except ValueError:
+        return np.asarray(classes, dtype=object)
+
+
+def index_of(data, rows):
+    """The input's index when it was a DataFrame, else 0..rows-1."""
+    if isinstance(data, pd.DataFrame):
+        return data.index
+    return pd.RangeIndex(rows)

@@ -1,0 +1,206 @@
+"""MultiModalPredictor with AutoGluon MultiModal's constructor and methods, running
+automm.cpp's C++ library: no Python training loop, the GIL released while it works."""
+import json
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from . import _automm, _logging
+from ._data import index_of, to_table, typed_labels
+
+
+def _hyperparameters_json(hyperparameters):
+    """AutoMM's forms: a dict of dotted keys (or nested dicts) with Python values,
+    a "key=value key=value" string, or a list of "key=value" strings."""
+    if hyperparameters is None:
+        return "{}"
+    if isinstance(hyperparameters, str):
+        hyperparameters = hyperparameters.split()
+    if isinstance(hyperparameters, (list, tuple)):
+        pairs = {}
+        for item in hyperparameters:
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"hyperparameter override {item!r} must be written key=value")
+            key, value = item.split("=", 1)
+            pairs[key.strip()] = value.strip()
+        hyperparameters = pairs
+    if not isinstance(hyperparameters, dict):
+        raise TypeError(f"hyperparameters must be a dict, a 'key=value' string or a list of them, "
+                        f"got {type(hyperparameters).__name__}")
+
+    def plain(value):  # numpy scalars and arrays, tuples, sets: as JSON values
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, (np.ndarray, set, frozenset)):
+            return list(value)
+        raise TypeError(f"hyperparameter value {value!r} of type {type(value).__name__} is not a number, "
+                        f"a string, a boolean, None or a list of them")
+
+    return json.dumps(hyperparameters, default=plain)
+
+
+def _seconds(value, name):
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+        raise ValueError(f"{name} must be a number of seconds >= 0 or None, got {value!r}")
+    return float(value)
+
+
+class MultiModalPredictor:
+    """AutoMM's MultiModalPredictor: fit on a table of text, image, numerical and
+    categorical columns; predict, predict_proba, evaluate, extract_embedding, save, load."""
+
+    def __init__(self, label=None, problem_type=None, query=None, response=None, match_label=None,
+                 presets=None, eval_metric=None, hyperparameters=None, path=None, verbosity=2,
+                 pretrained=True):
+        _logging.configure(verbosity)
+        self._verbosity = verbosity
+        if (query, response, match_label) != (None, None, None):
+            problem_type = problem_type or "text_similarity"  # what AutoMM's matcher needs first
+        self._class_index = None
+        self._predictor = _automm.Predictor(
+            label=label or "", problem_type=problem_type or "", presets=presets or "",
+            eval_metric=eval_metric or "", hyperparameters=_hyperparameters_json(hyperparameters),
+            path=path or "", verbose=verbosity >= 1, pretrained=bool(pretrained))
+
+    @classmethod
+    def _wrap(cls, predictor, verbosity):
+        self = cls.__new__(cls)
+        self._class_index = None
+        self._predictor = predictor
+        self._verbosity = verbosity
+        return self
+
+    # ---- training ----
+
+    def fit(self, train_data, tuning_data=None, time_limit=None, presets=None, hyperparameters=None,
+            column_types=None, holdout_frac=None, teacher_predictor=None, seed=0):
+        """Fits, then saves to `path`. Returns the predictor. Ctrl-C stops the fit with
+        KeyboardInterrupt and leaves any predictor already saved at `path` unchanged."""
+        if teacher_predictor is not None:
+            raise ValueError("teacher_predictor: knowledge distillation is not supported yet in this "
+                             "version of automm.cpp")
+        if column_types is not None and not isinstance(column_types, dict):
+            raise TypeError(f"column_types must be a dict of column name -> type, got {type(column_types).__name__}")
+        if holdout_frac is not None and not (isinstance(holdout_frac, numbers.Real) and 0 < holdout_frac < 1):
+            raise ValueError(f"holdout_frac must be a fraction in (0, 1), got {holdout_frac!r}")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        train = to_table(train_data, "train_data")
+        tuning = None if tuning_data is None else to_table(tuning_data, "tuning_data")
+        with _logging.progress_shown(self._verbosity >= 2):
+            self._predictor.fit(train=train, tuning=tuning, time_limit=_seconds(time_limit, "time_limit"),
+                                presets=presets or "", hyperparameters=_hyperparameters_json(hyperparameters),
+                                column_types={str(k): str(v) for k, v in (column_types or {}).items()},
+                                holdout_frac=float(holdout_frac or 0.0), seed=int(seed))
+        self._class_index = None
+        return self
+
+    # ---- inference ----
+
+    def predict(self, data, as_pandas=True):
+        """One prediction per row: class labels or numbers, a Series indexed like `data`."""
+        table = to_table(data)
+        kind, values, classes = self._predictor.predict(table)
+        if kind == "classes" and values.ndim == 1:
+            values = self._classes().to_numpy()[values]
+        if not as_pandas:
+            return values
+        index = index_of(data, table.num_rows)
+        if values.ndim == 2:  # a set of classes per row: one 0/1 column per class
+            return pd.DataFrame(values, index=index, columns=self._classes())
+        return pd.Series(values, index=index, name=self.label)
+
+    def predict_proba(self, data, as_pandas=True, as_multiclass=True):
+        """Class probabilities: a DataFrame (one column per class) indexed like `data`;
+        for a binary problem with as_multiclass=False, the positive class's Series."""
+        table = to_table(data)
+        probabilities = self._predictor.predict_proba(table, as_multiclass)
+        if not as_pandas:
+            return probabilities
+        index = index_of(data, table.num_rows)
+        classes = self._classes()
+        if probabilities.ndim == 1:
+            return pd.Series(probabilities, index=index, name=classes[-1])
+        return pd.DataFrame(probabilities, index=index, columns=classes, copy=False)
+
+    def evaluate(self, data, metrics=None):
+        """Metric name -> score on the rows of `data` that have a label (default: the eval metric)."""
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        if metrics is not None and not all(isinstance(m, str) for m in metrics):
+            raise TypeError(f"metrics must be a metric name or a list of names, got {metrics!r}")
+        return dict(self._predictor.evaluate(to_table(data), list(metrics or [])))
+
+    def extract_embedding(self, data, as_tensor=False, as_pandas=False):
+        """[rows, dim]: the fused features the head reads (numpy, or a torch tensor)."""
+        table = to_table(data)
+        embeddings = self._predictor.extract_embedding(table)
+        if as_tensor:
+            try:
+                import torch
+            except ImportError as error:
+                raise ImportError("extract_embedding(as_tensor=True) needs torch to be importable") from error
+            return torch.from_numpy(embeddings)
+        if as_pandas:
+            return pd.DataFrame(embeddings, index=index_of(data, table.num_rows))
+        return embeddings
+
+    def _classes(self):
+        """The typed class labels as a pandas Index, made once per fitted model."""
+        if self._class_index is None:
+            self._class_index = pd.Index(typed_labels(self._predictor.classes))
+        return self._class_index
+
+    # ---- folders ----
+
+    def save(self, path, standalone=True):
+        """A self-contained folder, written through a temporary folder and a rename."""
+        self._predictor.save(str(path), bool(standalone))
+
+    @classmethod
+    def load(cls, path, resume=False, verbosity=2):
+        """A predictor saved by save() or fit() (by this package or the automm command)."""
+        _logging.configure(verbosity)
+        return cls._wrap(_automm.Predictor.load(str(path), bool(resume)), verbosity)
+
+    def fit_summary(self, verbosity=0, show_plot=False):
+        return json.loads(self._predictor.fit_summary())
+
+    # ---- properties ----
+
+    @property
+    def path(self):
+        return self._predictor.path
+
+    @property
+    def label(self):
+        return self._predictor.label
+
+    @property
+    def problem_type(self):
+        return self._predictor.problem_type
+
+    @property
+    def eval_metric(self):
+        return self._predictor.eval_metric
+
+    @property
+    def class_labels(self):
+        """The classes in probability-column order (numpy), None for regression."""
+        classes = self._predictor.classes
+        return typed_labels(classes) if classes else None
+
+    @property
+    def column_types(self):
+        return dict(self._predictor.column_types)
+
+    @property
+    def hyperparameters(self):
+        """Every key's resolved value (flat dotted names)."""
+        return json.loads(self._predictor.config())
+
+    def __repr__(self):
+        return f"MultiModalPredictor(label={self.label!r}, problem_type={self.problem_type!r}, path={self.path!r})"

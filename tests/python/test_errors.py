@@ -1,0 +1,57 @@
+"""Bad input raises the Python exception AutoMM raises, carrying the C++ message."""
+import pytest
+
+from automm import MultiModalPredictor
+from conftest import QUICK
+
+
+def test_missing_label_column(tabular, tmp_path):
+    train, _ = tabular
+    predictor = MultiModalPredictor(label="target", path=str(tmp_path / "m"))
+    with pytest.raises(ValueError, match="target"):
+        predictor.fit(train, hyperparameters=QUICK)
+
+
+def test_unknown_key_is_a_key_error(tabular, tmp_path):
+    with pytest.raises(KeyError, match="unknown hyperparameter key 'optim.learning_rat'.*optim.learning_rate"):
+        MultiModalPredictor(label="label", hyperparameters={"optim.learning_rat": 0.1})
+    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "m"))
+    with pytest.raises(KeyError, match="model.hf_txt"):
+        predictor.fit(tabular[0], hyperparameters={"model.hf_txt.checkpoint_name": "x"})
+
+
+def test_bad_values_and_types(tabular, tmp_path):
+    with pytest.raises(ValueError, match="optim.lr"):
+        MultiModalPredictor(label="label", hyperparameters={"optim.lr": "fast"})
+    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "m"))
+    with pytest.raises(TypeError, match="train_data must be a pandas DataFrame"):
+        predictor.fit([1, 2, 3])
+    with pytest.raises(TypeError, match="hyperparameters must be a dict"):
+        predictor.fit(tabular[0], hyperparameters=42)
+    with pytest.raises(ValueError, match="time_limit"):
+        predictor.fit(tabular[0], time_limit="soon")
+    with pytest.raises(ValueError, match="unknown eval metric|eval_metric|metric"):
+        MultiModalPredictor(label="label", eval_metric="accuracyy")
+
+
+def test_unsupported_features_say_so(tabular, tmp_path):
+    with pytest.raises(ValueError, match="object_detection.*not supported yet"):
+        MultiModalPredictor(problem_type="object_detection")
+    with pytest.raises(ValueError, match="text_similarity.*not supported yet"):
+        MultiModalPredictor(query="q", response="r")
+    with pytest.raises(ValueError, match="not supported yet"):
+        MultiModalPredictor(label="label", hyperparameters={"optim.peft": "lora"}).fit(tabular[0])
+    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "m"))
+    with pytest.raises(ValueError, match="knowledge distillation"):
+        predictor.fit(tabular[0], teacher_predictor=predictor)
+
+
+def test_unfitted_predictor(tabular):
+    predictor = MultiModalPredictor(label="label")
+    with pytest.raises(RuntimeError, match="fitted"):
+        predictor.predict(tabular[1])
+
+
+def test_load_of_a_folder_that_is_no_predictor(tmp_path):
+    with pytest.raises(RuntimeError, match="not a folder"):
+        MultiModalPredictor.load(str(tmp_path / "nothing"))

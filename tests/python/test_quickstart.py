@@ -1,0 +1,72 @@
+"""AutoMM's quick-start scripts, unchanged except the import line."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from automm import MultiModalPredictor
+from conftest import QUICK
+
+
+def test_tabular_classification(tabular, tmp_path):
+    train_data, test_data = tabular
+    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "model"), eval_metric="accuracy")
+    predictor.fit(train_data=train_data, hyperparameters=QUICK, time_limit=120)
+    predictions = predictor.predict(test_data.drop(columns="label"))
+    probabilities = predictor.predict_proba(test_data.drop(columns="label"))
+    scores = predictor.evaluate(test_data, metrics=["accuracy", "roc_auc"])
+
+    assert isinstance(predictions, pd.Series) and predictions.name == "label"
+    assert list(predictions.index) == list(test_data.index)
+    assert set(predictions.unique()) <= {"yes", "no"}
+    assert list(probabilities.columns) == list(predictor.class_labels)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    assert set(scores) == {"accuracy", "roc_auc"}
+    assert scores["accuracy"] > 0.7  # the label depends on the columns; chance is about 0.5
+    assert predictor.problem_type == "binary"
+    assert predictor.eval_metric == "accuracy"
+    summary = predictor.fit_summary()
+    assert isinstance(summary, dict) and summary
+
+    loaded = MultiModalPredictor.load(str(tmp_path / "model"))
+    pd.testing.assert_series_equal(loaded.predict(test_data), predictor.predict(test_data))
+    pd.testing.assert_frame_equal(loaded.predict_proba(test_data), probabilities)
+    positive = predictor.predict_proba(test_data, as_multiclass=False)
+    np.testing.assert_allclose(positive.to_numpy(), probabilities.iloc[:, 1].to_numpy())
+
+    embeddings = predictor.extract_embedding(test_data)
+    assert isinstance(embeddings, np.ndarray) and embeddings.shape[0] == len(test_data)
+
+
+def test_regression(regression_data, tmp_path):
+    train_data, test_data = regression_data
+    predictor = MultiModalPredictor(label="y", problem_type="regression", path=str(tmp_path / "reg"))
+    predictor.fit(train_data, hyperparameters={"optim.max_epochs": 30})
+    predictions = predictor.predict(test_data)
+    assert predictions.dtype == np.float64
+    assert predictor.class_labels is None
+    scores = predictor.evaluate(test_data, metrics=["rmse", "r2"])
+    assert scores["r2"] > 0.5, scores
+    with pytest.raises(ValueError, match="predict_proba"):
+        predictor.predict_proba(test_data)
+
+
+def test_text_classification(reviews, tmp_path):
+    train_data, test_data = reviews
+    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "text"))
+    predictor.fit(train_data, hyperparameters={"model.hf_text.checkpoint_name": "scratch:bert-tiny",
+                                              "optim.lr": 1e-3, **QUICK})
+    assert predictor.column_types["review"] == "text"
+    predictions = predictor.predict(test_data)
+    assert len(predictions) == len(test_data)
+    assert set(predictor.evaluate(test_data)) == {predictor.eval_metric}
+
+
+def test_image_classification(images, tmp_path):
+    train_data, test_data = images
+    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "img"), pretrained=False)
+    predictor.fit(train_data, hyperparameters={
+        "model.names": ["timm_image"], "model.timm_image.checkpoint_name": "resnet18",
+        "model.timm_image.image_size": 32, "optim.max_epochs": 2, "optim.min_steps": 0})
+    assert predictor.column_types["image"] == "image_path"
+    probabilities = predictor.predict_proba(test_data)
+    assert probabilities.shape == (len(test_data), 2)
