@@ -41,4 +41,6 @@ setup(
     cmdclass={"build_ext": CMakeBuild},
     install_requires=["numpy", "pandas"],
     python_requires=">=3.8",
+    # setuptools' own build folder, away from CMake's build/.
+    options={"build": {"build_base": "build-pip/setuptools"}},
 )
