@@ -59,3 +59,30 @@ def test_fit_releases_the_gil(tabular, tmp_path):
     seconds = time.monotonic() - start
     assert seconds > 0.3, "the fit was too short to tell"
     assert ticks > seconds * 100, (ticks, seconds)  # about 1000 per second unless the GIL is held
+
+
+def test_progress_bar_on_a_terminal(monkeypatch):
+    """Without tqdm, progress is one line rewritten in place on a terminal, closed at the end."""
+    import io
+    import sys
+    from automm import _logging
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(_logging, "_tqdm", None)
+    sink = _logging.PythonSink()
+    with _logging.progress_shown(True):
+        for batch in range(4):
+            sink.progress(0, 3, batch, 4, batch, 0.5)
+        sink.progress_end()
+    text = terminal.getvalue()
+    assert "\rEpoch 1/3 [" in text and "4/4 loss 0.5000" in text
+    assert text.endswith("\r\033[K")
+    terminal.truncate(0)
+    with _logging.progress_shown(False):  # verbosity < 2
+        sink.progress(0, 3, 0, 4, 0, 0.5)
+    assert terminal.getvalue() == ""

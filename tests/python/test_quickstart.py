@@ -70,3 +70,43 @@ def test_image_classification(images, tmp_path):
     assert predictor.column_types["image"] == "image_path"
     probabilities = predictor.predict_proba(test_data)
     assert probabilities.shape == (len(test_data), 2)
+
+
+def test_text_and_image_regression(reviews, images, tmp_path):
+    train_data, test_data = reviews
+    predictor = MultiModalPredictor(label="price", problem_type="regression", path=str(tmp_path / "text_reg"))
+    predictor.fit(train_data.drop(columns="label"), hyperparameters=[
+        "model.hf_text.checkpoint_name=scratch:bert-tiny", "optim.lr=1e-3", "optim.max_epochs=2",
+        "optim.min_steps=0"])  # AutoMM's list-of-overrides form
+    predictions = predictor.predict(test_data)
+    assert predictions.dtype == np.float64 and len(predictions) == len(test_data)
+    assert "rmse" in predictor.evaluate(test_data, metrics="rmse")
+
+    train_images, test_images = images
+    redness = {"red": 1.0, "blue": 0.0}
+    train_images = train_images.assign(score=train_images["label"].map(redness)).drop(columns="label")
+    predictor = MultiModalPredictor(label="score", problem_type="regression", path=str(tmp_path / "img_reg"),
+                                    pretrained=False)
+    predictor.fit(train_images, hyperparameters={  # nested dicts, as AutoMM accepts them
+        "model": {"names": ["timm_image"], "timm_image": {"checkpoint_name": "resnet18", "image_size": 32}},
+        "optim": {"max_epochs": 2, "min_steps": 0}})
+    assert predictor.hyperparameters["model.timm_image.image_size"] == 32
+    assert predictor.predict(test_images).shape == (len(test_images),)
+
+
+def test_outputs_without_pandas_and_as_tensors(tabular, tmp_path):
+    import torch
+    train, test = tabular
+    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "m")).fit(train, hyperparameters=QUICK)
+    labels = predictor.predict(test, as_pandas=False)
+    assert isinstance(labels, np.ndarray) and labels.tolist() == predictor.predict(test).tolist()
+    probabilities = predictor.predict_proba(test, as_pandas=False)
+    assert isinstance(probabilities, np.ndarray) and probabilities.shape == (len(test), 2)
+    embeddings = predictor.extract_embedding(test, as_tensor=True)
+    assert isinstance(embeddings, torch.Tensor)
+    np.testing.assert_array_equal(embeddings.numpy(), predictor.extract_embedding(test))
+    # A dict of lists and a reindexed DataFrame: results follow the input's index.
+    shuffled = test.sample(frac=1.0, random_state=0)
+    pd.testing.assert_series_equal(predictor.predict(shuffled), predictor.predict(test).loc[shuffled.index])
+    as_dict = predictor.predict(test.to_dict("list"))
+    assert as_dict.index.equals(pd.RangeIndex(len(test))) and as_dict.tolist() == predictor.predict(test).tolist()
