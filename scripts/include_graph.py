@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints the include graph between the library's layers and checks that it
-points one way (docs/design.md): cli -> predictor -> learners -> tasks /
+points one way (docs/design.md): cli, python -> serve -> predictor -> learners -> tasks /
 modalities -> models / optim -> data -> checkpoints -> config, kernels.
 
   scripts/include_graph.py            edges of the working tree, then the check
@@ -24,13 +24,14 @@ RANKS = {
     "tasks": 4, "modalities": 4,
     "learners": 5,
     "predictor": 6,
-    "cli": 7, "python": 7,
+    "serve": 7,
+    "cli": 8, "python": 8,
 }
 # Public headers belong to the layer that implements them.
 PUBLIC = {
     "config.h": "config", "weights_io.h": "checkpoints", "table.h": "data", "predictions.h": "data",
     "options.h": "data", "metrics.h": "optim", "predictor.h": "predictor",
-    "log.h": "config",
+    "log.h": "config", "serve.h": "serve",
     # Headers of the design before tasks and learners (for --rev on old commits).
     "problem_type.h": "data", "data.h": "data", "text.h": "data", "models.h": "models", "optim.h": "optim",
     "batch_loader.h": "learners", "learner.h": "learners",

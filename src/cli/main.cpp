@@ -1,8 +1,10 @@
-// The automm command line: fit, predict, evaluate, info, hyperparameters,
-// tokenize. Arguments are parsed by CLI11 (Debian's libcli11-dev), so a bad
+// The automm command line: fit, predict, evaluate, info, serve,
+// hyperparameters, tokenize. Arguments are parsed by CLI11 (Debian's libcli11-dev), so a bad
 // value names its flag.
 #include <CLI/CLI.hpp>
 
+#include <cctype>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -10,10 +12,14 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <pthread.h>
 
 #include "automm/config.h"
 #include "automm/predictor.h"
+#include "automm/serve.h"
 #include "automm/table.h"
 #include "data/text/token_ids.h"
 
@@ -177,6 +183,45 @@ int run_tokenize(const std::string& checkpoint, const std::string& input, int64_
   return 0;
 }
 
+int run_serve(const std::string& path, automm::ServeOptions options, const std::string& token_file,
+              double max_body_mb) {
+  if (!token_file.empty()) {
+    std::ifstream in(token_file);
+    if (!in) throw std::runtime_error("cannot read --token-file " + token_file);
+    std::getline(in, options.token);
+    while (!options.token.empty() && std::isspace(static_cast<unsigned char>(options.token.back())))
+      options.token.pop_back();
+    if (options.token.empty()) throw std::runtime_error("--token-file " + token_file + " holds no token");
+  }
+  options.max_body_bytes = static_cast<size_t>(max_body_mb * 1024 * 1024);
+  const auto predictor = automm::MultiModalPredictor::load(path);
+  // SIGTERM and SIGINT are blocked in every thread (set before any starts) and
+  // awaited by one, which stops the server: requests in flight are answered.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  automm::PredictionServer server(predictor, options);
+  server.bind();
+  std::cerr << "automm serve: " << predictor.problem_type() << " predictor " << path << " on http://" << options.host
+            << ":" << server.port() << " (max batch " << options.max_batch << " rows, max delay "
+            << options.max_delay_ms << " ms" << (options.token.empty() ? "" : ", bearer token") << ")" << std::endl;
+  if (options.token.empty() && options.host != "127.0.0.1" && options.host != "localhost" && options.host != "::1")
+    std::cerr << "automm serve: warning: listening on " << options.host << " without --token-file" << std::endl;
+  std::thread watcher([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::cerr << "automm serve: " << (signal == SIGTERM ? "SIGTERM" : "SIGINT")
+              << ", answering the requests in flight" << std::endl;
+    server.stop();
+  });
+  server.run();
+  watcher.join();
+  std::cerr << "automm serve: stopped" << std::endl;
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -222,6 +267,24 @@ int main(int argc, char** argv) {
   CLI::App* info_cmd = app.add_subcommand("info", "describe a saved predictor");
   info_cmd->add_option("--path", path, "predictor folder")->required();
 
+  automm::ServeOptions serve;
+  std::string token_file;
+  double max_body_mb = 64;
+  CLI::App* serve_cmd = app.add_subcommand("serve", "answer predictions over HTTP (JSON) until SIGTERM");
+  serve_cmd->add_option("--path", path, "predictor folder")->required();
+  serve_cmd->add_option("--host", serve.host, "address to listen on (default 127.0.0.1: this machine only)");
+  serve_cmd->add_option("--port", serve.port, "TCP port; 0 = any free port")->check(number_in(0, 65535, "a port number"));
+  serve_cmd->add_option("--max-batch", serve.max_batch, "rows per forward pass; 1 = no batching")
+      ->check(number_in(1, 1e6, "a number of rows >= 1"));
+  serve_cmd->add_option("--max-delay-ms", serve.max_delay_ms, "how long a request waits for others to batch with")
+      ->check(number_in(0, 1e5, "milliseconds >= 0"));
+  serve_cmd->add_option("--threads", serve.threads, "HTTP worker threads")->check(number_in(1, 4096, "a count >= 1"));
+  serve_cmd->add_option("--token-file", token_file, "file whose first line is the bearer token clients must send");
+  serve_cmd->add_option("--allow-image-dir", serve.allow_image_dir, "folder that image paths in requests must stay inside")
+      ->check(CLI::ExistingDirectory);
+  serve_cmd->add_option("--max-body-mb", max_body_mb, "largest request body")->check(number_in(0.001, 1e5, "megabytes > 0"));
+  serve_cmd->add_option("--max-rows", serve.max_rows, "most rows per request")->check(number_in(1, 1e9, "a count >= 1"));
+
   app.add_subcommand("hyperparameters", "every key, its default and allowed values (markdown)");
 
   std::string checkpoint, input, tokenizer = "hf_auto";
@@ -248,6 +311,7 @@ int main(int argc, char** argv) {
     if (predict_cmd->parsed()) return run_predict(path, data, out, proba);
     if (evaluate_cmd->parsed()) return run_evaluate(path, data, metrics, json);
     if (info_cmd->parsed()) return run_info(path);
+    if (serve_cmd->parsed()) return run_serve(path, serve, token_file, max_body_mb);
     if (tokenize_cmd->parsed()) return run_tokenize(checkpoint, input, max_len, tokenizer);
     std::cout << automm::hyperparameters_markdown();
     return 0;

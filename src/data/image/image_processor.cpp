@@ -57,8 +57,13 @@ std::shared_ptr<const ImageInputs> ImageProcessor::transform(const Table& table,
       if (column.is_missing(r)) continue;
       const std::string where = "row " + std::to_string(r + 1) + " of column '" + name + "' in " + table.source;
       std::vector<ImageRef> refs;
-      if (is_path) {
-        for (const std::string& part : split_image_paths(column.cells[r])) {
+      const std::string& cell = column.cells[r];
+      if (is_path && cell.rfind("data:", 0) == 0) {
+        // An inline image in a path column (an RFC 2397 data URI, which
+        // decode_base64 reads): how `automm serve` passes a request's image.
+        refs.push_back({"", cell, where});
+      } else if (is_path) {
+        for (const std::string& part : split_image_paths(cell)) {
           fs::path path(part);
           if (path.is_relative() && !base_dir.empty()) path = fs::path(base_dir) / path;
           refs.push_back({path.string(), "", where});
