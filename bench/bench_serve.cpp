@@ -61,7 +61,10 @@ int main(int argc, char** argv) {
         latencies[static_cast<size_t>(c)].push_back(
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count());
         if (!response || response->status != 200) {
-          ++errors;
+          if (++errors <= 3)
+            std::fprintf(stderr, "error: %s\n",
+                         response ? (std::to_string(response->status) + " " + response->body).c_str()
+                                  : ("no answer: " + httplib::to_string(response.error())).c_str());
           continue;
         }
         const automm::Json answer = automm::Json::parse(response->body)["predictions"][0];
