@@ -178,7 +178,8 @@ struct PredictionServer::Impl {
           response.set_content(error_body(e.what()), "application/json");
         }
       }
-      metrics.request(path, response.status,
+      // httplib sets 200 after the handler when it left the status unset (-1).
+      metrics.request(path, response.status < 0 ? 200 : response.status,
                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     });
   }
