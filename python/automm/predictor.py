@@ -166,7 +166,8 @@ class MultiModalPredictor:
         _logging.configure(verbosity)
         return cls._wrap(_automm.Predictor.load(str(path), bool(resume)), verbosity)
 
-    def fit_summary(self, verbosity=0, show_plot=False):
+    def fit_summary(self):
+        """What the fit did: steps, stop reason, validation scores, the training budget (a dict)."""
         return json.loads(self._predictor.fit_summary())
 
     # ---- properties ----
