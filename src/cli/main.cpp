@@ -153,8 +153,12 @@ int run_evaluate(const std::string& path, const std::string& data_path, const st
   return 0;
 }
 
-int run_info(const std::string& path) {
+int run_info(const std::string& path, bool json) {
   const auto predictor = automm::MultiModalPredictor::load(path);
+  if (json) {  // fit_summary() as one JSON object
+    std::cout << predictor.fit_summary().dump() << "\n";
+    return 0;
+  }
   std::cout << "label:        " << predictor.label() << "\n"
             << "problem type: " << predictor.problem_type() << "\n"
             << "eval metric:  " << predictor.eval_metric() << "\n";
@@ -266,6 +270,7 @@ int main(int argc, char** argv) {
 
   CLI::App* info_cmd = app.add_subcommand("info", "describe a saved predictor");
   info_cmd->add_option("--path", path, "predictor folder")->required();
+  info_cmd->add_flag("--json", json, "print fit_summary() as one JSON object");
 
   automm::ServeOptions serve;
   std::string token_file;
@@ -310,7 +315,7 @@ int main(int argc, char** argv) {
     if (fit_cmd->parsed()) return run_fit(fit);
     if (predict_cmd->parsed()) return run_predict(path, data, out, proba);
     if (evaluate_cmd->parsed()) return run_evaluate(path, data, metrics, json);
-    if (info_cmd->parsed()) return run_info(path);
+    if (info_cmd->parsed()) return run_info(path, json);
     if (serve_cmd->parsed()) return run_serve(path, serve, token_file, max_body_mb);
     if (tokenize_cmd->parsed()) return run_tokenize(checkpoint, input, max_len, tokenizer);
     std::cout << automm::hyperparameters_markdown();

@@ -11,7 +11,6 @@ namespace {
 const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
 const char* kSamPending = "model.sam (segmentation)";
-const char* kPeftPending = "parameter-efficient fine-tuning (optim.peft)";
 const char* kMixupPending = "mixup / cutmix";
 const char* kDistillerPending = "knowledge distillation (teacher_predictor)";
 const char* kEnginePending = "multi-device training";
@@ -112,23 +111,22 @@ void add_optim_keys(Builder& b) {
   range(b.add("optim.top_k", K::kInt, 3, "Checkpoints kept by validation score."), 1.0, {});
   b.choice("optim.top_k_average_method", "greedy_soup", {"greedy_soup", "uniform_soup", "best"},
            "How the top-k checkpoints become the final model.");
-  alias(pending(nullable(b.choice("optim.peft", nullptr,
-                                  {"bit_fit", "norm_fit", "lora", "lora_bias", "lora_norm", "ia3",
-                                   "ia3_bias", "ia3_norm", "ia3_lora", "ia3_lora_bias",
-                                   "ia3_lora_norm"},
-                                  "Parameter-efficient fine-tuning method; null = full.")),
-                kPeftPending),
+  alias(nullable(b.choice("optim.peft", nullptr,
+                          {"bit_fit", "norm_fit", "lora", "lora_bias", "lora_norm", "ia3", "ia3_bias", "ia3_norm",
+                           "ia3_lora", "ia3_lora_bias", "ia3_lora_norm"},
+                          "Parameter-efficient fine-tuning: what trains in the pretrained backbones (heads, fusion "
+                          "and tabular models always train); null = everything.")),
         {"optim.efficient_finetune"});
-  pending(range(b.add("optim.lora.r", K::kInt, 8, "LoRA rank."), 1.0, {}), kPeftPending);
-  pending(range(b.add("optim.lora.alpha", K::kFloat, 8, "LoRA scaling alpha."), 0.0, {}, true),
-          kPeftPending);
-  pending(b.add("optim.lora.filter", K::kStringList,
-                Json::array({"query", "value", "^q$", "^v$", "^k$", "^o$"}),
-                "Regexes on a Linear child's name that get LoRA."),
-          kPeftPending);
-  pending(nullable(b.add("optim.lora.module_filter", K::kStringList, nullptr,
-                         "Regexes on the parent module's name; null = all.")),
-          kPeftPending);
+  range(b.add("optim.lora.r", K::kInt, 8, "LoRA rank."), 1.0, {});
+  range(b.add("optim.lora.alpha", K::kFloat, 8, "LoRA scaling alpha (the update is scaled by alpha / r)."), 0.0, {},
+        true);
+  b.add("optim.lora.filter", K::kStringList, Json::array({"query", "value", "^q$", "^v$", "^k$", "^o$"}),
+        "Regexes matched at the start of a Linear layer's own name: those layers get LoRA / IA3 adapters.");
+  nullable(b.add("optim.lora.module_filter", K::kStringList, nullptr,
+                 "Regexes matched at the start of the parent module's full name; null = all modules."));
+  b.add("optim.lora.merge_at_save", K::kBool, true,
+        "Fold LoRA / IA3 adapters into the weights when the fit ends (inference runs with no adapter code); "
+        "false keeps them separate in the saved predictor.");
   range(b.add("optim.label_smoothing", K::kFloat, 0.0, "Label smoothing of the classification loss."),
         0.0, 1.0, false, true);
   b.choice("optim.loss_func", "auto", {"auto", "bce", "focal_loss"},

@@ -7,7 +7,8 @@ namespace automm {
 Weights snapshot(torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
   Weights weights;
-  for (const auto& p : module.parameters()) weights.push_back(p.detach().clone());
+  // Frozen parameters (PEFT) never change: an undefined tensor holds their place.
+  for (const auto& p : module.parameters()) weights.push_back(p.requires_grad() ? p.detach().clone() : torch::Tensor());
   for (const auto& b : module.buffers()) weights.push_back(b.detach().clone());
   return weights;
 }
@@ -15,7 +16,10 @@ Weights snapshot(torch::nn::Module& module) {
 void restore(torch::nn::Module& module, const Weights& weights) {
   torch::NoGradGuard no_grad;
   size_t i = 0;
-  for (auto& p : module.parameters()) p.copy_(weights.at(i++));
+  for (auto& p : module.parameters()) {
+    const torch::Tensor& saved = weights.at(i++);
+    if (saved.defined()) p.copy_(saved);
+  }
   for (auto& b : module.buffers()) b.copy_(weights.at(i++));
 }
 
@@ -23,6 +27,10 @@ Weights average(const std::vector<const Weights*>& members) {
   Weights mean;
   for (size_t t = 0; t < members.front()->size(); ++t) {
     const torch::Tensor& first = (*members.front())[t];
+    if (!first.defined()) {  // a frozen parameter
+      mean.emplace_back();
+      continue;
+    }
     if (!first.is_floating_point()) {  // integer buffers (counters, offsets) are not averaged
       mean.push_back(first.clone());
       continue;

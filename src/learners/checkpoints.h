@@ -9,7 +9,9 @@
 
 namespace automm {
 
-using Weights = std::vector<torch::Tensor>;  // parameters then buffers, in module order
+// Parameters then buffers, in module order; a frozen parameter (requires_grad
+// false) is an undefined tensor, so a PEFT checkpoint holds only what trains.
+using Weights = std::vector<torch::Tensor>;
 
 Weights snapshot(torch::nn::Module& module);
 void restore(torch::nn::Module& module, const Weights& weights);

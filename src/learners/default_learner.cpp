@@ -9,6 +9,7 @@
 
 #include "automm/log.h"
 #include "learners/training_budget.h"
+#include "models/peft.h"
 
 namespace automm {
 
@@ -36,6 +37,40 @@ void DefaultLearner::build(bool pretrained_weights) {
   if (!pretrained_weights)
     for (auto& [name, spec] : context.image_models) spec.weights.clear();
   net_ = MultiModalNet(model_names_, context, config_);
+}
+
+std::string DefaultLearner::attach_peft(bool for_training) {
+  const auto peft = peft_options(config_);
+  if (!peft) return "";
+  const std::vector<std::string> backbones = net_->pretrained_backbones();
+  if (backbones.empty()) {
+    std::string models;
+    for (const auto& name : model_names_) models += (models.empty() ? "" : ", ") + name;
+    throw std::invalid_argument("optim.peft = " + peft->method.name +
+                                " fine-tunes pretrained backbones (hf_text, timm_image); this model has none (" +
+                                models + "): unset optim.peft");
+  }
+  const std::vector<std::string> adapted = add_adapters(*net_, *peft, backbones);
+  if (!for_training) return "";
+  const auto ids = network_layer_ids(net_);
+  freeze_for_peft(*net_, peft->method, [&](const std::string& name) {
+    const auto found = ids.find(name);
+    return found == ids.end() || found->second == 0;  // heads, fusion, tabular models: AutoMM's layer id 0
+  });
+  int64_t trainable = 0, total = 0;
+  for (const auto& p : net_->parameters()) {
+    total += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
+  char fraction[32];
+  std::snprintf(fraction, sizeof(fraction), "%.2f%%", 100.0 * static_cast<double>(trainable) / static_cast<double>(total));
+  std::string text = "automm: optim.peft = " + peft->method.name + ": " + std::to_string(trainable) + " of " +
+                     std::to_string(total) + " parameters train (" + fraction + ")";
+  if (!adapted.empty()) {
+    text += "; adapters on " + std::to_string(adapted.size()) + " Linear layers (" + adapted.front();
+    text += adapted.size() > 1 ? ", ..., " + adapted.back() + ")" : ")";
+  }
+  return text;
 }
 
 Table DefaultLearner::rows_with_targets(const Table& data, size_t* dropped) const {
@@ -221,6 +256,8 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     for (const auto& modality : modalities_) modality->prepare_for_training();
     torch::manual_seed(fit.seed);
     build(/*pretrained_weights=*/true);
+    const std::string peft_note = attach_peft(/*for_training=*/true);
+    if (options_.verbose && !peft_note.empty()) log_message(LogLevel::kInfo, peft_note);
     TrainingBudget budget = apply_training_budget(config_, static_cast<int64_t>(train_table.num_rows()),
                                                   net_->pretrained_backbones().empty());
     budget.chosen.update(data_budget.chosen);
@@ -246,8 +283,11 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     relocate(resume_folder());
   }
 
-  int64_t num_parameters = 0;
-  for (const auto& p : net_->parameters()) num_parameters += p.numel();
+  int64_t num_parameters = 0, trainable_parameters = 0;
+  for (const auto& p : net_->parameters()) {
+    num_parameters += p.numel();
+    if (p.requires_grad()) trainable_parameters += p.numel();
+  }
   configure_allocator();
   ThreadScope threads(choose_thread_count(num_parameters * config_.get_int("env.per_gpu_batch_size")));
   fitted_ = true;
@@ -277,6 +317,13 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
   };
   const TrainResult result = train(net_, train_data, val_data, loss, config_, scorer, train_options);
   log_ = result.log;
+  const auto peft = peft_options(config_);
+  if (peft && peft->merge_at_save) {
+    const int64_t merged = merge_adapters(*net_);
+    if (options_.verbose && merged)
+      log_message(LogLevel::kInfo, "automm: merged the adapters of " + std::to_string(merged) +
+                                       " Linear layers into their weights (optim.lora.merge_at_save)");
+  }
 
   Json types = Json::object();
   for (const auto& [name, type] : column_types_) types[name] = to_string(type);
@@ -297,7 +344,9 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
               {"seed", fit.seed},
               {"precision", config_.get_string("env.precision")},
               {"training_budget", budget_},
-              {"num_threads", threads.threads()}};
+              {"num_threads", threads.threads()},
+              {"total_params", num_parameters},
+              {"trainable_params", trainable_parameters}};
   if (!std::isnan(result.final_validation_score)) summary_["final_validation_score"] = result.final_validation_score;
   if (result.resumed_from_step >= 0) summary_["resumed_from_step"] = result.resumed_from_step;
   resume_fit_options_ = nullptr;

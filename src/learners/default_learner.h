@@ -50,6 +50,10 @@ class DefaultLearner : public Learner {
   // start from their checkpoints (a new fit), else from random weights that a
   // saved state then replaces.
   void build(bool pretrained_weights);
+  // optim.peft: adds the method's adapters to the pretrained backbones of the
+  // built network and, for training, freezes what the method does not train.
+  // Returns a line for the fit log ("" without PEFT).
+  std::string attach_peft(bool for_training);
   // The rows of `data` that have targets; how many were dropped goes to `dropped`.
   Table rows_with_targets(const Table& data, size_t* dropped) const;
   // Rows every adapter can use (data.image.missing_value_strategy = skip);

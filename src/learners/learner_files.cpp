@@ -15,6 +15,7 @@
 #include "learners/default_learner.h"
 #include "learners/fit_report.h"
 #include "learners/learner_io.h"
+#include "models/peft.h"
 
 namespace automm {
 namespace fs = std::filesystem;
@@ -174,8 +175,12 @@ void DefaultLearner::read(const std::string& folder_text, const Json& meta, bool
   build(/*pretrained_weights=*/false);
   if (resume) {
     resume_fit_options_ = meta.at("fit_options");
+    attach_peft(/*for_training=*/true);
     return;  // the trainer restores the weights from the unfinished fit's last.pt
   }
+  // Adapters kept apart (optim.lora.merge_at_save = false) are part of the weights.
+  const auto peft = peft_options(config_);
+  if (peft && !peft->merge_at_save) attach_peft(/*for_training=*/false);
   const fs::path weights = folder / kWeightsFile;
   if (!fs::exists(weights)) throw std::runtime_error("cannot load predictor: " + weights.string() + " is missing");
   check_weights_digest(weights, meta);

@@ -46,7 +46,7 @@ void save_training_state(const std::string& file, torch::nn::Module& model, torc
     scores.push_back(top_k.entries()[i].first);
     const Weights& weights = top_k.entries()[i].second;
     for (size_t j = 0; j < weights.size(); ++j)
-      archive.write("topk_" + std::to_string(i) + "_" + std::to_string(j), weights[j]);
+      if (weights[j].defined()) archive.write("topk_" + std::to_string(i) + "_" + std::to_string(j), weights[j]);
   }
   archive.write("rng", at::detail::getDefaultCPUGenerator().get_state());
   const nlohmann::json meta = {{"step", state.step},
@@ -96,8 +96,8 @@ void load_training_state(const std::string& file, torch::nn::Module& model, torc
     const auto scores = meta.at("top_k_scores").get<std::vector<double>>();
     for (size_t i = 0; i < scores.size(); ++i) {
       Weights weights(num_weights);
-      for (size_t j = 0; j < num_weights; ++j)
-        archive.read("topk_" + std::to_string(i) + "_" + std::to_string(j), weights[j]);
+      for (size_t j = 0; j < num_weights; ++j)  // frozen parameters were not written
+        archive.try_read("topk_" + std::to_string(i) + "_" + std::to_string(j), weights[j]);
       entries.emplace_back(scores[i], std::move(weights));
     }
     top_k.set_entries(std::move(entries));

@@ -1,5 +1,7 @@
 #include "layers.h"
 
+#include "models/peft.h"
+
 #include <cmath>
 #include <stdexcept>
 
@@ -34,10 +36,21 @@ torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tens
 }
 
 torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x) {
-  if (x.dim() <= 2 || !linear.bias.defined()) return linear.forward(x);
-  auto sizes = x.sizes().vec();
-  sizes.back() = linear.weight.size(0);
-  return torch::addmm(linear.bias, x.reshape({-1, x.size(-1)}), linear.weight.t()).view(sizes);
+  const LinearAdapter adapter = linear_adapter(linear);
+  if (!adapter.any()) {
+    if (x.dim() <= 2 || !linear.bias.defined()) return linear.forward(x);
+    auto sizes = x.sizes().vec();
+    sizes.back() = linear.weight.size(0);
+    return torch::addmm(linear.bias, x.reshape({-1, x.size(-1)}), linear.weight.t()).view(sizes);
+  }
+  // A PEFT adapter (models/peft.h): the frozen layer plus LoRA's low-rank update,
+  // scaled by IA3's vector.
+  torch::Tensor y = linear.forward(x);
+  if (adapter.lora_A.defined())
+    y = y + torch::matmul(torch::matmul(x, adapter.lora_A.t()), adapter.lora_B.t()) *
+                adapter.lora_scaling.to(y.scalar_type());
+  if (adapter.ia3.defined()) y = y * adapter.ia3.to(y.scalar_type());
+  return y;
 }
 
 MlpOptions mlp_options_from(const Config& config, const std::string& base, int64_t in_features) {

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "models/layers.h"
 #include "models/text/hf_common.h"
 
 namespace automm {
@@ -92,7 +93,7 @@ Layer register_pointwise(torch::nn::Module& owner, const std::string& name, int6
     return [conv](const torch::Tensor& x) { return conv->forward(x); };
   }
   auto linear = owner.register_module(name, torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(bias)));
-  return [linear](const torch::Tensor& x) { return linear->forward(x); };
+  return [linear](const torch::Tensor& x) { return apply_linear(*linear, x); };
 }
 
 // SepConv: pwconv1 (dim -> 2 dim) -> act1 StarReLU -> dwconv 7x7 -> act2
@@ -129,11 +130,11 @@ class AttentionImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& x) {  // [B, N, dim] -> [B, N, dim]
     const int64_t batch = x.size(0), tokens = x.size(1), dim = x.size(2);
-    auto qkv = qkv_->forward(x).reshape({batch, tokens, 3, num_heads_, kHeadDim}).permute({2, 0, 3, 1, 4});
+    auto qkv = apply_linear(*qkv_, x).reshape({batch, tokens, 3, num_heads_, kHeadDim}).permute({2, 0, 3, 1, 4});
     auto q = qkv[0], k = qkv[1], v = qkv[2];  // [B, heads, N, head_dim]
     auto attn = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(kHeadDim)));
     auto out = torch::matmul(attn.softmax(-1), v);  // [B, heads, N, head_dim]
-    return proj_->forward(out.transpose(1, 2).reshape({batch, tokens, dim}));
+    return apply_linear(*proj_, out.transpose(1, 2).reshape({batch, tokens, dim}));
   }
 
  private:
@@ -205,7 +206,7 @@ class MlpHeadImpl : public torch::nn::Module {
         fc2_(register_module("fc2", torch::nn::Linear(kMlpRatio * dim, num_classes))) {}
 
   torch::Tensor forward(const torch::Tensor& x) {  // [B, dim] -> [B, num_classes]
-    return fc2_->forward(norm_->forward(torch::square(torch::relu(fc1_->forward(x)))));
+    return apply_linear(*fc2_, norm_->forward(torch::square(torch::relu(apply_linear(*fc1_, x)))));
   }
 
  private:

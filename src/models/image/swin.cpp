@@ -13,6 +13,7 @@
 
 #include "models/image/image_encoder.h"
 #include "models/image/transformer_layers.h"
+#include "models/layers.h"
 #include "models/text/hf_common.h"
 
 namespace automm {
@@ -159,7 +160,7 @@ class PatchMergingImpl : public torch::nn::Module {
     // [batch, H/2, row, W/2, col, C] -> [batch, H/2, W/2, col, row, C] -> [..., 4C]
     auto merged =
         x.reshape({batch, height / 2, 2, width / 2, 2, channels}).permute({0, 1, 3, 4, 2, 5}).flatten(3);
-    return reduction_->forward(apply_layer_norm(*norm_, merged));
+    return apply_linear(*reduction_, apply_layer_norm(*norm_, merged));
   }
 
  private:
@@ -201,7 +202,7 @@ class ClassifierHeadImpl : public torch::nn::Module {
   ClassifierHeadImpl(int64_t in, int64_t num_classes) {
     fc_ = register_module("fc", timm_layers::make_linear(in, num_classes));
   }
-  torch::Tensor forward(const torch::Tensor& pooled) { return fc_->forward(pooled); }
+  torch::Tensor forward(const torch::Tensor& pooled) { return apply_linear(*fc_, pooled); }
 
  private:
   torch::nn::Linear fc_{nullptr};

@@ -3,6 +3,7 @@
 // (AutoMM's TimmAutoModelForImagePrediction).
 #include "automm/weights_io.h"
 #include "models/backbones.h"
+#include "models/layers.h"
 #include "models/image/image_encoder.h"
 
 namespace automm {
@@ -47,7 +48,7 @@ class TimmImageImpl : public BackboneImpl {
     const torch::Tensor mask = it->second.mask.to(encoded.scalar_type()).unsqueeze(-1);  // [batch, slots, 1]
     // The mean over a row's valid images; a row without any gets zeros.
     const torch::Tensor features = (encoded.view({rows, slots, -1}) * mask).sum(1) / mask.sum(1).clamp_min(1.0);
-    return {features, head_(features)};
+    return {features, apply_linear(*head_, features)};
   }
   int64_t feature_dim() const override { return encoder_->num_features(); }
   bool is_pretrained() const override { return true; }

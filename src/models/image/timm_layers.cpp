@@ -79,7 +79,7 @@ void ClassifierNetImpl::add_classifier(torch::nn::Module& parent, int64_t in_fea
 
 torch::Tensor ClassifierNetImpl::forward(const torch::Tensor& images) {
   if (!classifier_) timm_layers::throw_no_classifier(model_name_);
-  return classifier_->forward(forward_features(images));  // [B, num_features] -> [B, num_classes]
+  return apply_linear(*classifier_, forward_features(images));  // [B, num_features] -> [B, num_classes]
 }
 
 void ClassifierNetImpl::load_timm_state_dict(const StateDict& weights) {

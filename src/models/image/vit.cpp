@@ -9,6 +9,7 @@
 
 #include "models/image/image_encoder.h"
 #include "models/image/transformer_layers.h"
+#include "models/layers.h"
 #include "models/text/hf_common.h"
 
 namespace automm {
@@ -109,7 +110,7 @@ class VisionTransformerImpl : public ImageEncoderImpl {
 
   torch::Tensor forward(const torch::Tensor& images) override {
     if (!head_) timm_layers::throw_no_classifier(config_.name);
-    return head_->forward(forward_features(images));
+    return apply_linear(*head_, forward_features(images));
   }
 
   int64_t num_features() const override { return config_.embed_dim; }

@@ -231,7 +231,7 @@ torch::Tensor EmbeddingsImpl::forward(const torch::Tensor& input_ids, const torc
     embedded = embedded + token_type_embeddings(token_type_ids.defined() ? token_type_ids
                                                                          : torch::zeros_like(input_ids));
   }
-  if (embed_proj) embedded = embed_proj(embedded);  // [batch, seq, hidden]
+  if (embed_proj) embedded = apply_linear(*embed_proj, embedded);  // [batch, seq, hidden]
   auto normed = apply_layer_norm(*LayerNorm, embedded);
   return dropout(normed * mask.unsqueeze(-1).to(normed.scalar_type()));  // padding rows -> 0
 }
@@ -268,9 +268,9 @@ torch::Tensor DisentangledSelfAttentionImpl::forward(const torch::Tensor& hidden
                                                      const torch::Tensor& attention_mask,
                                                      const torch::Tensor& relative_pos,
                                                      const torch::Tensor& rel_embeddings) {
-  auto q = hf::split_heads(query_proj(hidden), num_heads_);  // [batch, heads, seq, head]
-  auto k = hf::split_heads(key_proj(hidden), num_heads_);
-  auto v = hf::split_heads(value_proj(hidden), num_heads_);
+  auto q = hf::split_heads(apply_linear(*query_proj, hidden), num_heads_);  // [batch, heads, seq, head]
+  auto k = hf::split_heads(apply_linear(*key_proj, hidden), num_heads_);
+  auto v = hf::split_heads(apply_linear(*value_proj, hidden), num_heads_);
   // Every score term (c2p, c2c, p2c) shares one scale, sqrt(head * number of terms).
   const double scale = std::sqrt(static_cast<double>(head_size_ * scale_factor_));
   auto scores = hf::attention_scores(q, k, scale);  // [batch, heads, seq, seq]
@@ -295,7 +295,7 @@ torch::Tensor DisentangledSelfAttentionImpl::disentangled_attention_bias(const t
   torch::Tensor bias = torch::zeros({1}, q.options());
   if (c2p_) {
     // Query i attends to the position embedding of its distance to key j.
-    auto pos_key = split_rel_heads((share_att_key_ ? key_proj : pos_key_proj)(rel),
+    auto pos_key = split_rel_heads(apply_linear(*(share_att_key_ ? key_proj : pos_key_proj), rel),
                                    num_heads_);              // [heads, 2*span, head]
     auto c2p = torch::matmul(q, pos_key.transpose(-1, -2));  // [batch, heads, seq_q, 2 * span]
     auto index = torch::clamp(relative_pos + span_, 0, 2 * span_ - 1).expand(index_shape);
@@ -303,7 +303,8 @@ torch::Tensor DisentangledSelfAttentionImpl::disentangled_attention_bias(const t
   }
   if (p2c_) {
     // Key j attends back to the position embedding of the opposite distance.
-    auto pos_query = split_rel_heads((share_att_key_ ? query_proj : pos_query_proj)(rel), num_heads_);
+    auto pos_query =
+        split_rel_heads(apply_linear(*(share_att_key_ ? query_proj : pos_query_proj), rel), num_heads_);
     auto p2c = torch::matmul(k, pos_query.transpose(-1, -2));  // [batch, heads, seq_k, 2 * span]
     auto index = torch::clamp(-relative_pos + span_, 0, 2 * span_ - 1).expand(index_shape);
     bias = bias + torch::gather(p2c, -1, index).transpose(-1, -2) / scale;  // [batch, heads, seq_q, seq_k]

@@ -98,13 +98,14 @@ MultiHeadSelfAttentionImpl::MultiHeadSelfAttentionImpl(const DistilBertConfig& c
 torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& key_padding) {
   const int64_t head_dim = x.size(2) / n_heads_;
   // transformers scales the queries before the product, not the scores.
-  auto q = hf::split_heads(q_lin(x), n_heads_) /
+  auto q = hf::split_heads(apply_linear(*q_lin, x), n_heads_) /
            std::sqrt(static_cast<double>(head_dim));  // [batch, heads, seq, head_dim]
-  auto k = hf::split_heads(k_lin(x), n_heads_);
-  auto v = hf::split_heads(v_lin(x), n_heads_);
+  auto k = hf::split_heads(apply_linear(*k_lin, x), n_heads_);
+  auto v = hf::split_heads(apply_linear(*v_lin, x), n_heads_);
   auto scores = torch::matmul(q, k.transpose(2, 3));  // [batch, heads, seq, seq]
   scores = scores.masked_fill(key_padding, hf::lowest_value(scores.scalar_type()));
-  return out_lin(hf::attention_context(dropout(torch::softmax(scores, -1)), v));  // [batch, seq, dim]
+  // [batch, seq, dim]
+  return apply_linear(*out_lin, hf::attention_context(dropout(torch::softmax(scores, -1)), v));
 }
 
 FFNImpl::FFNImpl(const DistilBertConfig& config) : activation_(hf::activation_by_name(config.activation)) {
@@ -113,7 +114,9 @@ FFNImpl::FFNImpl(const DistilBertConfig& config) : activation_(hf::activation_by
   dropout = register_module("dropout", Dropout(config.dropout));
 }
 
-torch::Tensor FFNImpl::forward(const torch::Tensor& x) { return dropout(lin2(activation_(lin1(x)))); }
+torch::Tensor FFNImpl::forward(const torch::Tensor& x) {
+  return dropout(apply_linear(*lin2, activation_(apply_linear(*lin1, x))));
+}
 
 TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& config) {
   attention = register_module("attention", MultiHeadSelfAttention(config));

@@ -5,6 +5,7 @@
 
 #include "automm/weights_io.h"
 #include "models/backbones.h"
+#include "models/layers.h"
 #include "data/text/scratch_checkpoint.h"
 #include "text_encoder.h"
 
@@ -56,7 +57,7 @@ class HfTextImpl : public BackboneImpl {
     } else {
       features = hidden.select(1, 0);
     }
-    return {features, head_(features)};
+    return {features, apply_linear(*head_, features)};
   }
   int64_t feature_dim() const override { return encoder_->hidden_size(); }
   // Layerwise decay applies to pretrained encoders, not to one trained from scratch.

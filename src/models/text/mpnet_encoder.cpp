@@ -120,16 +120,17 @@ SelfAttentionImpl::SelfAttentionImpl(const MPNetConfig& config) : num_heads_(con
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& hidden, const torch::Tensor& position_bias,
                                          const torch::Tensor& key_mask_bias) {
   const int64_t head_size = hidden.size(2) / num_heads_;
-  auto queries = hf::split_heads(q(hidden), num_heads_);  // [batch, heads, seq, head]
-  auto keys = hf::split_heads(k(hidden), num_heads_);
-  auto values = hf::split_heads(v(hidden), num_heads_);
+  auto queries = hf::split_heads(apply_linear(*q, hidden), num_heads_);  // [batch, heads, seq, head]
+  auto keys = hf::split_heads(apply_linear(*k, hidden), num_heads_);
+  auto values = hf::split_heads(apply_linear(*v, hidden), num_heads_);
   auto scores =
       hf::attention_scores(queries, keys, std::sqrt(static_cast<double>(head_size)));  // [batch, heads, seq, seq]
   // transformers adds the bias in place, in the scores' dtype, then the mask
   // (which promotes bf16 autocast scores to float32, as there).
   scores = scores + position_bias.to(scores.scalar_type());
   scores = scores + key_mask_bias;
-  return o(hf::attention_context(dropout(torch::softmax(scores, -1)), values));  // [batch, seq, hidden]
+  // [batch, seq, hidden]
+  return apply_linear(*o, hf::attention_context(dropout(torch::softmax(scores, -1)), values));
 }
 
 AttentionImpl::AttentionImpl(const MPNetConfig& config) {
