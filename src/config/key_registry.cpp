@@ -11,7 +11,6 @@ namespace {
 const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
 const char* kSamPending = "model.sam (segmentation)";
-const char* kMixupPending = "mixup / cutmix";
 const char* kDistillerPending = "knowledge distillation (teacher_predictor)";
 const char* kEnginePending = "multi-device training";
 const char* kCompilePending =
@@ -333,19 +332,22 @@ void add_data_keys(Builder& b) {
                  "Binary positive class; moved to the last index. null = sorted order."));
   b.choice("data.column_features_pooling_mode", "concat", {"concat", "mean"},
            "How per-column features of a tabular backbone are pooled.");
-  pending(b.add("data.mixup.turn_on", K::kBool, false, "Mixup / CutMix."), kMixupPending);
-  pending(b.add("data.mixup.mixup_alpha", K::kFloat, 0.8, "Mixup alpha."), kMixupPending);
-  pending(b.add("data.mixup.cutmix_alpha", K::kFloat, 1.0, "CutMix alpha."), kMixupPending);
-  pending(b.add("data.mixup.prob", K::kFloat, 1.0, "Probability of mixing a batch."),
-          kMixupPending);
-  pending(b.add("data.mixup.switch_prob", K::kFloat, 0.5, "Probability of CutMix over Mixup."),
-          kMixupPending);
-  pending(b.choice("data.mixup.mode", "batch", {"batch", "pair", "elem"}, "Mixing granularity."),
-          kMixupPending);
-  pending(b.add("data.mixup.label_smoothing", K::kFloat, 0.1, "Label smoothing under mixup."),
-          kMixupPending);
-  pending(b.add("data.mixup.turn_off_epoch", K::kInt, 5, "Epoch after which mixing stops."),
-          kMixupPending);
+  b.add("data.mixup.turn_on", K::kBool, false,
+        "Mixup / CutMix of the image columns with soft class targets (classification with an image model); "
+        "AutoMM's own switch never turns it on.");
+  range(b.add("data.mixup.mixup_alpha", K::kFloat, 0.8, "Mixup's Beta(alpha, alpha); 0 = no Mixup."), 0.0, {});
+  range(b.add("data.mixup.cutmix_alpha", K::kFloat, 1.0, "CutMix's Beta(alpha, alpha); 0 = no CutMix."), 0.0, {});
+  nullable(b.add("data.mixup.cutmix_minmax", K::kNumberList, nullptr,
+                 "[min, max] CutMix box side as a fraction of the image side (drawn uniformly; forces CutMix on, "
+                 "alpha 1); null = sides from lambda."));
+  range(b.add("data.mixup.prob", K::kFloat, 1.0, "Probability of mixing a batch (or a row)."), 0.0, 1.0);
+  range(b.add("data.mixup.switch_prob", K::kFloat, 0.5, "Probability of CutMix over Mixup when both are on."), 0.0,
+        1.0);
+  b.choice("data.mixup.mode", "batch", {"batch", "pair", "elem"},
+           "One lambda per batch, per pair of rows (i, n-1-i), or per row.");
+  range(b.add("data.mixup.label_smoothing", K::kFloat, 0.1, "Label smoothing of the mixed targets."), 0.0, 1.0,
+        false, true);
+  range(b.add("data.mixup.turn_off_epoch", K::kInt, 5, "Mixing stops from this (0-based) epoch on."), 0.0, {});
 }
 
 void add_distiller_keys(Builder& b) {

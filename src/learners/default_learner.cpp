@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "automm/log.h"
+#include "data/mixup.h"
 #include "learners/training_budget.h"
 #include "models/peft.h"
 
@@ -71,6 +72,44 @@ std::string DefaultLearner::attach_peft(bool for_training) {
     text += adapted.size() > 1 ? ", ..., " + adapted.back() + ")" : ")";
   }
   return text;
+}
+
+void DefaultLearner::set_up_mixup(const MixupOptions& mixup, TrainOptions& train_options) const {
+  if (task_->name() != "binary" && task_->name() != "multiclass")
+    throw std::invalid_argument("data.mixup.turn_on mixes class targets; a " + task_->name() +
+                                " problem has none (AutoMM refuses mixup outside classification too)");
+  ModelContext context;
+  for (const auto& modality : modalities_) modality->describe(context);
+  if (context.image_models.empty())
+    throw std::invalid_argument("data.mixup.turn_on mixes images, and no model of this predictor reads an image "
+                                "column: unset data.mixup.turn_on");
+  const int64_t classes = task_->num_outputs();
+  train_options.transform_batch = [mixup, classes](Batch& batch, int64_t epoch, uint64_t seed) {
+    if (epoch >= mixup.turn_off_epoch || batch.images.empty()) return;
+    const torch::Tensor& images = batch.images.begin()->second.images;  // [rows, slots, 3, H, W]
+    std::mt19937_64 rng(seed);
+    const MixupDraw draw = draw_mixup(mixup, images.size(0), images.size(-2), images.size(-1), rng);
+    apply_mixup(batch, draw);
+    const torch::Tensor& labels = batch.targets.at("label");
+    batch.targets.dense[kSoftLabelTarget] =
+        mixup_targets(labels.cpu(), classes, draw, mixup.label_smoothing).to(labels.device());
+  };
+  train_options.epoch_note = [mixup](int64_t epoch) -> std::string {
+    char text[256];
+    if (epoch == 0 && mixup.turn_off_epoch > 0) {
+      std::snprintf(text, sizeof(text),
+                    "data.mixup on until epoch %lld: mixup_alpha %g, cutmix_alpha %g, prob %g, switch_prob %g, "
+                    "mode %s, label_smoothing %g",
+                    static_cast<long long>(mixup.turn_off_epoch), mixup.mixup_alpha,
+                    mixup.cutmix_minmax ? 1.0 : mixup.cutmix_alpha, mixup.prob, mixup.switch_prob,
+                    mixup.mode.c_str(), mixup.label_smoothing);
+      return text;
+    }
+    if (epoch == mixup.turn_off_epoch)
+      return "data.mixup off from epoch " + std::to_string(epoch + 1) + " (data.mixup.turn_off_epoch = " +
+             std::to_string(mixup.turn_off_epoch) + ")";
+    return "";
+  };
 }
 
 Table DefaultLearner::rows_with_targets(const Table& data, size_t* dropped) const {
@@ -312,6 +351,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
   train_options.checkpoint_dir = resume_folder();
   train_options.resume = resuming;
   train_options.stop_requested = fit.stop_requested;
+  if (const auto mixup = mixup_options(config_)) set_up_mixup(*mixup, train_options);
   const LossFunction loss = [&](const torch::Tensor& outputs, const Targets& targets) {
     return task_->loss(outputs, targets);
   };

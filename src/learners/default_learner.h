@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/mixup.h"
 #include "data/processors.h"
 #include "learners/fit_report.h"
 #include "learners/learner.h"
@@ -54,6 +55,9 @@ class DefaultLearner : public Learner {
   // built network and, for training, freezes what the method does not train.
   // Returns a line for the fit log ("" without PEFT).
   std::string attach_peft(bool for_training);
+  // data.mixup: the batch transform and the log lines of the trainer. Throws
+  // outside classification and without an image model.
+  void set_up_mixup(const MixupOptions& mixup, TrainOptions& train_options) const;
   // The rows of `data` that have targets; how many were dropped goes to `dropped`.
   Table rows_with_targets(const Table& data, size_t* dropped) const;
   // Rows every adapter can use (data.image.missing_value_strategy = skip);

@@ -204,8 +204,12 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
       auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, order.size(0)));
       const uint64_t batch_seed = options.seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) * 1000003ULL +
                                   static_cast<uint64_t>(b);
-      return make_batch(train_data, rows, placement.batch(), batch_seed);
+      Batch batch = make_batch(train_data, rows, placement.batch(), batch_seed);
+      if (options.transform_batch) options.transform_batch(batch, epoch, batch_seed ^ 0x5851F42D4C957F2DULL);
+      return batch;
     });
+    if (options.epoch_note)
+      if (const std::string note = options.epoch_note(epoch); !note.empty()) progress.line(note);
     for (int64_t b = first_batch; b < batches_per_epoch && result.stop_reason.empty(); ++b) {
       const Batch batch = *loader.next();
       NetOutput out = run_forward(net, batch, placement);

@@ -44,6 +44,12 @@ struct TrainOptions {
   int world_size = 1;
   // Polled after every training batch; true ends training with FitInterrupted.
   std::function<bool()> stop_requested;
+  // Applied to every training batch (never to validation) with its epoch and a
+  // seed that depends only on (seed, epoch, batch), so a resumed fit replays it:
+  // Mixup / CutMix.
+  std::function<void(Batch& batch, int64_t epoch, uint64_t seed)> transform_batch;
+  // A line for the fit log at the start of an epoch ("" = none).
+  std::function<std::string(int64_t epoch)> epoch_note;
 };
 
 // The training rows of `rank` in `epoch`: a permutation that depends only on

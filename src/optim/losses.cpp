@@ -32,6 +32,10 @@ torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tens
                           F::CrossEntropyFuncOptions().label_smoothing(config.get_double("optim.label_smoothing")));
 }
 
+torch::Tensor soft_target_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return (-targets.to(logits.dtype()) * torch::log_softmax(logits, 1)).sum(1).mean();
+}
+
 torch::Tensor regression_loss(const torch::Tensor& outputs, const torch::Tensor& values, const Config& config) {
   const std::string loss_func = config.get_string("optim.loss_func");
   if (loss_func == "focal_loss") throw std::invalid_argument("optim.loss_func = focal_loss is for classification");

@@ -10,6 +10,8 @@ namespace automm {
 // Cross-entropy (optim.label_smoothing) or focal loss (optim.focal_loss.*) of
 // logits [n, classes] against class indices [n].
 torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const Config& config);
+// mean over rows of -sum_c target_c log softmax(logits)_c, for class mixtures [n, classes].
+torch::Tensor soft_target_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);
 // MSE, or BCE on a sigmoid for loss_func = bce (labels in [0, 1]), of outputs
 // [n] or [n, 1] against values [n].
 torch::Tensor regression_loss(const torch::Tensor& outputs, const torch::Tensor& values, const Config& config);

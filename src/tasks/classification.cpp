@@ -1,6 +1,7 @@
 // binary and multiclass: one class per row (AutoMM's default learner).
 #include <stdexcept>
 
+#include "data/mixup.h"
 #include "data/processors.h"
 #include "optim/losses.h"
 #include "tasks/builtin.h"
@@ -28,6 +29,9 @@ class ClassificationTask : public Task {
 
   int64_t num_outputs() const override { return labels_.num_classes(); }
   torch::Tensor loss(const torch::Tensor& outputs, const Targets& targets) const override {
+    // Mixup's class mixtures (data/mixup.h) replace the labels: timm's SoftTargetCrossEntropy.
+    const auto soft = targets.dense.find(kSoftLabelTarget);
+    if (soft != targets.dense.end()) return soft_target_cross_entropy(outputs, soft->second);
     return classification_loss(outputs, targets.at("label"), config_);
   }
 

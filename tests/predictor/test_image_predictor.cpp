@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "automm/log.h"
 #include "automm/predictor.h"
 #include "data/image/image_processor.h"
 #include "image_test_util.h"
@@ -133,6 +134,73 @@ TEST(ImagePredictor, CheckpointFolderWeightsAreUsed) {
   torch::NoGradGuard no_grad;
   const torch::Tensor expected = reference->forward_features(batch.images.select(1, 0));
   EXPECT_LT((embedding - expected).abs().max().item<double>(), 1e-4);
+}
+
+}  // namespace
+}  // namespace automm
+
+namespace automm {
+namespace {
+
+class LineSink : public LogSink {
+ public:
+  void message(LogLevel, const std::string& text) override { lines.push_back(text); }
+  void progress(const TrainingProgress&) override {}
+  void progress_end() override {}
+  std::vector<std::string> lines;
+};
+
+// data.mixup: a fit with Mixup / CutMix on reaches the accuracy band of one
+// without; the log says when it turns on and off; the errors.
+TEST(ImagePredictor, MixupFitsAsWellAndSaysWhenItTurnsOff) {
+  TempDir dir;
+  const Table train = as_csv(make_shape_table(dir.path().string(), "train", 320, 21));
+  const Table test = as_csv(make_shape_table(dir.path().string(), "test", 160, 22));
+  const Json common = {{"model.names", Json::array({"timm_image"})}, {"optim.max_epochs", 12}};
+  MultiModalPredictor plain(image_options(dir.file("plain"), common));
+  plain.fit(train);
+  Json mixed_keys = common;
+  mixed_keys.update({{"data.mixup.turn_on", true}, {"data.mixup.turn_off_epoch", 6}, {"data.mixup.mode", "elem"}});
+  PredictorOptions options = image_options(dir.file("mixed"), mixed_keys);
+  options.verbose = true;
+  auto sink = std::make_shared<LineSink>();
+  set_log_sink(sink);
+  MultiModalPredictor mixed(options);
+  try {
+    mixed.fit(train);
+  } catch (...) {
+    set_log_sink(nullptr);
+    throw;
+  }
+  set_log_sink(nullptr);
+  const double plain_accuracy = plain.evaluate(test, {"accuracy"}).at("accuracy");
+  const double mixed_accuracy = mixed.evaluate(test, {"accuracy"}).at("accuracy");
+  std::cout << "resnet18 shapes: accuracy without mixup " << plain_accuracy << ", with mixup (6 of 12 epochs) "
+            << mixed_accuracy << "\n";
+  EXPECT_GE(plain_accuracy, 0.85);
+  EXPECT_GE(mixed_accuracy, 0.85);
+  bool on = false, off = false;
+  for (const auto& line : sink->lines) {
+    on = on || testing::Contains(line, "data.mixup on until epoch 6");
+    off = off || testing::Contains(line, "data.mixup off from epoch 7");
+  }
+  EXPECT_TRUE(on && off);
+
+  // Regression has no class targets to mix; a table without images has nothing to mix.
+  Table numbers = train;
+  numbers.column("label").cells.assign(numbers.num_rows(), "1.5");
+  for (size_t r = 0; r < numbers.num_rows(); r += 2) numbers.column("label").cells[r] = std::to_string(r * 0.37);
+  MultiModalPredictor regression(image_options(dir.file("r"), {{"data.mixup.turn_on", true}, {"optim.max_epochs", 1}}));
+  std::string message = message_of<std::invalid_argument>([&] { regression.fit(numbers); });
+  EXPECT_TRUE(testing::Contains(message, "data.mixup") && testing::Contains(message, "regression")) << message;
+  PredictorOptions tabular;
+  tabular.label = "label";
+  tabular.path = dir.file("t");
+  tabular.verbose = false;
+  tabular.hyperparameters = {{"data.mixup.turn_on", true}, {"optim.max_epochs", 1}};
+  MultiModalPredictor no_images(tabular);
+  message = message_of<std::invalid_argument>([&] { no_images.fit(testing::make_tabular_table(100, 3)); });
+  EXPECT_TRUE(testing::Contains(message, "image")) << message;
 }
 
 }  // namespace
