@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,8 @@
 #include "automm/table.h"
 
 namespace automm {
+
+class MultiModalPredictor;
 
 struct PredictorOptions {
   std::string label;
@@ -38,6 +41,10 @@ struct FitOptions {
   // Polled after every training batch; returning true ends the fit with
   // FitInterrupted (the Python package answers Ctrl-C through it).
   std::function<bool()> stop_requested;
+  // Knowledge distillation (distiller.* keys): a fitted predictor of the same
+  // problem type, label and classes, whose outputs on the training rows the
+  // student learns from. Its columns and models may differ.
+  std::shared_ptr<const MultiModalPredictor> teacher_predictor;
 };
 
 // What fit() throws when stop_requested said stop. The training state stays in

@@ -2,6 +2,7 @@
 automm.cpp's C++ library: no Python training loop, the GIL released while it works."""
 import json
 import numbers
+import os
 
 import numpy as np
 import pandas as pd
@@ -78,10 +79,19 @@ class MultiModalPredictor:
     def fit(self, train_data, tuning_data=None, time_limit=None, presets=None, hyperparameters=None,
             column_types=None, holdout_frac=None, teacher_predictor=None, seed=0):
         """Fits, then saves to `path`. Returns the predictor. Ctrl-C stops the fit with
-        KeyboardInterrupt and leaves any predictor already saved at `path` unchanged."""
-        if teacher_predictor is not None:
-            raise ValueError("teacher_predictor: knowledge distillation is not supported yet in this "
-                             "version of automm.cpp")
+        KeyboardInterrupt and leaves any predictor already saved at `path` unchanged.
+
+        teacher_predictor: a fitted MultiModalPredictor, or the folder of a saved one, to
+        distill from (the distiller.* hyperparameters); read from its saved folder."""
+        if teacher_predictor is None:
+            teacher = ""
+        elif isinstance(teacher_predictor, (str, os.PathLike)):
+            teacher = os.fspath(teacher_predictor)
+        elif isinstance(teacher_predictor, MultiModalPredictor):
+            teacher = teacher_predictor.path
+        else:
+            raise TypeError("teacher_predictor must be a MultiModalPredictor or the path of a saved one, got "
+                            f"{type(teacher_predictor).__name__}")
         if column_types is not None and not isinstance(column_types, dict):
             raise TypeError(f"column_types must be a dict of column name -> type, got {type(column_types).__name__}")
         if holdout_frac is not None and not (isinstance(holdout_frac, numbers.Real) and 0 < holdout_frac < 1):
@@ -94,7 +104,7 @@ class MultiModalPredictor:
             self._predictor.fit(train=train, tuning=tuning, time_limit=_seconds(time_limit, "time_limit"),
                                 presets=presets or "", hyperparameters=_hyperparameters_json(hyperparameters),
                                 column_types={str(k): str(v) for k, v in (column_types or {}).items()},
-                                holdout_frac=float(holdout_frac or 0.0), seed=int(seed))
+                                holdout_frac=float(holdout_frac or 0.0), seed=int(seed), teacher=teacher)
         self._class_index = None
         return self
 

@@ -67,7 +67,7 @@ CLI::Validator number_in(double lo, double hi, const std::string& what) {
 }
 
 struct FitArgs {
-  std::string train, tuning, label, path, presets, problem_type, eval_metric, config_file;
+  std::string train, tuning, label, path, presets, problem_type, eval_metric, config_file, teacher;
   std::vector<std::string> hp, column_types;
   double time_limit = 0.0, holdout_frac = 0.0;
   uint64_t seed = 0;
@@ -77,6 +77,8 @@ struct FitArgs {
 int run_fit(const FitArgs& a) {
   automm::FitOptions fit;
   fit.time_limit = a.time_limit;
+  if (!a.teacher.empty())  // a folder that is not a saved predictor fails here, naming it
+    fit.teacher_predictor = std::make_shared<const automm::MultiModalPredictor>(automm::MultiModalPredictor::load(a.teacher));
   if (a.resume) {
     // Continues a killed fit from its last checkpoint, with the saved configuration.
     auto predictor = automm::MultiModalPredictor::load(a.path, /*resume=*/true);
@@ -253,6 +255,7 @@ int main(int argc, char** argv) {
   fit_cmd->add_flag("--no-pretrained", fit.no_pretrained, "random weights for every backbone");
   fit_cmd->add_flag("--quiet", fit.quiet, "no progress output");
   fit_cmd->add_flag("--resume", fit.resume, "continue a killed fit from its last checkpoint in --path");
+  fit_cmd->add_option("--teacher", fit.teacher, "a saved predictor to distill from (distiller.* keys)");
 
   std::string path, data, out, metrics;
   bool proba = false, json = false;

@@ -11,7 +11,6 @@ namespace {
 const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
 const char* kSamPending = "model.sam (segmentation)";
-const char* kDistillerPending = "knowledge distillation (teacher_predictor)";
 const char* kEnginePending = "multi-device training";
 const char* kCompilePending =
     "compiling the model (LibTorch 1.13 has no torch.compile; automm.cpp runs eager kernels)";
@@ -350,29 +349,32 @@ void add_data_keys(Builder& b) {
   range(b.add("data.mixup.turn_off_epoch", K::kInt, 5, "Mixing stops from this (0-based) epoch on."), 0.0, {});
 }
 
+// Knowledge distillation, with a teacher predictor (FitOptions::teacher_predictor,
+// automm fit --teacher DIR).
 void add_distiller_keys(Builder& b) {
-  pending(b.choice("distiller.soft_label_loss_type", "", {"", "cross_entropy", "mse", "bce"},
-                   "Soft-label loss; \"\" = cross_entropy (classification) / mse (regression)."),
-          kDistillerPending);
-  pending(b.add("distiller.temperature", K::kFloat, 5.0, "Softmax temperature."),
-          kDistillerPending);
-  pending(b.add("distiller.hard_label_weight", K::kFloat, 0.1, "Weight of the task loss."),
-          kDistillerPending);
-  pending(b.add("distiller.soft_label_weight", K::kFloat, 1.0, "Weight of the soft-label loss."),
-          kDistillerPending);
-  pending(b.add("distiller.softmax_regression_weight", K::kFloat, 0.0,
-                "Weight of the softmax-regression loss."),
-          kDistillerPending);
-  pending(b.choice("distiller.output_feature_loss_type", "mse", {"mse", "cosine"},
-                   "Feature-matching loss."),
-          kDistillerPending);
-  pending(b.add("distiller.output_feature_loss_weight", K::kFloat, 0.01,
-                "Weight of the feature-matching loss."),
-          kDistillerPending);
-  pending(b.add("distiller.rkd_distance_loss_weight", K::kFloat, 0.0, "RKD distance loss weight."),
-          kDistillerPending);
-  pending(b.add("distiller.rkd_angle_loss_weight", K::kFloat, 0.0, "RKD angle loss weight."),
-          kDistillerPending);
+  b.choice("distiller.soft_label_loss_type", "", {"", "cross_entropy", "mse"},
+           "Loss between student and teacher logits, both divided by the temperature; \"\" = cross_entropy "
+           "(against the teacher's softmax) for classification, mse for regression.");
+  range(b.add("distiller.temperature", K::kFloat, 5.0, "Divides student and teacher logits in the soft-label loss."),
+        0.0, {}, true);
+  range(b.add("distiller.hard_label_weight", K::kFloat, 0.1, "Weight of the task loss on the true labels."), 0.0, {});
+  range(b.add("distiller.soft_label_weight", K::kFloat, 1.0, "Weight of the soft-label loss."), 0.0, {});
+  range(b.add("distiller.softmax_regression_weight", K::kFloat, 0.0,
+              "Weight of softmax regression: the teacher's head on the adapted student features, matched to the "
+              "teacher's logits."),
+        0.0, {});
+  b.choice("distiller.softmax_regression_loss_type", "mse", {"", "mse", "cross_entropy"},
+           "Softmax-regression loss; \"\" = cross_entropy (classification) / mse (regression).");
+  b.choice("distiller.output_feature_loss_type", "mse", {"mse", "cosine"},
+           "Loss between the student's features (through a Linear adaptor when widths differ) and the teacher's; "
+           "cosine = mean(1 - cosine similarity).");
+  range(b.add("distiller.output_feature_loss_weight", K::kFloat, 0.01, "Weight of the feature loss."), 0.0, {});
+  range(b.add("distiller.rkd_distance_loss_weight", K::kFloat, 0.0,
+              "Relational KD: weight of the smooth-L1 loss between normalized pairwise distances."),
+        0.0, {});
+  range(b.add("distiller.rkd_angle_loss_weight", K::kFloat, 0.0,
+              "Relational KD: weight of the smooth-L1 loss between triplet angles."),
+        0.0, {});
 }
 
 std::vector<KeySpec> build_registry() {

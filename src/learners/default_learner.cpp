@@ -9,6 +9,7 @@
 
 #include "automm/log.h"
 #include "data/mixup.h"
+#include "learners/distillation.h"
 #include "learners/training_budget.h"
 #include "models/peft.h"
 
@@ -112,6 +113,76 @@ void DefaultLearner::set_up_mixup(const MixupOptions& mixup, TrainOptions& train
   };
 }
 
+std::unique_ptr<Distiller> DefaultLearner::set_up_distillation(const Learner& teacher, const Table& train_table,
+                                                               Dataset& train_data, TrainOptions& train_options) {
+  // Same problem, label and classes; columns and models may differ.
+  if (!teacher.fitted()) throw std::invalid_argument("the teacher predictor is not fitted");
+  if (teacher.problem_type() != task_->name())
+    throw std::invalid_argument("the teacher predictor's problem type is " + teacher.problem_type() +
+                                ", the student's " + task_->name() + ": they must be the same");
+  if (teacher.options().label != options_.label)
+    throw std::invalid_argument("the teacher predictor's label is '" + teacher.options().label +
+                                "', the student's '" + options_.label + "': they must be the same");
+  if (teacher.classes() != task_->classes()) {
+    auto list = [](const std::vector<std::string>& classes) {
+      std::string text;
+      for (const auto& c : classes) text += (text.empty() ? "" : ", ") + c;
+      return "[" + text + "]";
+    };
+    throw std::invalid_argument("the teacher predictor's classes " + list(teacher.classes()) +
+                                " differ from the student's " + list(task_->classes()));
+  }
+  const bool regression = !task_->has_probabilities();
+  DistillerOptions options = DistillerOptions::from(config_, regression);
+  // The teacher once over the training rows, without gradient.
+  const torch::Tensor head = teacher.head_outputs(train_table).to(torch::kFloat32);
+  torch::Tensor logits = head;
+  if (regression) {
+    // The teacher's values, in the student's scaling of the label.
+    Table values = train_table;
+    const torch::Tensor predicted = teacher.predict(train_table).values.to(torch::kFloat64);
+    Column& label = values.column(options_.label);
+    for (int64_t r = 0; r < predicted.size(0); ++r) {
+      char text[32];
+      std::snprintf(text, sizeof(text), "%.17g", predicted[r].item<double>());
+      label.cells[r] = text;
+    }
+    logits = task_->read_targets(values).at("label").to(torch::kFloat32).reshape({-1, 1});
+  }
+  train_data.targets.dense[kTeacherLogits] = logits;
+  train_data.targets.dense[kTeacherHeadOutputs] = head;
+  int64_t teacher_dim = 0;
+  if (options.uses_features()) {
+    const torch::Tensor features = teacher.extract_embedding(train_table).to(torch::kFloat32);
+    train_data.targets.dense[kTeacherFeatures] = features;
+    teacher_dim = features.size(1);
+  }
+  int64_t student_dim = 0;
+  if (options.uses_features()) {
+    torch::NoGradGuard no_grad;
+    const bool was_training = net_->is_training();
+    net_->eval();
+    const Dataset one = process(train_table.select_rows({0}), false);
+    student_dim = net_->forward(make_batch(one, torch::zeros({1}, torch::kInt64), resolve_placement(config_).batch()))
+                      .features.size(1);
+    net_->train(was_training);
+  }
+  auto distiller = std::make_unique<Distiller>(options, teacher, student_dim, teacher_dim);
+  if (distiller->adaptor()) net_->register_module(kDistillationAdaptor, distiller->adaptor());
+  Distiller* d = distiller.get();
+  train_options.total_loss = [d](const torch::Tensor& task_loss, const NetOutput& out, const Targets& targets) {
+    return d->loss(task_loss, out, targets);
+  };
+  if (options_.verbose)
+    log_message(LogLevel::kInfo, "automm: distilling from a teacher predictor (" +
+                                     std::to_string(teacher.fit_summary().value("models", Json::array()).size()) +
+                                     " models): loss = " + std::to_string(options.hard_label_weight) +
+                                     " task + " + std::to_string(options.soft_label_weight) + " soft-label (" +
+                                     options.soft_label_loss_type + ", T " + std::to_string(options.temperature) +
+                                     ") + the feature terms");
+  return distiller;
+}
+
 Table DefaultLearner::rows_with_targets(const Table& data, size_t* dropped) const {
   for (const std::string& column : task_->target_columns())
     if (!data.has_column(column)) data.column(column);  // throws naming the table's columns
@@ -189,7 +260,7 @@ std::string default_path() {
 
 }  // namespace
 
-void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) {
+void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, const Learner* teacher) {
   const auto start = std::chrono::steady_clock::now();
   const bool resuming = !resume_fit_options_.is_null();
   FitOptions fit = requested;
@@ -203,6 +274,9 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
     fit.holdout_frac = saved.at("holdout_frac").get<double>();
     budget_ = saved.value("training_budget", Json::object());
     if (requested.time_limit <= 0) fit.time_limit = saved.at("time_limit").get<double>();
+    if (saved.value("distilled", false) && !teacher)
+      throw std::invalid_argument("the interrupted fit learned from a teacher predictor: resume it with the same "
+                                  "teacher (FitOptions::teacher_predictor, automm fit --teacher DIR)");
     if (saved.at("has_tuning_data").get<bool>() != requested.tuning_data.has_value())
       throw std::invalid_argument(std::string("the interrupted fit was run ") +
                                   (requested.tuning_data ? "without" : "with") +
@@ -317,6 +391,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
              {"holdout_frac", fit.holdout_frac},
              {"time_limit", fit.time_limit},
              {"has_tuning_data", fit.tuning_data.has_value()},
+             {"distilled", teacher != nullptr},
              {"training_budget", budget_}}}});
     // From here on the adapters' files live in the predictor's folder.
     relocate(resume_folder());
@@ -333,7 +408,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
   // missing_value_strategy = skip: rows with unreadable images take no part.
   train_table = usable_rows(train_table, "training data");
   val_table = usable_rows(val_table, "validation data");
-  const Dataset train_data = process(train_table, true, /*training=*/true);
+  Dataset train_data = process(train_table, true, /*training=*/true);
   const Dataset val_data = process(val_table, true);
   const ValidationScorer scorer{task_->metric(validation_metric_), [&](const torch::Tensor& outputs) {
                                   return task_->score(validation_metric_, outputs, val_data.targets);
@@ -351,11 +426,25 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
   train_options.checkpoint_dir = resume_folder();
   train_options.resume = resuming;
   train_options.stop_requested = fit.stop_requested;
-  if (const auto mixup = mixup_options(config_)) set_up_mixup(*mixup, train_options);
+  if (const auto mixup = mixup_options(config_)) {
+    if (teacher)
+      throw std::invalid_argument("data.mixup with a teacher predictor: the teacher's targets are for the unmixed "
+                                  "rows; turn one of them off");
+    set_up_mixup(*mixup, train_options);
+  }
+  std::unique_ptr<Distiller> distiller;
+  if (teacher) {
+    distiller = set_up_distillation(*teacher, train_table, train_data, train_options);
+  } else if (options_.verbose) {
+    for (const std::string& key : config_.user_keys())
+      if (key.rfind("distiller.", 0) == 0)
+        warn(key + " is set but this fit has no teacher predictor: the distiller.* keys apply only with one");
+  }
   const LossFunction loss = [&](const torch::Tensor& outputs, const Targets& targets) {
     return task_->loss(outputs, targets);
   };
   const TrainResult result = train(net_, train_data, val_data, loss, config_, scorer, train_options);
+  if (distiller && distiller->adaptor()) net_->unregister_module(kDistillationAdaptor);
   log_ = result.log;
   const auto peft = peft_options(config_);
   if (peft && peft->merge_at_save) {
@@ -387,6 +476,11 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested) 
               {"num_threads", threads.threads()},
               {"total_params", num_parameters},
               {"trainable_params", trainable_parameters}};
+  if (teacher)
+    summary_["distillation"] = {{"teacher_models", teacher->fit_summary().value("models", Json::array())},
+                                {"hard_label_weight", distiller->options().hard_label_weight},
+                                {"soft_label_weight", distiller->options().soft_label_weight},
+                                {"temperature", distiller->options().temperature}};
   if (!std::isnan(result.final_validation_score)) summary_["final_validation_score"] = result.final_validation_score;
   if (result.resumed_from_step >= 0) summary_["resumed_from_step"] = result.resumed_from_step;
   resume_fit_options_ = nullptr;
@@ -423,6 +517,32 @@ std::map<std::string, double> DefaultLearner::evaluate(const Table& data,
   std::map<std::string, double> scores;
   for (const auto& name : names) scores[name] = task_->score(name, out, dataset.targets);
   return scores;
+}
+
+torch::Tensor DefaultLearner::head_outputs(const Table& data) const {
+  require_fitted("distillation");
+  return outputs(process(data, false));
+}
+
+torch::Tensor DefaultLearner::classify_features(const torch::Tensor& features) const {
+  require_fitted("distillation");
+  MultiModalNet model = net_;
+  // The teacher's head stays as it is: its parameters are left out of the graph.
+  std::vector<torch::Tensor> params = model->parameters();
+  std::vector<bool> flags;
+  for (auto& p : params) {
+    flags.push_back(p.requires_grad());
+    p.set_requires_grad(false);
+  }
+  torch::Tensor logits;
+  try {
+    logits = model->classify(features);
+  } catch (...) {
+    for (size_t i = 0; i < params.size(); ++i) params[i].set_requires_grad(flags[i]);
+    throw;
+  }
+  for (size_t i = 0; i < params.size(); ++i) params[i].set_requires_grad(flags[i]);
+  return logits;
 }
 
 torch::Tensor DefaultLearner::extract_embedding(const Table& data) const {

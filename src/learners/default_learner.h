@@ -9,6 +9,7 @@
 
 #include "data/dataset.h"
 #include "data/mixup.h"
+#include "learners/distillation.h"
 #include "data/processors.h"
 #include "learners/fit_report.h"
 #include "learners/learner.h"
@@ -24,7 +25,7 @@ class DefaultLearner : public Learner {
  public:
   explicit DefaultLearner(PredictorOptions options);
 
-  void fit(const Table& train, const FitOptions& options) override;
+  void fit(const Table& train, const FitOptions& options, const Learner* teacher) override;
   Predictions predict(const Table& data) const override;
   torch::Tensor predict_proba(const Table& data, bool as_multiclass) const override;
   std::map<std::string, double> evaluate(const Table& data, const std::vector<std::string>& metrics) const override;
@@ -35,6 +36,8 @@ class DefaultLearner : public Learner {
   void relocate(const std::string& folder) override;
 
   bool fitted() const override { return fitted_; }
+  torch::Tensor head_outputs(const Table& data) const override;
+  torch::Tensor classify_features(const torch::Tensor& features) const override;
   Json fit_summary() const override;
   std::string problem_type() const override;
   std::string eval_metric() const override { return eval_metric_; }
@@ -58,6 +61,12 @@ class DefaultLearner : public Learner {
   // data.mixup: the batch transform and the log lines of the trainer. Throws
   // outside classification and without an image model.
   void set_up_mixup(const MixupOptions& mixup, TrainOptions& train_options) const;
+  // Knowledge distillation from `teacher`: checks it matches, adds its outputs on
+  // the training rows to `train_data`'s targets, registers the feature adaptor
+  // on the network (kDistillationAdaptor, removed after training) and sets the
+  // trainer's loss.
+  std::unique_ptr<Distiller> set_up_distillation(const Learner& teacher, const Table& train_table,
+                                                 Dataset& train_data, TrainOptions& train_options);
   // The rows of `data` that have targets; how many were dropped goes to `dropped`.
   Table rows_with_targets(const Table& data, size_t* dropped) const;
   // Rows every adapter can use (data.image.missing_value_strategy = skip);

@@ -23,11 +23,18 @@ class Learner {
  public:
   virtual ~Learner() = default;
 
-  virtual void fit(const Table& train, const FitOptions& options) = 0;
+  // `teacher`: the learner of options.teacher_predictor, or null.
+  virtual void fit(const Table& train, const FitOptions& options, const Learner* teacher) = 0;
   virtual Predictions predict(const Table& data) const = 0;
   virtual torch::Tensor predict_proba(const Table& data, bool as_multiclass) const = 0;
   virtual std::map<std::string, double> evaluate(const Table& data, const std::vector<std::string>& metrics) const = 0;
   virtual torch::Tensor extract_embedding(const Table& data) const = 0;
+  // For a student's distillation: the head's raw outputs [rows, outputs] (logits;
+  // regression: scaled values) computed without gradient, and the head itself on
+  // features [rows, embedding_dim] (gradients reach the features, never this
+  // learner's weights).
+  virtual torch::Tensor head_outputs(const Table& data) const = 0;
+  virtual torch::Tensor classify_features(const torch::Tensor& features) const = 0;
 
   // Writes the predictor folder's files into `folder` (an empty folder; the
   // predictor moves it into place). `extra` keys go into predictor.json.

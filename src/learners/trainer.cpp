@@ -217,6 +217,7 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
       auto loss = loss_of(out.logits.to(torch::kFloat32), batch.targets);
       for (const auto& aux : out.aux_logits)
         loss = loss + net->aux_loss_weight() * loss_of(aux.to(torch::kFloat32), batch.targets);
+      if (options.total_loss) loss = options.total_loss(loss, out, batch.targets);
       (loss / static_cast<double>(accumulation)).backward();
       state.loss_sum += loss.item<double>();
       ++state.loss_count;

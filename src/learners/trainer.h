@@ -48,6 +48,10 @@ struct TrainOptions {
   // seed that depends only on (seed, epoch, batch), so a resumed fit replays it:
   // Mixup / CutMix.
   std::function<void(Batch& batch, int64_t epoch, uint64_t seed)> transform_batch;
+  // The loss of a training batch from its task loss (labels, plus the
+  // auxiliary heads'): knowledge distillation. Unset: the task loss.
+  std::function<torch::Tensor(const torch::Tensor& task_loss, const NetOutput& out, const Targets& targets)>
+      total_loss;
   // A line for the fit log at the start of an epoch ("" = none).
   std::function<std::string(int64_t epoch)> epoch_note;
 };

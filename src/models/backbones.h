@@ -22,6 +22,7 @@ std::shared_ptr<BackboneImpl> make_timm_image(const std::string& prefix, const M
 struct FusionParts {
   std::shared_ptr<torch::nn::Module> module;
   std::function<NetOutput(const std::vector<BackboneOutput>&)> fuse;
+  std::function<torch::Tensor(const torch::Tensor&)> classify;  // its head on fused features
   double aux_loss_weight = 0.0;
 };
 FusionParts make_fusion(const std::string& base_name, const std::vector<int64_t>& feature_dims,

@@ -51,6 +51,8 @@ class CategoricalMlpImpl : public BackboneImpl {
     auto features = aggregator_(pooled);
     return {features, head_(features)};
   }
+  torch::Tensor classify(const torch::Tensor& features) override { return head_(features);
+  }
   int64_t feature_dim() const override { return hidden_; }
 
  private:

@@ -67,6 +67,8 @@ class FtTransformerImpl : public BackboneImpl {
     auto features = head_->features(cls);
     return {features, head_->classify(features)};
   }
+  torch::Tensor classify(const torch::Tensor& features) override { return head_->classify(features);
+  }
   int64_t feature_dim() const override { return hidden_; }
 
  private:

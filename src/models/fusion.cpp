@@ -65,6 +65,8 @@ class FusionMlpImpl : public torch::nn::Module {
     for (const auto& layer : *layers_) x = layer->as<Mlp>()->forward(x);
     return {head_(x), x, {}};
   }
+  torch::Tensor classify(const torch::Tensor& features) { return head_(features);
+  }
 
  private:
   Adapters adapters_{nullptr};
@@ -102,6 +104,8 @@ class FusionTransformerImpl : public torch::nn::Module {
     auto features = head_->features(x.select(1, x.size(1) - 1));
     return {head_->classify(features), features, {}};
   }
+  torch::Tensor classify(const torch::Tensor& features) { return head_->classify(features);
+  }
 
  private:
   Adapters adapters_{nullptr};
@@ -122,10 +126,12 @@ FusionParts make_fusion(const std::string& base_name, const std::vector<int64_t>
     FusionMlp fusion(feature_dims, context, config);
     parts.module = fusion.ptr();
     parts.fuse = [fusion](const std::vector<BackboneOutput>& outputs) mutable { return fusion(outputs); };
+    parts.classify = [fusion](const torch::Tensor& features) mutable { return fusion->classify(features); };
   } else if (base_name == "fusion_transformer") {
     FusionTransformer fusion(feature_dims, context, config);
     parts.module = fusion.ptr();
     parts.fuse = [fusion](const std::vector<BackboneOutput>& outputs) mutable { return fusion(outputs); };
+    parts.classify = [fusion](const torch::Tensor& features) mutable { return fusion->classify(features); };
   } else {
     throw std::invalid_argument("unknown fusion model '" + base_name +
                                 "'; known: fusion_mlp, fusion_transformer");

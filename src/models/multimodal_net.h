@@ -46,6 +46,10 @@ class BackboneImpl : public torch::nn::Module {
  public:
   virtual BackboneOutput forward(const Batch& batch) = 0;
   virtual int64_t feature_dim() const = 0;
+  // The backbone's head on features [batch, feature_dim] -> logits (what
+  // forward() does after its features; distillation's softmax regression runs a
+  // teacher's head on a student's features).
+  virtual torch::Tensor classify(const torch::Tensor& features) = 0;
   // Pretrained backbones get layerwise-decay ids; models trained from scratch
   // (tabular, fusion) are heads in AutoMM's sense (id 0).
   virtual bool is_pretrained() const { return false; }
@@ -75,6 +79,9 @@ class MultiModalNetImpl : public torch::nn::Module {
   MultiModalNetImpl(const std::vector<std::string>& model_names, const ModelContext& context,
                     const Config& config);
   NetOutput forward(const Batch& batch);
+  // The final head (the fusion model's, or the single backbone's) on embedding
+  // features [batch, embedding_dim] -> logits.
+  torch::Tensor classify(const torch::Tensor& features);
   const std::vector<std::string>& model_names() const { return names_; }
   // Weight of the per-backbone losses (fusion_*.aux_loss_weight), 0 when off.
   double aux_loss_weight() const { return aux_loss_weight_; }
@@ -88,6 +95,7 @@ class MultiModalNetImpl : public torch::nn::Module {
   std::vector<std::string> backbone_names_;
   std::shared_ptr<torch::nn::Module> fusion_;
   std::function<NetOutput(const std::vector<BackboneOutput>&)> fuse_;
+  std::function<torch::Tensor(const torch::Tensor&)> fusion_classify_;
   double aux_loss_weight_ = 0.0;
 };
 TORCH_MODULE(MultiModalNet);

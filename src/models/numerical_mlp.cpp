@@ -21,6 +21,8 @@ class NumericalMlpImpl : public BackboneImpl {
     auto features = mlp_(batch.numerical);
     return {features, head_(features)};
   }
+  torch::Tensor classify(const torch::Tensor& features) override { return head_(features);
+  }
   int64_t feature_dim() const override { return hidden_; }
 
  private:

@@ -123,8 +123,13 @@ MultiModalNetImpl::MultiModalNetImpl(const std::vector<std::string>& model_names
     FusionParts parts = make_fusion(model_base_name(fusion_name), dims, context, config);
     fusion_ = register_module(fusion_name, parts.module);
     fuse_ = parts.fuse;
+    fusion_classify_ = parts.classify;
     aux_loss_weight_ = parts.aux_loss_weight;
   }
+}
+
+torch::Tensor MultiModalNetImpl::classify(const torch::Tensor& features) {
+  return fusion_classify_ ? fusion_classify_(features) : backbones_.front()->classify(features);
 }
 
 NetOutput MultiModalNetImpl::forward(const Batch& batch) {

@@ -36,6 +36,49 @@ torch::Tensor soft_target_cross_entropy(const torch::Tensor& logits, const torch
   return (-targets.to(logits.dtype()) * torch::log_softmax(logits, 1)).sum(1).mean();
 }
 
+namespace {
+
+// Euclidean distances [n, n], zero on the diagonal (AutoMM's RKDLoss.pdist).
+torch::Tensor pairwise_distances(const torch::Tensor& x) {
+  const torch::Tensor square = x.pow(2).sum(1);
+  torch::Tensor d = (square.unsqueeze(1) + square.unsqueeze(0) - 2 * torch::mm(x, x.t())).clamp_min(1e-12).sqrt();
+  return d * (1 - torch::eye(x.size(0), x.options()));
+}
+
+torch::Tensor normalized_distances(const torch::Tensor& x) {
+  const torch::Tensor d = pairwise_distances(x);
+  return d / d.masked_select(d > 0).mean();
+}
+
+torch::Tensor angles(const torch::Tensor& x) {
+  const torch::Tensor directions = F::normalize(x.unsqueeze(0) - x.unsqueeze(1), F::NormalizeFuncOptions().dim(2));
+  return torch::bmm(directions, directions.transpose(1, 2)).view(-1);
+}
+
+}  // namespace
+
+torch::Tensor rkd_loss(const torch::Tensor& student, const torch::Tensor& teacher, double distance_weight,
+                       double angle_weight) {
+  torch::Tensor loss = torch::zeros({}, student.options());
+  if (distance_weight > 0) {
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      target = normalized_distances(teacher);
+    }
+    loss = loss + distance_weight * F::smooth_l1_loss(normalized_distances(student), target);
+  }
+  if (angle_weight > 0) {
+    torch::Tensor target;
+    {
+      torch::NoGradGuard no_grad;
+      target = angles(teacher);
+    }
+    loss = loss + angle_weight * F::smooth_l1_loss(angles(student), target);
+  }
+  return loss;
+}
+
 torch::Tensor regression_loss(const torch::Tensor& outputs, const torch::Tensor& values, const Config& config) {
   const std::string loss_func = config.get_string("optim.loss_func");
   if (loss_func == "focal_loss") throw std::invalid_argument("optim.loss_func = focal_loss is for classification");

@@ -58,7 +58,8 @@ MultiModalPredictor::MultiModalPredictor(PredictorOptions options) {
 }
 
 void MultiModalPredictor::fit(const Table& train_data, const FitOptions& options) {
-  learner_->fit(train_data, options);
+  const Learner* teacher = options.teacher_predictor ? options.teacher_predictor->learner_.get() : nullptr;
+  learner_->fit(train_data, options, teacher);
   save(path());  // replaces the folder, unfinished-fit state included
   learner_->relocate(path());
 }

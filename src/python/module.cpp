@@ -215,8 +215,13 @@ MultiModalPredictor make_predictor(const std::string& label, const std::string& 
 
 void fit(MultiModalPredictor& predictor, const Table& train, const Table* tuning, double time_limit,
          const std::string& presets, const std::string& hyperparameters,
-         const std::map<std::string, std::string>& column_types, double holdout_frac, uint64_t seed) {
+         const std::map<std::string, std::string>& column_types, double holdout_frac, uint64_t seed,
+         const std::string& teacher) {
   FitOptions options;
+  if (!teacher.empty()) {
+    py::gil_scoped_release release;
+    options.teacher_predictor = std::make_shared<const MultiModalPredictor>(MultiModalPredictor::load(teacher));
+  }
   if (tuning) options.tuning_data = *tuning;
   options.time_limit = time_limit;
   options.presets = presets;
@@ -285,7 +290,8 @@ PYBIND11_MODULE(_automm, m) {
            py::arg("eval_metric"), py::arg("hyperparameters"), py::arg("path"), py::arg("verbose"),
            py::arg("pretrained"))
       .def("fit", &fit, py::arg("train"), py::arg("tuning"), py::arg("time_limit"), py::arg("presets"),
-           py::arg("hyperparameters"), py::arg("column_types"), py::arg("holdout_frac"), py::arg("seed"))
+           py::arg("hyperparameters"), py::arg("column_types"), py::arg("holdout_frac"), py::arg("seed"),
+           py::arg("teacher"))
       // (kind, values, classes): kind "classes" (values: int64 class indices, or
       // [rows, classes] 0/1 indicators) or "numbers" (float64).
       .def("predict",

@@ -39,11 +39,22 @@ def test_unsupported_features_say_so(tabular, tmp_path):
         MultiModalPredictor(problem_type="object_detection")
     with pytest.raises(ValueError, match="text_similarity.*not supported yet"):
         MultiModalPredictor(query="q", response="r")
-    with pytest.raises(ValueError, match="not supported yet"):
+    with pytest.raises(ValueError, match="pretrained backbones"):
         MultiModalPredictor(label="label", hyperparameters={"optim.peft": "lora"}).fit(tabular[0])
-    predictor = MultiModalPredictor(label="label", path=str(tmp_path / "m"))
-    with pytest.raises(ValueError, match="knowledge distillation"):
-        predictor.fit(tabular[0], teacher_predictor=predictor)
+
+
+def test_teacher_predictor(tabular, tmp_path):
+    quick = {"optim.max_epochs": 1}
+    teacher = MultiModalPredictor(label="label", path=str(tmp_path / "teacher"), verbosity=0)
+    teacher.fit(tabular[0], hyperparameters=quick)
+    for given in (teacher, str(tmp_path / "teacher")):
+        student = MultiModalPredictor(label="label", path=str(tmp_path / "student"), verbosity=0)
+        student.fit(tabular[0], hyperparameters=quick, teacher_predictor=given)
+        assert "distillation" in student.fit_summary()
+    with pytest.raises(TypeError, match="teacher_predictor"):
+        student.fit(tabular[0], teacher_predictor=42)
+    with pytest.raises(RuntimeError, match="nowhere"):
+        student.fit(tabular[0], teacher_predictor=str(tmp_path / "nowhere"))
 
 
 def test_unfitted_predictor(tabular):

@@ -50,6 +50,8 @@ class TimmImageImpl : public BackboneImpl {
     const torch::Tensor features = (encoded.view({rows, slots, -1}) * mask).sum(1) / mask.sum(1).clamp_min(1.0);
     return {features, apply_linear(*head_, features)};
   }
+  torch::Tensor classify(const torch::Tensor& features) override { return apply_linear(*head_, features);
+  }
   int64_t feature_dim() const override { return encoder_->num_features(); }
   bool is_pretrained() const override { return true; }
 

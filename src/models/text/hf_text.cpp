@@ -59,6 +59,8 @@ class HfTextImpl : public BackboneImpl {
     }
     return {features, apply_linear(*head_, features)};
   }
+  torch::Tensor classify(const torch::Tensor& features) override { return apply_linear(*head_, features);
+  }
   int64_t feature_dim() const override { return encoder_->hidden_size(); }
   // Layerwise decay applies to pretrained encoders, not to one trained from scratch.
   bool is_pretrained() const override { return !scratch_; }
