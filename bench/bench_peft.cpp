@@ -142,7 +142,10 @@ automm::Table sentiment_table(size_t rows, uint64_t seed, bool three_classes) {
 // The text encoder of a fitted predictor as a Hugging Face BERT folder.
 void export_hf_folder(const std::string& predictor, const std::string& out) {
   fs::create_directories(out);
-  fs::copy_file(predictor + "/hf_text/config.json", out + "/config.json", fs::copy_options::overwrite_existing);
+  // The scratch model's config.json, without the mark that says "random weights".
+  json config = json::parse(std::ifstream(predictor + "/hf_text/config.json"));
+  config.erase("automm_scratch");
+  std::ofstream(out + "/config.json") << config.dump(2);
   fs::copy_file(predictor + "/hf_text/vocab.txt", out + "/vocab.txt", fs::copy_options::overwrite_existing);
   torch::serialize::InputArchive archive;
   archive.load_from(predictor + "/model.pt");
@@ -157,11 +160,12 @@ void export_hf_folder(const std::string& predictor, const std::string& out) {
           }
           torch::Tensor t;
           const std::string name = prefix + key;
-          if (a.try_read(key, t) && name.rfind("hf_text.encoder.", 0) == 0)
-            weights["bert." + name.substr(std::string("hf_text.encoder.").size())] = t;
+          const std::string encoder = "hf_text.model.";  // HfText registers its encoder as "model"
+          if (a.try_read(key, t) && name.rfind(encoder, 0) == 0) weights["bert." + name.substr(encoder.size())] = t;
         }
       };
   collect(archive, "");
+  if (weights.empty()) throw std::runtime_error(predictor + "/model.pt holds no hf_text encoder weights");
   automm::save_safetensors(weights, out + "/model.safetensors");
 }
 

@@ -49,8 +49,9 @@ std::string DefaultLearner::attach_peft(bool for_training) {
     std::string models;
     for (const auto& name : model_names_) models += (models.empty() ? "" : ", ") + name;
     throw std::invalid_argument("optim.peft = " + peft->method.name +
-                                " fine-tunes pretrained backbones (hf_text, timm_image); this model has none (" +
-                                models + "): unset optim.peft");
+                                " fine-tunes pretrained backbones, and no model of this predictor (" + models +
+                                ") starts from pretrained weights (tabular models and scratch:* text models train "
+                                "from random weights): unset optim.peft");
   }
   const std::vector<std::string> adapted = add_adapters(*net_, *peft, backbones);
   if (!for_training) return "";

@@ -1,6 +1,7 @@
 // PEFT adapters (src/models/peft.h): LoRA / IA3 gradients against finite
 // differences, every adapted Linear of every backbone on the forward path, the
 // merge into plain weights, what each method trains, and the errors.
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -240,6 +241,40 @@ TEST(Peft, EveryImageModelLinearRunsItsAdapterAndMerges) {
     model->eval();
     const torch::Tensor images = torch::randn({1, 3, size, size});
     check_backbone(*model, [&] { return model->forward_features(images); }, name);
+  }
+}
+
+// Adapter gradients are the same with gradient checkpointing (recomputed blocks),
+// and close under bf16 autocast.
+TEST(Peft, AdaptersUnderCheckpointingAndAutocast) {
+  torch::manual_seed(8);
+  auto encoder = make_text_encoder(tiny_bert());
+  encoder->eval();  // no dropout: the runs compare exactly
+  add_adapters(*encoder, options_for("ia3_lora"));
+  freeze_for_peft(*encoder, peft_method("ia3_lora"), [](const std::string&) { return false; });
+  perturb_adapters(*encoder);
+  const torch::Tensor ids = torch::randint(4, 40, {3, 9}, torch::kInt64);
+  auto gradients = [&](bool checkpointing, bool autocast) {
+    encoder->set_gradient_checkpointing(checkpointing);
+    encoder->zero_grad();
+    at::autocast::set_cpu_enabled(autocast);
+    const torch::Tensor out = encoder->forward(ids, {}, {});
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+    out.to(torch::kFloat32).pow(2).mean().backward();
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : encoder->parameters())
+      if (p.requires_grad()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto plain = gradients(false, false);
+  const auto recomputed = gradients(true, false);
+  const auto bf16 = gradients(true, true);
+  ASSERT_EQ(plain.size(), 4u * 3u);  // 4 adapted layers x (A, B, l)
+  for (size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(plain[i], recomputed[i], 1e-5, 1e-7)) << i;
+    const double scale = plain[i].abs().max().item<double>();
+    EXPECT_LT((plain[i] - bf16[i]).abs().max().item<double>(), 0.1 * scale + 1e-6) << i;
   }
 }
 

@@ -126,6 +126,27 @@ TEST_F(PeftFit, MergedPredictionsEqualUnmergedOnesAndUnmergedFoldersReload) {
   }
 }
 
+// LoRA under bf16-mixed, gradient checkpointing, gradient accumulation (2 batches
+// per step) and layerwise decay fits: the adapters trained (merged value weights
+// moved), the frozen weights did not. (Peft.AdaptersUnderCheckpointingAndAutocast
+// checks the gradients themselves.)
+TEST_F(PeftFit, LoraWithBf16CheckpointingAndAccumulationFits) {
+  MultiModalPredictor predictor(peft_options(dir.file("p"), dir.file("ckpt"),
+                                             {{"optim.peft", "lora"},
+                                              {"env.precision", "bf16-mixed"},
+                                              {"model.hf_text.gradient_checkpointing", true},
+                                              {"env.per_gpu_batch_size", 8},
+                                              {"optim.lr_choice", "layerwise_decay"}}));
+  predictor.fit(train);
+  const auto weights = saved_weights(dir.file("p"));
+  const StateDict pretrained = load_weights(dir.file("ckpt/model.safetensors"));
+  EXPECT_FALSE(torch::equal(ending_with(weights, "layer.0.attention.self.query.weight"),
+                            pretrained.at("bert.encoder.layer.0.attention.self.query.weight")));
+  EXPECT_TRUE(torch::equal(ending_with(weights, "layer.0.output.dense.weight"),
+                           pretrained.at("bert.encoder.layer.0.output.dense.weight")));
+  EXPECT_EQ(predictor.predict_proba(test).size(0), static_cast<int64_t>(test.num_rows()));
+}
+
 TEST_F(PeftFit, InterruptedLoraFitResumesToTheSameModel) {
   Json extra = {{"optim.peft", "lora"}, {"optim.max_epochs", 3}, {"optim.patience", 1000}};
   MultiModalPredictor whole(peft_options(dir.file("whole"), dir.file("ckpt"), extra));
