@@ -892,11 +892,11 @@ TEST(ConfigSupported, UserSetPendingKeyIsRejected) {
   EXPECT_TRUE(Contains(message, "not supported yet"));
   EXPECT_TRUE(Contains(message, "77"));  // names the default to go back to
 
-  Config peft;
-  peft.set("optimization.efficient_finetune", "lora");
-  const std::string peft_message = message_of<std::invalid_argument>([&] { peft.check_supported(); });
-  EXPECT_TRUE(Contains(peft_message, "optim.peft"));
-  EXPECT_TRUE(Contains(peft_message, "not supported yet"));
+  Config sam;
+  sam.set("model.sam.num_mask_tokens", 2);
+  const std::string sam_message = message_of<std::invalid_argument>([&] { sam.check_supported(); });
+  EXPECT_TRUE(Contains(sam_message, "model.sam.num_mask_tokens"));
+  EXPECT_TRUE(Contains(sam_message, "not supported yet"));
 }
 
 TEST(ConfigSupported, PendingKeyAtItsDefaultOrFromAPresetIsFine) {

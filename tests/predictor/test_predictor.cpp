@@ -316,7 +316,7 @@ TEST(PredictorErrors, UnknownMetricKeyAndWrongType) {
 
 TEST(PredictorErrors, PendingFeaturesAreRejectedNotIgnored) {
   TempDir dir;
-  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"optim.peft", "lora"}}));
+  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"model.clip.max_text_len", 64}}));
   EXPECT_NE(error_of([&] { predictor.fit(make_tabular_table(60, 1)); }).find("not supported yet"), std::string::npos);
   MultiModalPredictor compiled(quick_options(dir.file("q"), {{"env.compile.turn_on", true}}));
   const std::string message = error_of([&] { compiled.fit(make_tabular_table(60, 1)); });
