@@ -11,7 +11,6 @@ namespace {
 const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
 const char* kSamPending = "model.sam (segmentation)";
-const char* kEnginePending = "multi-device training";
 const char* kCompilePending =
     "compiling the model (LibTorch 1.13 has no torch.compile; automm.cpp runs eager kernels)";
 
@@ -137,7 +136,9 @@ void add_optim_keys(Builder& b) {
 }
 
 void add_env_keys(Builder& b) {
-  b.add("env.num_gpus", K::kInt, -1, "Devices to use; -1 = all visible. CPU counts as one.");
+  b.add("env.num_gpus", K::kInt, -1,
+        "Devices to use; -1 = all visible. CPU counts as one. Under env.strategy = ddp: worker processes per "
+        "node, checked against LOCAL_WORLD_SIZE.");
   range(b.add("env.per_gpu_batch_size", K::kInt, 8, "Batch size per device per step."), 1.0, {});
   range(b.add("env.batch_size", K::kInt, 128,
               "Effective batch size; gradients accumulate over "
@@ -158,15 +159,22 @@ void add_env_keys(Builder& b) {
                     "Threads preparing inference batches ahead of the model; 0 = inline."),
               0.0, {}),
         {"env.num_workers_evaluation"});
-  pending(b.choice("env.strategy", "ddp_spawn",
-                   {"dp", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true",
-                    "ddp_spawn_find_unused_parameters_true", "auto"},
-                   "Multi-device strategy; on one device training runs in-process."),
-          kEnginePending);
+  b.choice("env.strategy", "ddp_spawn",
+           {"dp", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "ddp_spawn_find_unused_parameters_true",
+            "auto"},
+           "ddp: this process is one worker of a data-parallel fit, placed by the torchrun variables (RANK, "
+           "WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT); parameters without a gradient "
+           "count as zero, so the find_unused variant is the same. dp, auto, ddp_spawn: one process (automm.cpp "
+           "starts no workers itself).");
   b.choice("env.accelerator", "auto", {"cpu", "gpu", "auto"},
            "Where to train: cpu, gpu (needs a CUDA build of LibTorch), auto.");
-  pending(range(b.add("env.num_nodes", K::kInt, 1, "Machines in multi-node training."), 1.0, {}),
-          kEnginePending);
+  range(b.add("env.num_nodes", K::kInt, 1,
+              "Machines in a data-parallel fit; under ddp, checked against WORLD_SIZE / LOCAL_WORLD_SIZE."),
+        1.0, {});
+  range(b.add("env.ddp_timeout", K::kFloat, 60.0,
+              "Seconds a data-parallel collective (or the rendezvous) waits for the other ranks before the fit "
+              "fails naming the rank and what it was doing."),
+        0.0, {}, true);
   b.add("env.deterministic", K::kBool, false,
         "Deterministic algorithms: with the same seed two fits give identical weights.");
   pending(b.add("env.compile.turn_on", K::kBool, false,

@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <iterator>
 
+#include <unistd.h>
+#include <xxhash.h>
+
 #include "automm/log.h"
 #include "data/mixup.h"
 #include "learners/distillation.h"
@@ -19,12 +22,29 @@ DefaultLearner::DefaultLearner(PredictorOptions options) : options_(std::move(op
   config_.merge(options_.hyperparameters);
 }
 
+DefaultLearner::~DefaultLearner() {
+  std::error_code ignored;
+  if (!rank_folder_.empty()) std::filesystem::remove_all(rank_folder_, ignored);
+}
+
 void DefaultLearner::require_fitted(const char* what) const {
   if (!fitted_) throw std::logic_error(std::string(what) + " needs a fitted predictor: call fit() or load() first");
 }
 
 void DefaultLearner::warn(const std::string& message) const {
   if (options_.verbose) log_message(LogLevel::kWarning, message);
+}
+
+std::string DefaultLearner::work_folder() {
+  if (dist_.lead()) return resume_folder();
+  // Other data-parallel ranks never write the predictor's folder.
+  if (rank_folder_.empty()) {
+    rank_folder_ = (std::filesystem::temp_directory_path() /
+                    ("automm-rank" + std::to_string(dist_.rank) + "-" + std::to_string(getpid())))
+                       .string();
+    std::filesystem::create_directories(rank_folder_);
+  }
+  return rank_folder_;
 }
 
 std::string DefaultLearner::resume_folder() const {
@@ -288,6 +308,13 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     apply_preset(config_, fit.presets.empty() ? options_.presets : fit.presets);
     config_.check_supported();
   }
+  // env.strategy = ddp: this process is one rank of a data-parallel fit.
+  dist_ = distributed_env(config_);
+  if (dist_.active()) comm_ = std::make_unique<Communicator>(dist_);
+  struct ReleaseGroup {
+    std::unique_ptr<Communicator>& comm;
+    ~ReleaseGroup() { comm.reset(); }
+  } release_group{comm_};
 
   const std::string& label = options_.label;
   if (train_input.num_rows() == 0) throw std::invalid_argument(train_input.source + " has no rows to train on");
@@ -351,14 +378,14 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     if (options_.path.empty()) options_.path = default_path();
     // A new fit replaces an older unfinished one.
     std::error_code ignored;
-    std::filesystem::remove_all(resume_folder(), ignored);
+    if (dist_.lead()) std::filesystem::remove_all(resume_folder(), ignored);
     const TrainingBudget data_budget = apply_data_budget(config_, static_cast<int64_t>(train_table.num_rows()));
     ModalityFitInputs inputs;
     inputs.column_types = &column_types_;
     inputs.train = &train_table;
     inputs.config = &config_;
     inputs.pretrained = options_.pretrained;
-    inputs.work_folder = resume_folder();
+    inputs.work_folder = work_folder();
     inputs.verbose = options_.verbose;
     modalities_ = fit_modalities(model_names_, inputs);
     std::vector<std::string> read;
@@ -385,8 +412,9 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
       for (const std::string& note : budget.notes) text += "\n  " + note;
       log_message(LogLevel::kInfo, text);
     }
-    std::filesystem::create_directories(resume_folder());
-    write(resume_folder(), /*standalone=*/true,
+    if (dist_.lead()) {
+      std::filesystem::create_directories(resume_folder());
+      write(resume_folder(), /*standalone=*/true,
           {{"fit_options",
             {{"seed", fit.seed},
              {"holdout_frac", fit.holdout_frac},
@@ -394,8 +422,9 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
              {"has_tuning_data", fit.tuning_data.has_value()},
              {"distilled", teacher != nullptr},
              {"training_budget", budget_}}}});
+    }
     // From here on the adapters' files live in the predictor's folder.
-    relocate(resume_folder());
+    relocate(work_folder());
   }
 
   int64_t num_parameters = 0, trainable_parameters = 0;
@@ -404,7 +433,10 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     if (p.requires_grad()) trainable_parameters += p.numel();
   }
   configure_allocator();
-  ThreadScope threads(choose_thread_count(num_parameters * config_.get_int("env.per_gpu_batch_size")));
+  int fit_threads = choose_thread_count(num_parameters * config_.get_int("env.per_gpu_batch_size"));
+  if (dist_.active() && !std::getenv("AUTOMM_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS"))
+    fit_threads = std::max(1, fit_threads / dist_.local_world_size);  // the node's cores shared by its ranks
+  ThreadScope threads(fit_threads);
   fitted_ = true;
   // missing_value_strategy = skip: rows with unreadable images take no part.
   train_table = usable_rows(train_table, "training data");
@@ -425,6 +457,13 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
   train_options.seed = fit.seed;
   train_options.verbose = options_.verbose;
   train_options.checkpoint_dir = resume_folder();
+  train_options.comm = comm_.get();
+  if (comm_) {
+    const std::string fingerprint = config_.to_json().dump() + "|" + options_.label + "|" + std::to_string(fit.seed) +
+                                    "|" + std::to_string(train_data.rows) + "|" + std::to_string(val_data.rows);
+    comm_->require_same("configuration, seed and data (rows after the split)",
+                        XXH3_64bits(fingerprint.data(), fingerprint.size()));
+  }
   train_options.resume = resuming;
   train_options.stop_requested = fit.stop_requested;
   if (const auto mixup = mixup_options(config_)) {
@@ -485,6 +524,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
   if (!std::isnan(result.final_validation_score)) summary_["final_validation_score"] = result.final_validation_score;
   if (result.resumed_from_step >= 0) summary_["resumed_from_step"] = result.resumed_from_step;
   resume_fit_options_ = nullptr;
+  if (dist_.active()) summary_["data_parallel"] = {{"world_size", dist_.world_size}, {"rank", dist_.rank}};
 }
 
 void DefaultLearner::relocate(const std::string& folder) {

@@ -9,8 +9,8 @@
 
 #include "data/dataset.h"
 #include "data/mixup.h"
-#include "learners/distillation.h"
 #include "data/processors.h"
+#include "learners/distillation.h"
 #include "learners/fit_report.h"
 #include "learners/learner.h"
 #include "learners/placement.h"
@@ -24,6 +24,7 @@ namespace automm {
 class DefaultLearner : public Learner {
  public:
   explicit DefaultLearner(PredictorOptions options);
+  ~DefaultLearner() override;
 
   void fit(const Table& train, const FitOptions& options, const Learner* teacher) override;
   Predictions predict(const Table& data) const override;
@@ -46,6 +47,7 @@ class DefaultLearner : public Learner {
   const Config& config() const override { return config_; }
   PredictorOptions& options() override { return options_; }
   const PredictorOptions& options() const override { return options_; }
+  bool lead() const override { return dist_.lead(); }
 
  private:
   void require_fitted(const char* what) const;
@@ -85,6 +87,9 @@ class DefaultLearner : public Learner {
   CurveMarks curve_marks() const;
   // Where an unfinished fit keeps its state: <path>/resume.
   std::string resume_folder() const;
+  // Where the adapters keep their files during a fit: resume_folder() on rank 0,
+  // a temporary folder of its own on other data-parallel ranks.
+  std::string work_folder();
 
   PredictorOptions options_;
   Config config_;
@@ -103,6 +108,9 @@ class DefaultLearner : public Learner {
   mutable CastWeightCache cast_weights_;
   // Set by read(resume = true): the unfinished fit's options; fit() continues it.
   Json resume_fit_options_;
+  DistributedEnv dist_;                 // this process's place in a data-parallel fit
+  std::unique_ptr<Communicator> comm_;  // during a data-parallel fit
+  std::string rank_folder_;
 };
 
 }  // namespace automm

@@ -47,6 +47,9 @@ class Learner {
   virtual void relocate(const std::string& folder) = 0;
 
   virtual bool fitted() const = 0;
+  // False on the data-parallel ranks other than 0 (env.strategy = ddp): they
+  // fit along but never write the predictor's folder.
+  virtual bool lead() const { return true; }
   virtual Json fit_summary() const = 0;
   virtual std::string problem_type() const = 0;
   virtual std::string eval_metric() const = 0;

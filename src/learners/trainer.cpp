@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "learners/trainer.h"
 #include "automm/log.h"
@@ -94,7 +95,8 @@ std::map<std::string, int64_t> network_layer_ids(MultiModalNet& net) {
 }
 
 torch::Tensor predict_logits(MultiModalNet& net, const Dataset& data, const Config& config, bool features,
-                             CastWeightCache* cache) {
+                             CastWeightCache* cache, std::pair<int64_t, int64_t> rows) {
+  const int64_t first = rows.first, last = rows.second < 0 ? data.rows : rows.second;
   const Placement placement = resolve_placement(config);
   const int64_t batch_size = inference_batch_size(config);
   torch::NoGradGuard no_grad;
@@ -104,15 +106,15 @@ torch::Tensor predict_logits(MultiModalNet& net, const Dataset& data, const Conf
   const bool was_training = net->is_training();
   net->eval();
   std::vector<torch::Tensor> chunks;
-  const int64_t batches = (data.rows + batch_size - 1) / batch_size;
+  const int64_t batches = (last - first + batch_size - 1) / batch_size;
   // Workers only prefetch the batches after the first: a one-batch call (a one-row
   // predict) builds it inline. Starting threads whose torch ops each spin up an
   // OpenMP team cost 10-30 ms per call here, against well under 1 ms of work.
   const int workers = static_cast<int>(std::min<int64_t>(config.get_int("env.num_workers_inference"), batches - 1));
   BatchLoader<Batch> loader(0, batches, std::max(workers, 0),
                             [&](int64_t b) {
-                              auto rows = torch::arange(b * batch_size, std::min((b + 1) * batch_size, data.rows),
-                                                        torch::kInt64);
+                              auto rows = torch::arange(first + b * batch_size,
+                                                        std::min(first + (b + 1) * batch_size, last), torch::kInt64);
                               return make_batch(data, rows, placement.batch());
                             });
   while (auto batch = loader.next()) {
@@ -128,16 +130,29 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
                   const Config& config, const ValidationScorer& scorer, const TrainOptions& options) {
   const auto start = Clock::now();
   const Placement placement = resolve_placement(config);
-  const bool lead = options.rank == 0;  // the rank that writes and prints
+  Communicator* comm = options.comm;
+  const int rank = comm ? comm->env().rank : 0;
+  const int world_size = comm ? comm->env().world_size : 1;
+  const bool lead = rank == 0;  // the rank that writes and prints
   ProgressReport progress(options.verbose && lead);
   if (!placement.note.empty()) progress.line(placement.note);
   const DeterministicScope deterministic(config.get_bool("env.deterministic"));
   torch::manual_seed(options.seed);
   net->to(placement.device, placement.dtype);
   net->train();
+  if (comm) {  // every rank starts from rank 0's weights
+    std::vector<torch::Tensor> state = net->parameters();
+    for (const auto& b : net->buffers()) state.push_back(b);
+    comm->broadcast(state, "broadcasting rank 0's initial weights");
+  }
 
   const int64_t batch_size = config.get_int("env.per_gpu_batch_size");
-  const int64_t rank_rows = epoch_rows(train_data.rows, options.seed, 0, options.rank, options.world_size).size(0);
+  // Every rank the same number of rows (a remainder of fewer than world_size rows
+  // sits out the epoch; the order reshuffles), so ranks step in lockstep.
+  const int64_t rank_rows = train_data.rows / world_size;
+  if (rank_rows < 1)
+    throw std::invalid_argument(std::to_string(train_data.rows) + " training rows cannot give each of " +
+                                std::to_string(world_size) + " data-parallel ranks a row");
   // A last batch of a single row is left out of the epoch, as PyTorch's
   // drop_last would: batch norm cannot train on one value per channel (a ResNet
   // at 32 px ends in 1x1 maps). The order reshuffles, so the row trains next epoch.
@@ -145,7 +160,7 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
       rank_rows > batch_size && rank_rows % batch_size == 1 ? rank_rows / batch_size
                                                             : (rank_rows + batch_size - 1) / batch_size;
   const int64_t accumulation =
-      std::max<int64_t>(config.get_int("env.batch_size") / (batch_size * options.world_size), 1);
+      std::max<int64_t>(config.get_int("env.batch_size") / (batch_size * world_size), 1);
   const int64_t steps_per_epoch = (batches_per_epoch + accumulation - 1) / accumulation;
   const int64_t max_epochs = config.get_int("optim.max_epochs");
   const int64_t max_steps = config.get_int("optim.max_steps");
@@ -167,6 +182,8 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
   std::vector<torch::Tensor> params;
   for (const auto& g : groups) params.insert(params.end(), g.params.begin(), g.params.end());
   auto optimizer = make_optimizer(groups, config);
+  std::optional<GradientReducer> reducer;
+  if (comm) reducer.emplace(params, *comm);
   const LrSchedule schedule = make_schedule(config, total_steps, steps_per_epoch);
 
   TopKCheckpoints top_k(static_cast<size_t>(config.get_int("optim.top_k")));
@@ -182,7 +199,15 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
   apply_schedule(*optimizer, groups, schedule, state.step);
   auto elapsed = [&] { return state.elapsed_before + seconds_since(start); };
   auto validate = [&]() {
-    const double score = scorer.score(predict_logits(net, val_data, config));
+    torch::Tensor logits;
+    if (comm) {  // each rank predicts its shard; the score reads them all
+      const torch::Tensor mine = predict_logits(net, val_data, config, false, nullptr,
+                                                shard_of(val_data.rows, rank, world_size));
+      logits = comm->allgather_rows(mine, "gathering the validation predictions");
+    } else {
+      logits = predict_logits(net, val_data, config);
+    }
+    const double score = scorer.score(logits);
     net->train();
     return score;
   };
@@ -198,7 +223,8 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
   bool checkpoint_due = false;
   int64_t epoch = state.epoch;
   for (; epoch < max_epochs && result.stop_reason.empty(); ++epoch) {
-    const torch::Tensor order = epoch_rows(train_data.rows, options.seed, epoch, options.rank, options.world_size);
+    const torch::Tensor order =
+        epoch_rows(train_data.rows, options.seed, epoch, rank, world_size).slice(0, 0, rank_rows);
     const int64_t first_batch = epoch == state.epoch ? state.batch : 0;
     BatchLoader<Batch> loader(first_batch, batches_per_epoch, workers, [&](int64_t b) {
       auto rows = order.slice(0, b * batch_size, std::min((b + 1) * batch_size, order.size(0)));
@@ -213,21 +239,25 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
     for (int64_t b = first_batch; b < batches_per_epoch && result.stop_reason.empty(); ++b) {
       const Batch batch = *loader.next();
       NetOutput out = run_forward(net, batch, placement);
+      const bool step_now = (b + 1) % accumulation == 0 || b + 1 == batches_per_epoch;
+      if (reducer && step_now) reducer->arm();
       // Losses in fp32, whatever precision the forward pass used.
       auto loss = loss_of(out.logits.to(torch::kFloat32), batch.targets);
       for (const auto& aux : out.aux_logits)
         loss = loss + net->aux_loss_weight() * loss_of(aux.to(torch::kFloat32), batch.targets);
       if (options.total_loss) loss = options.total_loss(loss, out, batch.targets);
       (loss / static_cast<double>(accumulation)).backward();
+      if (reducer && step_now) reducer->finish();  // the mean gradient over ranks
       state.loss_sum += loss.item<double>();
       ++state.loss_count;
       progress.update(epoch, max_epochs, b, batches_per_epoch, state.step,
                       state.loss_sum / static_cast<double>(state.loss_count));
-      if (options.stop_requested && options.stop_requested())
+      bool interrupt = options.stop_requested && options.stop_requested();
+      if (comm) interrupt = comm->any(interrupt, "agreeing whether to stop");
+      if (interrupt)
         throw FitInterrupted("fit interrupted at epoch " + std::to_string(epoch + 1) + ", optimizer step " +
                              std::to_string(state.step) + "; any predictor already saved at the path is unchanged");
 
-      const bool step_now = (b + 1) % accumulation == 0 || b + 1 == batches_per_epoch;
       if (step_now) {
         const double norm = track_p > 0 ? gradient_norm(params, track_p) : -1.0;
         if (clip_value > 0) {
@@ -284,8 +314,9 @@ TrainResult train(MultiModalNet& net, const Dataset& train_data, const Dataset& 
         save_training_state(checkpoint_file(options.checkpoint_dir), *net, *optimizer, top_k, state);
         checkpoint_due = false;
       }
-      if (options.time_limit_seconds > 0 && elapsed() > options.time_limit_seconds)
-        result.stop_reason = "time limit reached";
+      bool out_of_time = options.time_limit_seconds > 0 && elapsed() > options.time_limit_seconds;
+      if (comm && options.time_limit_seconds > 0) out_of_time = comm->any(out_of_time, "agreeing on the time limit");
+      if (out_of_time) result.stop_reason = "time limit reached";
     }
   }
   if (result.stop_reason.empty()) result.stop_reason = "reached max_epochs";

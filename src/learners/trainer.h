@@ -13,6 +13,7 @@
 #include "automm/config.h"
 #include "automm/metrics.h"
 #include "data/dataset.h"
+#include "learners/distributed.h"
 #include "learners/placement.h"
 #include "models/multimodal_net.h"
 
@@ -38,10 +39,12 @@ struct TrainOptions {
   // boundaries, so a killed fit can continue.
   std::string checkpoint_dir;
   bool resume = false;  // continue from checkpoint_dir/last.pt
-  // Data-parallel position: each rank trains on its share of every epoch's rows;
-  // only rank 0 writes checkpoints and prints progress.
-  int rank = 0;
-  int world_size = 1;
+  // Data-parallel training (env.strategy = ddp): the process group; null = one
+  // process. Each rank trains on its share of every epoch's rows (all ranks the
+  // same number of batches), gradients are averaged across ranks before every
+  // optimizer step, validation scores every rank's predictions gathered; only
+  // rank 0 writes checkpoints and prints progress.
+  Communicator* comm = nullptr;
   // Polled after every training batch; true ends training with FitInterrupted.
   std::function<bool()> stop_requested;
   // Applied to every training batch (never to validation) with its epoch and a
@@ -102,7 +105,8 @@ NetOutput run_forward(MultiModalNet& net, const Batch& batch, const Placement& p
 // mode, batched by per_gpu_batch_size * inference_batch_size_ratio. Under mixed
 // precision the weights are cast once per call, or once while unchanged when a
 // `cache` lives across calls (a fitted predictor keeps one).
+// `rows`: only the rows [first, last) of `data` (default: all).
 torch::Tensor predict_logits(MultiModalNet& net, const Dataset& data, const Config& config, bool features = false,
-                             CastWeightCache* cache = nullptr);
+                             CastWeightCache* cache = nullptr, std::pair<int64_t, int64_t> rows = {0, -1});
 
 }  // namespace automm

@@ -60,6 +60,7 @@ MultiModalPredictor::MultiModalPredictor(PredictorOptions options) {
 void MultiModalPredictor::fit(const Table& train_data, const FitOptions& options) {
   const Learner* teacher = options.teacher_predictor ? options.teacher_predictor->learner_.get() : nullptr;
   learner_->fit(train_data, options, teacher);
+  if (!learner_->lead()) return;  // another data-parallel rank: rank 0 saves
   save(path());  // replaces the folder, unfinished-fit state included
   learner_->relocate(path());
 }
