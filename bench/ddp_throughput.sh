@@ -36,15 +36,16 @@ common=(--train "$work/train.csv" --label label --quiet --seed 0
 throughput() {
   "$cli" info --json --path "$1" | /usr/bin/python3 -c '
 import json, sys
-s = json.load(sys.stdin)
-print(f"{s[\"num_train_rows\"] * '"$epochs"' / s[\"training_seconds\"]:.1f} rows/s ({s[\"training_seconds\"]:.1f} s, {s[\"optimizer_steps\"]} steps)")'
+s, epochs = json.load(sys.stdin), int(sys.argv[1])
+rate = s["num_train_rows"] * epochs / s["training_seconds"]
+print("%.1f rows/s (%.1f s, %d optimizer steps)" % (rate, s["training_seconds"], s["optimizer_steps"]))' "$epochs"
 }
-"$cli" fit "${common[@]}" --path "$work/one"
+"$cli" fit "${common[@]}" --path "$work/one" > /dev/null
 echo "1 process : $(throughput "$work/one")"
 port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 for r in 0 1; do
   RANK=$r WORLD_SIZE=2 LOCAL_RANK=$r LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-    "$cli" fit "${common[@]}" --path "$work/two" --hp env.strategy=ddp &
+    "$cli" fit "${common[@]}" --path "$work/two" --hp env.strategy=ddp > /dev/null &
 done
 wait
 echo "2 ranks   : $(throughput "$work/two")"
