@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -22,6 +23,8 @@
 #include "automm/serve.h"
 #include "automm/table.h"
 #include "data/text/token_ids.h"
+#include "learners/distributed.h"
+#include "learners/learner_io.h"
 
 namespace {
 
@@ -74,24 +77,44 @@ struct FitArgs {
   bool resume = false, no_pretrained = false, quiet = false;
 };
 
-int run_fit(const FitArgs& a) {
+// env.strategy = ddp_spawn with env.num_gpus > 1: this command runs itself as
+// that many workers (learners/distributed.h) and reports how they ended.
+int launch_workers(int workers, const std::vector<std::string>& arguments) {
+  std::cerr << "automm: env.strategy = ddp_spawn: starting " << workers << " local worker processes\n";
+  int failed_rank = -1;
+  const int status = automm::run_local_workers(arguments, workers, &failed_rank);
+  if (status != 0)
+    std::cerr << "error: worker rank " << failed_rank << " of " << workers << " failed (exit status " << status
+              << "); the other workers were stopped\n";
+  return status;
+}
+
+int run_fit(const FitArgs& a, const std::vector<std::string>& arguments) {
   automm::FitOptions fit;
   fit.time_limit = a.time_limit;
   if (!a.teacher.empty())  // a folder that is not a saved predictor fails here, naming it
     fit.teacher_predictor = std::make_shared<const automm::MultiModalPredictor>(automm::MultiModalPredictor::load(a.teacher));
+  const bool quiet_rank = !std::getenv("AUTOMM_SPAWNED_WORKER") ? false
+                                                                : std::string(std::getenv("RANK") ? std::getenv("RANK") : "0") != "0";
   if (a.resume) {
     // Continues a killed fit from its last checkpoint, with the saved configuration.
+    const auto saved = std::filesystem::path(a.path) / "resume" / "predictor.json";
+    if (std::filesystem::exists(saved))  // else load() below says what is missing
+      if (const int workers = automm::local_workers_to_spawn(
+              automm::Config::from_json(automm::read_json_file(saved.string()).at("config"))))
+        return launch_workers(workers, arguments);
     auto predictor = automm::MultiModalPredictor::load(a.path, /*resume=*/true);
     const automm::Table train = automm::read_table(a.train);
     if (!a.tuning.empty()) fit.tuning_data = automm::read_table(a.tuning);
     predictor.fit(train, fit);
-    print_summary(predictor);
+    if (!quiet_rank) print_summary(predictor);
     return 0;
   }
   if (a.label.empty()) throw std::invalid_argument("--label is required (except with --resume)");
   automm::Config config;  // parsed here first so that bad keys fail before reading data
   if (!a.config_file.empty()) config.merge_yaml_file(a.config_file);
   for (const std::string& hp : a.hp) config.set_assignment(hp);
+  if (const int workers = automm::local_workers_to_spawn(config)) return launch_workers(workers, arguments);
   automm::PredictorOptions options;
   options.label = a.label;
   options.path = a.path;
@@ -113,7 +136,7 @@ int run_fit(const FitArgs& a) {
     fit.column_types[assignment.substr(0, eq)] = assignment.substr(eq + 1);
   }
   predictor.fit(train, fit);
-  print_summary(predictor);
+  if (!quiet_rank) print_summary(predictor);
   return 0;
 }
 
@@ -315,7 +338,7 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? 0 : 2;
   }
   try {
-    if (fit_cmd->parsed()) return run_fit(fit);
+    if (fit_cmd->parsed()) return run_fit(fit, std::vector<std::string>(argv + 1, argv + argc));
     if (predict_cmd->parsed()) return run_predict(path, data, out, proba);
     if (evaluate_cmd->parsed()) return run_evaluate(path, data, metrics, json);
     if (info_cmd->parsed()) return run_info(path, json);

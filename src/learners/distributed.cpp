@@ -1,8 +1,18 @@
 #include "learners/distributed.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
+#include <thread>
 
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -43,13 +53,20 @@ DistributedEnv distributed_env(const Config& config) {
   env.timeout = std::chrono::milliseconds(static_cast<int64_t>(config.get_double("env.ddp_timeout") * 1000));
   const int64_t num_gpus = config.get_int("env.num_gpus");
   const int64_t num_nodes = config.get_int("env.num_nodes");
-  if (strategy.rfind("ddp_spawn", 0) == 0 || strategy == "dp" || strategy == "auto") {
-    if (num_gpus > 1 || num_nodes > 1)
+  const bool spawned = strategy.rfind("ddp_spawn", 0) == 0 && !env_text("AUTOMM_SPAWNED_WORKER").empty();
+  if (!spawned && (strategy.rfind("ddp_spawn", 0) == 0 || strategy == "dp" || strategy == "auto")) {
+    if (strategy.rfind("ddp_spawn", 0) == 0 && num_gpus > 1 && num_nodes == 1)
+      throw std::invalid_argument(
+          "env.strategy = ddp_spawn with env.num_gpus = " + std::to_string(num_gpus) +
+          ": the automm command line starts those workers (automm fit ...); from C++ or Python, start one process "
+          "per worker with the torchrun variables and env.strategy = ddp (docs/distributed.md)");
+    const bool all_of_several = num_gpus == -1 && torch::cuda::is_available() && torch::cuda::device_count() > 1;
+    if (num_gpus > 1 || num_nodes > 1 || all_of_several)
       throw std::invalid_argument(
           "env.strategy = " + strategy + " with env.num_gpus = " + std::to_string(num_gpus) +
           " / env.num_nodes = " + std::to_string(num_nodes) +
-          ": automm.cpp does not start worker processes itself; start one process per worker (on each node) with "
-          "the torchrun variables and env.strategy = ddp (docs/distributed.md)");
+          ": start one process per worker (on each node) with the torchrun variables and env.strategy = ddp "
+          "(docs/distributed.md); ddp_spawn starts local workers on one node only");
     return env;
   }
   // ddp, ddp_find_unused_parameters_true: the launcher's variables.
@@ -78,6 +95,120 @@ DistributedEnv distributed_env(const Config& config) {
                                 " (worker processes per node), but LOCAL_WORLD_SIZE = " +
                                 std::to_string(env.local_world_size));
   return env;
+}
+
+bool is_data_parallel_worker(const Config& config) {
+  const std::string strategy = config.get_string("env.strategy");
+  if (strategy.rfind("ddp_spawn", 0) == 0) return !env_text("AUTOMM_SPAWNED_WORKER").empty();
+  return strategy.rfind("ddp", 0) == 0;
+}
+
+int local_workers_to_spawn(const Config& config) {
+  if (!env_text("AUTOMM_SPAWNED_WORKER").empty()) return 0;
+  if (config.get_string("env.strategy").rfind("ddp_spawn", 0) != 0) return 0;
+  if (config.get_int("env.num_nodes") != 1) return 0;  // distributed_env refuses it
+  const int64_t workers = config.get_int("env.num_gpus");
+  return workers > 1 ? static_cast<int>(workers) : 0;
+}
+
+namespace {
+
+std::vector<pid_t>* g_workers = nullptr;
+std::atomic<int> g_forwarded_signal{0};
+
+void forward_signal(int signal) {
+  g_forwarded_signal = signal;
+  if (g_workers)
+    for (pid_t pid : *g_workers)
+      if (pid > 0) kill(pid, signal);
+}
+
+int free_loopback_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    if (fd >= 0) close(fd);
+    throw std::runtime_error("ddp_spawn: cannot find a free loopback port for the rendezvous");
+  }
+  socklen_t length = sizeof(address);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+}  // namespace
+
+int run_local_workers(const std::vector<std::string>& arguments, int workers, int* failed_rank) {
+  const int port = free_loopback_port();
+  std::vector<pid_t> pids(workers, -1);
+  for (int rank = 0; rank < workers; ++rank) {
+    std::vector<std::string> args = {"automm"};
+    args.insert(args.end(), arguments.begin(), arguments.end());
+    if (rank > 0) args.push_back("--quiet");
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const pid_t pid = fork();
+    if (pid < 0) {
+      for (pid_t p : pids)
+        if (p > 0) kill(p, SIGKILL);
+      throw std::runtime_error("ddp_spawn: cannot start worker " + std::to_string(rank));
+    }
+    if (pid == 0) {  // the worker: this program again, placed by the torchrun variables
+      setenv("RANK", std::to_string(rank).c_str(), 1);
+      setenv("WORLD_SIZE", std::to_string(workers).c_str(), 1);
+      setenv("LOCAL_RANK", std::to_string(rank).c_str(), 1);
+      setenv("LOCAL_WORLD_SIZE", std::to_string(workers).c_str(), 1);
+      setenv("MASTER_ADDR", "127.0.0.1", 1);
+      setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      setenv("AUTOMM_SPAWNED_WORKER", "1", 1);
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv("/proc/self/exe", argv.data());
+      std::perror("ddp_spawn: exec");
+      _exit(127);
+    }
+    pids[rank] = pid;
+  }
+  g_workers = &pids;
+  struct sigaction forward {}, old_int {}, old_term {};
+  forward.sa_handler = forward_signal;
+  sigemptyset(&forward.sa_mask);
+  sigaction(SIGINT, &forward, &old_int);
+  sigaction(SIGTERM, &forward, &old_term);
+  int first_status = 0, running = workers;
+  *failed_rank = -1;
+  auto deadline = std::chrono::steady_clock::time_point::max();
+  while (running > 0) {
+    int status = 0;
+    const pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) {
+      if (std::chrono::steady_clock::now() > deadline)
+        for (pid_t p : pids)
+          if (p > 0) kill(p, SIGKILL);  // workers that ignored SIGTERM
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    const auto it = std::find(pids.begin(), pids.end(), pid);
+    if (it == pids.end()) continue;
+    const int rank = static_cast<int>(it - pids.begin());
+    *it = -1;
+    --running;
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 && first_status == 0) {
+      first_status = code;
+      *failed_rank = rank;
+      for (pid_t p : pids)
+        if (p > 0) kill(p, SIGTERM);
+      deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    }
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  g_workers = nullptr;
+  return first_status;
 }
 
 std::pair<int64_t, int64_t> shard_of(int64_t rows, int rank, int world_size) {

@@ -73,6 +73,21 @@ class Communicator {
   c10::intrusive_ptr<c10d::ProcessGroup> group_;
 };
 
+// env.strategy = ddp_spawn with env.num_gpus = n > 1 on one node: the automm
+// command line re-runs itself as n worker processes (`arguments`, argv[0]
+// excluded, run as /proc/self/exe) with the torchrun variables on loopback and
+// AUTOMM_SPAWNED_WORKER=1, ranks > 0 with --quiet appended, and waits for them.
+// When one fails, the others get SIGTERM (SIGKILL 10 s later): none is left
+// running. SIGINT / SIGTERM to the launcher go to every worker. Returns the first
+// failing worker's exit status (0 when all succeed); `failed_rank` says which.
+int run_local_workers(const std::vector<std::string>& arguments, int workers, int* failed_rank);
+// Whether `config` asks the command line to start local workers (and this
+// process is not one of them).
+int local_workers_to_spawn(const Config& config);
+// Whether this process is one worker of a data-parallel fit (env.strategy = ddp,
+// or a worker that ddp_spawn started): one device per process.
+bool is_data_parallel_worker(const Config& config);
+
 // The rows [begin, end) of `rows` that `rank` of `world_size` holds: contiguous
 // shards whose sizes differ by at most one.
 std::pair<int64_t, int64_t> shard_of(int64_t rows, int rank, int world_size);

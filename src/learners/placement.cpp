@@ -9,6 +9,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "learners/placement.h"
+
 #include "learners/trainer.h"
 
 namespace automm {
@@ -67,13 +68,8 @@ Placement resolve_placement(const Config& config) {
   if (accelerator == "gpu" && !cuda)
     throw std::invalid_argument("env.accelerator = gpu, but this LibTorch build sees no CUDA device; "
                                 "use cpu or auto");
-  // Under env.strategy = ddp each process is one worker on one device
-  // (learners/distributed.h checks env.num_gpus against the launcher's variables).
-  const bool one_device_per_process = config.get_string("env.strategy").rfind("ddp", 0) == 0 &&
-                                      config.get_string("env.strategy").rfind("ddp_spawn", 0) != 0;
-  if (!one_device_per_process && (num_gpus > 1 || (num_gpus == -1 && cuda && torch::cuda::device_count() > 1)))
-    throw std::invalid_argument("one process trains on one device: for more, start one process per device with "
-                                "env.strategy = ddp (docs/distributed.md), or set env.num_gpus to 1");
+  // One device per process: how many processes a fit uses is distributed_env's
+  // business (learners/distributed.h); a saved predictor predicts on one device.
   if (cuda && accelerator != "cpu" && num_gpus != 0) placement.device = torch::Device(torch::kCUDA, 0);
   std::string precision = config.get_string("env.precision");
   if (precision == "16-mixed" || precision == "16-true") {

@@ -325,3 +325,62 @@ TEST(DataParallel, EnvironmentAndConfigurationAreChecked) {
 
 }  // namespace
 }  // namespace automm
+
+namespace automm {
+namespace {
+
+// env.strategy = ddp_spawn with env.num_gpus = 2: `automm fit` starts the two
+// workers itself; the result is the one of two ranks started by hand; when a
+// worker is killed the launcher stops the other and fails naming the rank.
+TEST(DataParallel, DdpSpawnStartsLocalWorkersFromTheCommandLine) {
+  TempDir dir;
+  write_csv(make_tabular_table(400, 1), dir.file("train.csv"));
+  write_csv(make_tabular_table(100, 2), dir.file("test.csv"));
+  const std::vector<std::string> common = {"optim.max_epochs=3", "optim.patience=1000", "env.precision=32",
+                                           "env.per_gpu_batch_size=8", "env.batch_size=16"};
+  std::vector<std::string> spawned = common, by_hand = common;
+  spawned.insert(spawned.end(), {"env.strategy=ddp_spawn", "env.num_gpus=2"});
+  by_hand.push_back("env.strategy=ddp");
+  const Process launcher = spawn(fit_arguments(dir.file("train.csv"), dir.file("spawned"), spawned), {}, dir.file("l.log"));
+  ASSERT_EQ(wait_for(launcher), 0) << read_log(launcher);
+  const int port = free_port();
+  const Process r0 = spawn(fit_arguments(dir.file("train.csv"), dir.file("hand"), by_hand), rank_env(0, 2, 2, port), dir.file("h0.log"));
+  const Process r1 = spawn(fit_arguments(dir.file("train.csv"), dir.file("hand"), by_hand), rank_env(1, 2, 2, port), dir.file("h1.log"));
+  ASSERT_EQ(wait_for(r0), 0) << read_log(r0);
+  ASSERT_EQ(wait_for(r1), 0) << read_log(r1);
+  const MultiModalPredictor a = MultiModalPredictor::load(dir.file("spawned"));
+  const MultiModalPredictor b = MultiModalPredictor::load(dir.file("hand"));
+  EXPECT_EQ(a.fit_summary().at("data_parallel").at("world_size"), 2);
+  const Table test = read_table(dir.file("test.csv"));
+  EXPECT_LT((a.predict_proba(test) - b.predict_proba(test)).abs().max().item<double>(), 1e-6);
+  // From the library the workers cannot be started: the error says how.
+  PredictorOptions options;
+  options.label = "label";
+  options.path = dir.file("lib");
+  options.verbose = false;
+  options.hyperparameters = {{"env.strategy", "ddp_spawn"}, {"env.num_gpus", 2}};
+  MultiModalPredictor library(options);
+  EXPECT_TRUE(contains(error_of([&] { library.fit(make_tabular_table(100, 3)); }), "command line"));
+
+  // A killed worker: the launcher stops the other and fails, naming the rank.
+  write_csv(make_tabular_table(2000, 4), dir.file("big.csv"));
+  std::vector<std::string> long_fit = {"env.strategy=ddp_spawn", "env.num_gpus=2", "optim.max_epochs=500",
+                                       "optim.patience=100000"};
+  const Process big = spawn(fit_arguments(dir.file("big.csv"), dir.file("big"), long_fit), {}, dir.file("big.log"));
+  const fs::path checkpoint = fs::path(dir.file("big")) / "resume" / "last.pt";
+  const auto start = std::chrono::steady_clock::now();
+  while (!fs::exists(checkpoint) && std::chrono::steady_clock::now() - start < std::chrono::seconds(240))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::ifstream children_file("/proc/" + std::to_string(big.pid) + "/task/" + std::to_string(big.pid) + "/children");
+  std::vector<pid_t> children;
+  for (pid_t pid; children_file >> pid;) children.push_back(pid);
+  ASSERT_EQ(children.size(), 2u) << read_log(big);
+  kill(children[1], SIGKILL);
+  EXPECT_NE(wait_for(big), 0);
+  const std::string log = read_log(big);
+  EXPECT_TRUE(contains(log, "worker rank")) << log;
+  for (pid_t pid : children) EXPECT_FALSE(fs::exists("/proc/" + std::to_string(pid))) << "worker " << pid << " left running";
+}
+
+}  // namespace
+}  // namespace automm

@@ -293,10 +293,11 @@ TEST(TrainerBatches, InferenceBatchIsPerDeviceBatchTimesRatio) {
   EXPECT_EQ(inference_batch_size(config), 15);
 }
 
-TEST(TrainerDevices, MoreThanOneDeviceIsRejectedUntilMultiDeviceTraining) {
+TEST(TrainerDevices, OneProcessUsesOneDevice) {
   Config config;
-  config.set("env.num_gpus", 2);
-  EXPECT_THROW(resolve_placement(config), std::invalid_argument);
+  config.set("env.num_gpus", 2);  // several devices are several processes (distributed_env): a placement is one
+  EXPECT_TRUE(resolve_placement(config).device.is_cpu());
+  EXPECT_THROW(distributed_env(config), std::invalid_argument);  // ddp_spawn from the library
   config.set("env.num_gpus", 0);  // CPU
   EXPECT_TRUE(resolve_placement(config).device.is_cpu());
 }
