@@ -301,33 +301,30 @@ void Communicator::wait(const std::shared_ptr<Pending>& pending) {
   }
 }
 
-torch::Tensor Communicator::allgather_rows(const torch::Tensor& local, const std::string& what) {
-  // Row counts first, then the rows padded to the longest.
-  torch::Tensor count = torch::tensor({local.size(0)}, torch::kInt64);
-  std::vector<std::vector<torch::Tensor>> counts(1);
-  for (int r = 0; r < env_.world_size; ++r) counts[0].push_back(torch::empty_like(count));
-  std::vector<torch::Tensor> input = {count};
+std::vector<torch::Tensor> Communicator::allgather(const torch::Tensor& mine, const std::string& what) {
+  std::vector<std::vector<torch::Tensor>> all(1);
+  for (int r = 0; r < env_.world_size; ++r) all[0].push_back(torch::empty_like(mine));
+  std::vector<torch::Tensor> input = {mine};
   try {
-    group_->allgather(counts, input)->wait();
+    group_->allgather(all, input)->wait();
   } catch (const std::exception& e) {
     fail(what, e);
   }
+  return all[0];
+}
+
+torch::Tensor Communicator::allgather_rows(const torch::Tensor& local, const std::string& what) {
+  // Row counts first, then the rows padded to the longest.
+  const std::vector<torch::Tensor> counts = allgather(torch::tensor({local.size(0)}, torch::kInt64), what);
   int64_t longest = 0;
-  for (const auto& c : counts[0]) longest = std::max(longest, c.item<int64_t>());
+  for (const auto& c : counts) longest = std::max(longest, c.item<int64_t>());
   auto shape = local.sizes().vec();
   shape[0] = longest;
   torch::Tensor padded = torch::zeros(shape, local.options());
   padded.slice(0, 0, local.size(0)).copy_(local);
-  std::vector<std::vector<torch::Tensor>> rows(1);
-  for (int r = 0; r < env_.world_size; ++r) rows[0].push_back(torch::empty_like(padded));
-  std::vector<torch::Tensor> mine = {padded};
-  try {
-    group_->allgather(rows, mine)->wait();
-  } catch (const std::exception& e) {
-    fail(what, e);
-  }
+  const std::vector<torch::Tensor> rows = allgather(padded, what);
   std::vector<torch::Tensor> parts;
-  for (int r = 0; r < env_.world_size; ++r) parts.push_back(rows[0][r].slice(0, 0, counts[0][r].item<int64_t>()));
+  for (int r = 0; r < env_.world_size; ++r) parts.push_back(rows[r].slice(0, 0, counts[r].item<int64_t>()));
   return torch::cat(parts, 0);
 }
 

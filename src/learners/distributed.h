@@ -68,6 +68,8 @@ class Communicator {
 
  private:
   [[noreturn]] void fail(const std::string& what, const std::exception& e) const;
+  // Every rank's `mine` (same shape on every rank), in rank order.
+  std::vector<torch::Tensor> allgather(const torch::Tensor& mine, const std::string& what);
 
   DistributedEnv env_;
   c10::intrusive_ptr<c10d::ProcessGroup> group_;

@@ -321,6 +321,14 @@ TEST(DataParallel, EnvironmentAndConfigurationAreChecked) {
   EXPECT_NE(wait_for(blocked), 0);
   close(taken);
   EXPECT_TRUE(contains(read_log(blocked), "port")) << read_log(blocked);
+
+  // A worker whose rank 0 never comes: the store cannot be reached within the timeout.
+  const Process alone = spawn(fit_arguments(dir.file("train.csv"), dir.file("r"), {"env.strategy=ddp", "env.ddp_timeout=3"}),
+                              rank_env(1, 2, 2, free_port()), dir.file("alone.log"));
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_NE(wait_for(alone), 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 30.0);
+  EXPECT_TRUE(contains(read_log(alone), "cannot reach the rendezvous store")) << read_log(alone);
 }
 
 }  // namespace
