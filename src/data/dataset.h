@@ -30,6 +30,10 @@ class ModelInputs {
   // randomness applies (augmentation, stochastic chunks), drawn from it.
   virtual void add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement,
                             std::mt19937_64* training_rng, Batch& batch) const = 0;
+  // What could not be read in the batches built so far, one line per column
+  // (unreadable images: how many rows, the first paths and the decoder's
+  // reasons); empty when everything read. Safe while batches are being built.
+  virtual std::vector<std::string> problems() const { return {}; }
 };
 
 // A [rows, columns] tensor of numerical (float) or categorical (int64) features.

@@ -267,7 +267,14 @@ torch::Tensor DefaultLearner::outputs(const Dataset& data, bool features) const 
   configure_allocator();
   set_intra_op_threads(inference_threads(data.rows));
   MultiModalNet model = net_;
-  return predict_logits(model, data, config_, features, &cast_weights_);
+  torch::Tensor out = predict_logits(model, data, config_, features, &cast_weights_);
+  report_problems(data, "the data");
+  return out;
+}
+
+void DefaultLearner::report_problems(const Dataset& data, const std::string& what) const {
+  for (const auto& inputs : data.inputs)
+    for (const std::string& line : inputs->problems()) warn(what + ": " + line);
 }
 
 namespace {
@@ -484,6 +491,8 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     return task_->loss(outputs, targets);
   };
   const TrainResult result = train(net_, train_data, val_data, loss, config_, scorer, train_options);
+  report_problems(train_data, "training data");
+  report_problems(val_data, "validation data");
   if (distiller && distiller->adaptor()) net_->unregister_module(kDistillationAdaptor);
   log_ = result.log;
   const auto peft = peft_options(config_);

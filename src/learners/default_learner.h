@@ -79,6 +79,8 @@ class DefaultLearner : public Learner {
   Dataset process(const Table& data, bool with_targets, bool training = false) const;
   // Head outputs, or features, for every row.
   torch::Tensor outputs(const Dataset& data, bool features = false) const;
+  // Warns about what `data`'s modalities could not read (unreadable images).
+  void report_problems(const Dataset& data, const std::string& what) const;
   // Intra-op threads for inference on `rows` rows: every core for text and image
   // models, else by the parameters times the rows in a batch (tiny tabular nets
   // run on one thread).

@@ -203,5 +203,57 @@ TEST(ImagePredictor, MixupFitsAsWellAndSaysWhenItTurnsOff) {
   EXPECT_TRUE(testing::Contains(message, "image")) << message;
 }
 
+// Unreadable images are not lost silently: fit and predict say how many rows,
+// in which column, and the first paths with the decoder's reason.
+TEST(ImagePredictor, UnreadableImagesAreReportedWithTheirReasons) {
+  TempDir dir;
+  Table train = make_shape_table(dir.path().string(), "train", 60, 7);
+  testing::write_file(dir.file("train3.bmp"), "BM not really an image");
+  // A PNG whose header claims 100000 x 100000 pixels (valid chunks, an empty IDAT).
+  auto chunk = [](const std::string& type_and_data) {
+    std::string out;
+    const uint32_t length = static_cast<uint32_t>(type_and_data.size() - 4);
+    uint32_t crc = 0xffffffffu;
+    for (unsigned char c : type_and_data) {
+      crc ^= c;
+      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (0xedb88320u & (0u - (crc & 1u)));
+    }
+    crc ^= 0xffffffffu;
+    for (uint32_t v : {length}) for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+    out += type_and_data;
+    for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((crc >> shift) & 0xff));
+    return out;
+  };
+  std::string ihdr = "IHDR";
+  for (uint32_t v : {100000u, 100000u})
+    for (int shift = 24; shift >= 0; shift -= 8) ihdr.push_back(static_cast<char>((v >> shift) & 0xff));
+  ihdr += std::string("\x08\x02\0\0\0", 5);
+  const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + chunk(ihdr) + chunk("IDAT") + chunk("IEND");
+  testing::write_file(dir.file("huge.png"), png);
+  train.column("photo").cells[8] = "huge.png";
+  train = as_csv(train);
+  PredictorOptions options = image_options(dir.file("p"), {{"optim.max_epochs", 1}, {"model.names", Json::array({"timm_image"})}});
+  options.verbose = true;
+  auto sink = std::make_shared<LineSink>();
+  set_log_sink(sink);
+  MultiModalPredictor predictor(options);
+  try {
+    predictor.fit(train);
+    predictor.predict(train.select_rows({3, 8, 10}));
+  } catch (...) {
+    set_log_sink(nullptr);
+    throw;
+  }
+  set_log_sink(nullptr);
+  std::string report;
+  for (const auto& line : sink->lines)
+    if (testing::Contains(line, "unreadable image")) report += line + "\n";
+  std::cout << report;
+  EXPECT_TRUE(testing::Contains(report, "column 'photo'")) << report;
+  EXPECT_TRUE(testing::Contains(report, "declares 100000x100000 pixels")) << report;  // checked before allocating
+  EXPECT_TRUE(testing::Contains(report, "the data: 2 rows had an unreadable image")) << report;
+  EXPECT_TRUE(testing::Contains(report, "train3.bmp") && testing::Contains(report, "huge.png")) << report;
+}
+
 }  // namespace
 }  // namespace automm

@@ -113,8 +113,11 @@ ImageBatch ImageProcessor::make_batch(const ImageInputs& inputs, const std::vect
       Image image;
       try {
         image = decode(ref);
-      } catch (const ImageDecodeError&) {
-        continue;  // a black image, left out of the average (strategy zero)
+      } catch (const ImageDecodeError& e) {
+        // A black image, left out of the average (strategy zero), and reported.
+        inputs.record_unreadable(rows[i], columns_.at(static_cast<size_t>(s / options_.max_images_per_column)).first,
+                                 ref, e.what());
+        continue;
       }
       const Image out = pipeline.apply(image, training_rng ? *training_rng : unused);
       if (out.width != size || out.height != size)
@@ -127,6 +130,30 @@ ImageBatch ImageProcessor::make_batch(const ImageInputs& inputs, const std::vect
     }
   }
   return batch;
+}
+
+void ImageInputs::record_unreadable(int64_t row, const std::string& column, const ImageRef& ref,
+                                    const std::string& reason) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  Unreadable& u = unreadable_[column];
+  if (!u.rows.insert(row).second) return;
+  if (u.examples.size() < 3)
+    u.examples.push_back((ref.path.empty() ? ref.where + " (base64 bytes)" : ref.path) + ": " + reason);
+}
+
+std::vector<std::string> ImageInputs::problems() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> lines;
+  for (const auto& [column, u] : unreadable_) {
+    std::string line = std::to_string(u.rows.size()) + " row" + (u.rows.size() == 1 ? "" : "s") +
+                       " had an unreadable image in column '" + column +
+                       "', read as a black image left out of the row's average (data.image.missing_value_strategy = "
+                       "zero; skip drops such rows): ";
+    for (size_t i = 0; i < u.examples.size(); ++i) line += (i ? "; " : "") + u.examples[i];
+    if (u.rows.size() > u.examples.size()) line += "; ...";
+    lines.push_back(line);
+  }
+  return lines;
 }
 
 void ImageInputs::add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement,

@@ -6,7 +6,10 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <random>
 #include <string>
 #include <vector>
@@ -40,8 +43,20 @@ struct ImageInputs : ModelInputs {
   void add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement, std::mt19937_64* training_rng,
                     Batch& batch) const override;
 
+  std::vector<std::string> problems() const override;
+  // An image of `row` in image column `column` did not decode, for `reason`.
+  void record_unreadable(int64_t row, const std::string& column, const ImageRef& ref, const std::string& reason) const;
+
   std::shared_ptr<const ImageProcessor> processor;
   std::vector<std::vector<ImageRef>> rows;
+
+ private:
+  struct Unreadable {
+    std::set<int64_t> rows;
+    std::vector<std::string> examples;  // the first few "path: reason"
+  };
+  mutable std::mutex mutex_;
+  mutable std::map<std::string, Unreadable> unreadable_;  // by column
 };
 
 struct ImageProcessorOptions {
