@@ -139,7 +139,7 @@ void DefaultLearner::write(const std::string& folder_text, bool standalone, cons
   if (fitted_) {  // an unfinished fit's folder holds no weights: its trainer state has them
     torch::serialize::OutputArchive archive;
     net_->save(archive);
-    archive.save_to((folder / kWeightsFile).string());
+    save_archive(archive, (folder / kWeightsFile).string());
     predictor[kXxh3Digest] = xxh3_digest(folder / kWeightsFile);
     write_metrics_csv((folder / kMetricsFile).string(), log_);
     write_learning_curve((folder / kCurveFile).string(), log_, curve_marks());

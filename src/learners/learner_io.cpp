@@ -1,6 +1,10 @@
 #include "learners/learner_io.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <stdexcept>
 
 namespace automm {
@@ -10,6 +14,21 @@ void write_text_file(const std::string& path, const std::string& text) {
   out << text;
   out.close();
   if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+void save_archive(torch::serialize::OutputArchive& archive, const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "wb"), &std::fclose);
+  if (!file) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+  int error = 0;
+  // The writer is told every byte went out, so torch never meets a failure it
+  // cannot report; the first failure is kept and thrown once it is done.
+  archive.save_to([&](const void* data, size_t size) -> size_t {
+    if (!error && std::fwrite(data, 1, size, file.get()) != size) error = errno ? errno : EIO;
+    return size;
+  });
+  if (!error && std::fflush(file.get()) != 0) error = errno ? errno : EIO;
+  if (std::fclose(file.release()) != 0 && !error) error = errno ? errno : EIO;
+  if (error) throw std::runtime_error("cannot write " + path + ": " + std::strerror(error));
 }
 
 Json read_json_file(const std::string& path) {

@@ -5,6 +5,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 
+#include "learners/learner_io.h"
+
 namespace automm {
 namespace {
 
@@ -62,7 +64,7 @@ void save_training_state(const std::string& file, torch::nn::Module& model, torc
   archive.write("state", c10::IValue(meta.dump()));
   // Written beside the old file and renamed over it: a kill leaves one or the other.
   const std::string temp = file + ".tmp";
-  archive.save_to(temp);
+  save_archive(archive, temp);
   std::filesystem::rename(temp, file);
 }
 

@@ -1,10 +1,13 @@
 // The public face: validates the user's options, picks the learner the problem
-// type names, and keeps the predictor folder whole (temporary folder + rename).
+// type names, and keeps the predictor folder whole (temporary folder + atomic exchange).
 #include "automm/predictor.h"
+
+#include <fcntl.h>  // AT_FDCWD
+#include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28)
+#include <unistd.h>
 
 #include <filesystem>
 #include <random>
-#include <unistd.h>
 
 #include "automm/metrics.h"
 #include "learners/learner.h"
@@ -98,10 +101,16 @@ void MultiModalPredictor::save(const std::string& path_text, bool standalone) co
     fs::create_directories(temp);
     learner_->write(temp.string(), standalone);
     if (fs::exists(target)) {
-      const fs::path old = parent / (target.filename().string() + ".old-" + unique_suffix());
-      fs::rename(target, old);
-      fs::rename(temp, target);
-      fs::remove_all(old);
+      // One atomic exchange: at every moment `target` is the old folder or the new
+      // one, whenever the process dies. The old one ends at `temp`, then goes.
+      if (renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, target.c_str(), RENAME_EXCHANGE) == 0) {
+        fs::remove_all(temp);
+      } else {  // a filesystem without RENAME_EXCHANGE: two renames, a short window without `target`
+        const fs::path old = parent / (target.filename().string() + ".old-" + unique_suffix());
+        fs::rename(target, old);
+        fs::rename(temp, target);
+        fs::remove_all(old);
+      }
     } else {
       fs::rename(temp, target);
     }
