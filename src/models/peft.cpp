@@ -189,6 +189,9 @@ void freeze_for_peft(torch::nn::Module& net, const PeftMethod& method,
 LinearAdapter linear_adapter(const torch::nn::LinearImpl& linear) {
   auto& module = const_cast<torch::nn::LinearImpl&>(linear);
   LinearAdapter adapter;
+  // Every Linear call asks: a layer holding only its weight and bias (all of them
+  // outside PEFT fits) answers without a lookup.
+  if (ParameterAccess::of(module).size() <= (linear.bias.defined() ? 2u : 1u)) return adapter;
   if (const torch::Tensor* a = find(module, kLoraA)) {
     adapter.lora_A = *a;
     adapter.lora_B = *find(module, kLoraB);

@@ -88,15 +88,21 @@ TEST(Distillation, OptionsFollowTheProblemType) {
 
 // Every term of the loss against its formula, with a real fitted teacher (whose
 // head runs on the adapted student features and takes no gradient).
-TEST(Distillation, LossIsTheWeightedSumOfItsTerms) {
+std::unique_ptr<DefaultLearner> fitted_teacher(testing::TempDir& dir) {
   PredictorOptions options;
   options.label = "label";
   options.verbose = false;
-  testing::TempDir dir;
   options.path = dir.file("teacher");
   options.hyperparameters = {{"optim.max_epochs", 1}};
-  DefaultLearner teacher(options);
-  teacher.fit(testing::make_tabular_table(200, 1, "multiclass"), FitOptions{}, nullptr);
+  auto teacher = std::make_unique<DefaultLearner>(options);
+  teacher->fit(testing::make_tabular_table(200, 1, "multiclass"), FitOptions{}, nullptr);
+  return teacher;
+}
+
+TEST(Distillation, LossIsTheWeightedSumOfItsTerms) {
+  testing::TempDir dir;
+  const auto owner = fitted_teacher(dir);
+  DefaultLearner& teacher = *owner;
   const int64_t teacher_dim = teacher.extract_embedding(testing::make_tabular_table(2, 2, "multiclass")).size(1);
 
   Config config;
@@ -134,6 +140,38 @@ TEST(Distillation, LossIsTheWeightedSumOfItsTerms) {
   loss.backward();
   EXPECT_TRUE(out.logits.grad().defined() && out.features.grad().defined());
   for (const auto& p : distiller.adaptor()->parameters()) EXPECT_TRUE(p.grad().defined());
+}
+
+// output_feature_loss_type = cosine (mean of 1 - cosine similarity) and a
+// cross-entropy softmax regression, against their formulas.
+TEST(Distillation, CosineFeatureLossAndCrossEntropySoftmaxRegression) {
+  testing::TempDir dir;
+  const auto teacher = fitted_teacher(dir);
+  const int64_t teacher_dim = teacher->extract_embedding(testing::make_tabular_table(2, 2, "multiclass")).size(1);
+  Config config;
+  config.merge({{"distiller.hard_label_weight", 0.0},
+                {"distiller.soft_label_weight", 0.0},
+                {"distiller.softmax_regression_weight", 1.0},
+                {"distiller.softmax_regression_loss_type", "cross_entropy"},
+                {"distiller.output_feature_loss_type", "cosine"},
+                {"distiller.output_feature_loss_weight", 3.0}});
+  torch::manual_seed(4);
+  Distiller distiller(DistillerOptions::from(config, false), *teacher, teacher_dim, teacher_dim);
+  EXPECT_FALSE(distiller.adaptor());  // equal widths: no adaptor
+  NetOutput out;
+  out.logits = torch::randn({6, 3});
+  out.features = torch::randn({6, teacher_dim});
+  Targets targets;
+  targets.dense[kTeacherLogits] = torch::randn({6, 3});
+  targets.dense[kTeacherHeadOutputs] = torch::randn({6, 3});
+  targets.dense[kTeacherFeatures] = torch::randn({6, teacher_dim});
+  const double loss = distiller.loss(torch::tensor(5.0), out, targets).item<double>();
+  const torch::Tensor p = torch::softmax(targets.dense[kTeacherHeadOutputs], 1);
+  const double sr = -(p * torch::log_softmax(teacher->classify_features(out.features), 1)).sum(1).mean().item<double>();
+  const torch::Tensor t = targets.dense[kTeacherFeatures];
+  const double cosine =
+      (1 - (out.features * t).sum(1) / (out.features.norm(2, 1) * t.norm(2, 1))).mean().item<double>();
+  EXPECT_NEAR(loss, sr + 3.0 * cosine, 1e-4);
 }
 
 }  // namespace

@@ -137,6 +137,15 @@ TEST(Peft, LinearAdapterFormula) {
   EXPECT_TRUE(torch::allclose(apply_linear(*linear, x), expected, 1e-5, 1e-6));
   // kaiming_uniform(a = sqrt 5) on [r, in]: bound 1 / sqrt(in).
   EXPECT_LE(a.lora_A.abs().max().item<double>(), 1.0 / std::sqrt(6.0) + 1e-6);
+
+  // IA3 alone on a Linear without bias (one parameter of its own plus the scale).
+  auto bare = std::make_shared<torch::nn::Module>();
+  torch::nn::Linear no_bias(torch::nn::LinearOptions(6, 5).bias(false));
+  bare->register_module("value", no_bias);
+  add_adapters(*bare, options_for("ia3", {"value"}));
+  perturb_adapters(*bare);
+  EXPECT_TRUE(torch::allclose(apply_linear(*no_bias, x),
+                              torch::matmul(x, no_bias->weight.t()) * linear_adapter(*no_bias).ia3, 1e-5, 1e-6));
 }
 
 // Analytic gradients of lora_A, lora_B and lora_b inside a small BERT encoder
