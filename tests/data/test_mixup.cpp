@@ -141,12 +141,16 @@ TEST(Mixup, DrawsFollowTheKeys) {
 TEST(Mixup, KeysAndErrors) {
   Config config;
   EXPECT_FALSE(mixup_options(config).has_value());
-  config.merge({{"data.mixup.turn_on", true}, {"data.mixup.mode", "pair"}, {"data.mixup.cutmix_minmax", Json::array({0.2, 0.7})}});
+  config.merge({{"data.mixup.turn_on", true},
+                {"data.mixup.mode", "pair"},
+                {"data.mixup.cutmix_minmax", Json::array({0.2, 0.7})},
+                {"data.mixup.label_smoothing", 0.3}});
   const auto o = mixup_options(config);
   ASSERT_TRUE(o.has_value());
   EXPECT_EQ(o->mode, "pair");
   EXPECT_EQ(o->turn_off_epoch, 5);
   EXPECT_DOUBLE_EQ((*o->cutmix_minmax)[1], 0.7);
+  EXPECT_DOUBLE_EQ(o->label_smoothing, 0.3);
   Config bad;
   bad.merge({{"data.mixup.turn_on", true}, {"data.mixup.cutmix_minmax", Json::array({0.7, 0.2})}});
   EXPECT_TRUE(contains(error_of([&] { mixup_options(bad); }), "cutmix_minmax"));
