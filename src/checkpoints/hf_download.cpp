@@ -1,4 +1,5 @@
 #include "hf_download.h"
+#include "config/json_text.h"
 
 #include <curl/curl.h>
 
@@ -170,7 +171,12 @@ struct SnapshotDownload {
     if (fetch("model.safetensors.index.json", commit)) {
       const std::string index_url = url(commit, "model.safetensors.index.json");
       std::ifstream in(repo_folder / "blobs" / files.back().second);
-      const nlohmann::json index = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      nlohmann::json index;
+      try {
+        index = parse_json(in, index_url);
+      } catch (const nlohmann::json::exception&) {
+        index = nullptr;  // reported below with what is expected
+      }
       if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
         throw std::runtime_error(index_url + " is not a safetensors index: expected a JSON object with a " +
                                  "\"weight_map\" object from tensor names to shard files");

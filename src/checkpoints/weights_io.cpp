@@ -4,6 +4,7 @@
 // The whole header is validated before any tensor data is read, so a corrupt
 // or hostile file fails with a message instead of a partial state dict.
 #include <algorithm>
+#include "config/json_text.h"
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -87,6 +88,7 @@ json parse_json_strict(const std::string& text, const std::string& path, const s
     return true;
   };
   try {
+    check_json_nesting(text, path + " (" + what + ")");
     return json::parse(text, callback);
   } catch (const json::exception& e) {
     throw std::runtime_error(path + ": the " + what + " is not valid JSON: " + e.what());
@@ -141,7 +143,7 @@ Header read_header(std::ifstream& in, const std::string& path) {
           throw std::runtime_error(path + ": \"__metadata__\" value '" + key + "' must be a string");
       continue;
     }
-    auto bad = [&](const std::string& what) {
+    auto bad = [&, &name = name](const std::string& what) {
       return std::runtime_error(path + ": tensor '" + name + "': " + what);
     };
     if (!info.is_object()) throw bad("its header entry must be an object");

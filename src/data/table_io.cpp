@@ -4,6 +4,7 @@
 // file size. Missing-value handling follows pandas' defaults so a table read here
 // matches what AutoGluon would see from pd.read_csv / pd.read_json(lines=True).
 #include "automm/table.h"
+#include "config/json_text.h"
 
 #include <algorithm>
 #include <array>
@@ -153,6 +154,27 @@ constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
   throw std::runtime_error(source + ":" + std::to_string(line) + ": " + what);
 }
 
+// What one table may hold (docs/data.md, "Limits"): a file beyond them is refused
+// with an error instead of exhausting memory or time.
+constexpr size_t kMaxCellBytes = size_t{32} << 20;
+constexpr size_t kMaxColumns = 100000;
+// Cells a JSON Lines reader adds for keys that rows lack: at most this many, or
+// four per value the file holds, so that memory stays proportional to the file
+// (rows that each bring a new key would otherwise make rows x keys cells).
+constexpr size_t kMinAbsentCellLimit = size_t{1} << 24;
+
+void check_cell_size(size_t bytes, const std::string& source, size_t line, size_t column) {
+  if (bytes > kMaxCellBytes)
+    fail_at(source, line, "the field in column " + std::to_string(column + 1) + " holds " + std::to_string(bytes) +
+                              " bytes, more than the " + std::to_string(kMaxCellBytes >> 20) +
+                              " MiB a cell may hold (is a quote left open?)");
+}
+
+void check_column_count(size_t columns, const std::string& source, size_t line) {
+  if (columns > kMaxColumns)
+    fail_at(source, line, "more than " + std::to_string(kMaxColumns) + " columns, the most a table may have");
+}
+
 // Bulk reads instead of per-character get(), so large files read in linear time.
 std::string read_all(std::istream& in, const std::string& source) {
   std::string data;
@@ -186,7 +208,9 @@ class DelimitedScanner {
       std::string field;
       end_of_record = pos_ < data_.size() && data_[pos_] == '"' ? quoted_field(field)
                                                                 : unquoted_field(field);
+      check_cell_size(field.size(), source_, record_line_, fields.size());
       fields.push_back(std::move(field));
+      check_column_count(fields.size(), source_, record_line_);
     }
     return true;
   }
@@ -352,17 +376,17 @@ Table read_delimited(std::istream& in, char delimiter, const std::string& source
   }
   const size_t header_line = scanner.record_line();
   std::vector<Column> columns(fields.size());
+  std::unordered_map<std::string, size_t> index;
   for (size_t i = 0; i < fields.size(); ++i) {
     if (fields[i].empty()) {
       fail_at(source, header_line,
               "header column " + std::to_string(i + 1) + " has an empty name; every column needs one");
     }
-    for (size_t j = 0; j < i; ++j) {
-      if (columns[j].name == fields[i]) {
-        fail_at(source, header_line,
-                "duplicate column name '" + fields[i] + "' in the header (columns " +
-                    std::to_string(j + 1) + " and " + std::to_string(i + 1) + ")");
-      }
+    const auto [seen, inserted] = index.emplace(fields[i], i);
+    if (!inserted) {
+      fail_at(source, header_line,
+              "duplicate column name '" + fields[i] + "' in the header (columns " +
+                  std::to_string(seen->second + 1) + " and " + std::to_string(i + 1) + ")");
     }
     columns[i].name = std::move(fields[i]);
   }
@@ -394,6 +418,7 @@ Table read_json_lines(std::istream& in, const std::string& source) {
   std::unordered_map<std::string, size_t> index;  // column name -> position
   size_t rows = 0;
   size_t line = 0;
+  size_t absent_cells = 0, values = 0;
   size_t pos = bom_length(data);
   while (pos < data.size()) {
     ++line;
@@ -407,6 +432,7 @@ Table read_json_lines(std::istream& in, const std::string& source) {
     }
 
     Json object;
+    check_json_nesting(std::string_view(data).substr(pos, end - pos), source + ":" + std::to_string(line));
     try {
       object = Json::parse(data.begin() + static_cast<std::ptrdiff_t>(pos),
                            data.begin() + static_cast<std::ptrdiff_t>(end));
@@ -424,6 +450,13 @@ Table read_json_lines(std::istream& in, const std::string& source) {
       auto it = index.find(key);
       if (it == index.end()) {
         // Rows read before this key appeared are missing it.
+        check_column_count(columns.size() + 1, source, line);
+        absent_cells += rows;
+        if (absent_cells > std::max(kMinAbsentCellLimit, 4 * values))
+          fail_at(source, line,
+                  "key '" + key + "' is new after " + std::to_string(rows) + " rows: rows would lack " +
+                      std::to_string(absent_cells) + " cells of the keys other rows have, more than four per " +
+                      "value in the file (give every row the same keys)");
         Column column;
         column.name = key;
         column.cells.assign(rows, std::string());
@@ -432,12 +465,14 @@ Table read_json_lines(std::istream& in, const std::string& source) {
         columns.push_back(std::move(column));
       }
       Column& column = columns[it->second];
+      ++values;
       switch (value.type()) {
         case Json::value_t::null:
           column.push(std::string(), false);
           break;
         case Json::value_t::string: {
           std::string text = value.get<std::string>();
+          check_cell_size(text.size(), source, line, it->second);
           const bool present = !is_missing_token(text);
           column.push(std::move(text), present);
           break;
@@ -462,7 +497,13 @@ Table read_json_lines(std::istream& in, const std::string& source) {
     }
     ++rows;
     for (Column& c : columns) {  // keys absent from this row are missing
-      if (c.size() < rows) c.push(std::string(), false);
+      if (c.size() < rows) {
+        c.push(std::string(), false);
+        if (++absent_cells > std::max(kMinAbsentCellLimit, 4 * values))
+          fail_at(source, line, "rows lack " + std::to_string(absent_cells) +
+                                    " cells of the keys other rows have, more than four per value in the file " +
+                                    "(give every row the same keys)");
+      }
     }
     pos = next;
   }

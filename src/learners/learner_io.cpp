@@ -1,4 +1,5 @@
 #include "learners/learner_io.h"
+#include "config/json_text.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -35,7 +36,7 @@ Json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("cannot read " + path + ": the file is missing");
   try {
-    return Json::parse(in);
+    return parse_json(in, path);
   } catch (const Json::exception& e) {
     throw std::runtime_error(path + " is corrupted: " + e.what());
   }

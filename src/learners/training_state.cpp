@@ -1,4 +1,5 @@
 #include "training_state.h"
+#include "config/json_text.h"
 
 #include <filesystem>
 
@@ -83,7 +84,7 @@ void load_training_state(const std::string& file, torch::nn::Module& model, torc
     optimizer.load(optimizer_archive);
     c10::IValue text;
     archive.read("state", text);
-    const nlohmann::json meta = nlohmann::json::parse(text.toStringRef());
+    const nlohmann::json meta = parse_json(text.toStringRef(), file + " (training state)");
     state.step = meta.at("step").get<int64_t>();
     state.epoch = meta.at("epoch").get<int64_t>();
     state.batch = meta.at("batch").get<int64_t>();

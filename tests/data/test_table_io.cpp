@@ -278,6 +278,50 @@ TEST(TableIoJsonlErrors, EmptyInput) {
 // ---------------------------------------------------------------------------
 // Table
 
+// --- Limits (docs/hardening.md): refused with an error, in bounded time and memory ---
+
+TEST(TableIoLimits, DeeplyNestedJsonLineIsRefusedNotACrash) {
+  // 200000 levels used to overflow the stack of the code walking the parsed value.
+  const std::string deep = "{\"label\": 1}\n{\"a\": " + std::string(200000, '[') + std::string(200000, ']') + "}\n";
+  const std::string message = message_of<std::runtime_error>([&] { parse_jsonl(deep); });
+  EXPECT_TRUE(Contains(message, "mem.jsonl:2"));
+  EXPECT_TRUE(Contains(message, "nests deeper than 100 levels"));
+  // Brackets inside strings are text, not nesting.
+  const Table table = parse_jsonl("{\"a\": \"" + std::string(500, '[') + "\\\"[\"}\n");
+  EXPECT_EQ(table.column("a").cells[0], std::string(500, '[') + "\"[");
+}
+
+TEST(TableIoLimits, OversizedCellIsRefusedNamingLineAndColumn) {
+  const std::string big(33u << 20, 'x');
+  const std::string csv_message = message_of<std::runtime_error>([&] { parse_csv("a,b\n1,2\n3," + big + "\n"); });
+  EXPECT_TRUE(Contains(csv_message, "mem.csv:3"));
+  EXPECT_TRUE(Contains(csv_message, "column 2 holds 34603008 bytes, more than the 32 MiB"));
+  // An unterminated quote swallowing a file is the usual cause.
+  EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { parse_csv("a\n\"" + big + "\"\n"); }), "more than the 32 MiB"));
+  EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { parse_jsonl("{\"t\": \"" + big + "\"}\n"); }), "mem.jsonl:1"));
+}
+
+TEST(TableIoLimits, MillionColumnHeaderIsRefusedQuickly) {
+  std::string header;
+  for (int i = 0; i < 1000000; ++i) header += (i ? ",c" : "c") + std::to_string(i);
+  // Duplicate names are found by hashing, not by comparing every pair.
+  EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { parse_csv(header + "\n"); }), "more than 100000 columns"));
+  std::string wide;
+  for (int i = 0; i < 50000; ++i) wide += (i ? ",c" : "c") + std::to_string(i);
+  EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { parse_csv(wide + ",c17\n"); }), "columns 18 and 50001"));
+}
+
+TEST(TableIoLimits, RowsThatEachBringNewKeysAreRefused) {
+  std::string text;
+  for (int i = 0; i < 6000; ++i) text += "{\"k" + std::to_string(i) + "\": 1}\n";
+  const std::string message = message_of<std::runtime_error>([&] { parse_jsonl(text); });
+  EXPECT_TRUE(Contains(message, "cells of the keys other rows have, more than four per value in the file"));
+  // Sparse keys in moderation are fine: every row lacks some.
+  const Table sparse = parse_jsonl("{\"a\": 1}\n{\"b\": 2}\n{\"a\": 3, \"c\": 4}\n");
+  EXPECT_EQ(sparse.num_columns(), 3u);
+  EXPECT_EQ(sparse.column("c").present, (std::vector<uint8_t>{0, 0, 1}));
+}
+
 TEST(TableIoTable, ColumnNotFoundListsColumns) {
   Table t = parse_csv("a,b,c\n1,2,3\n", ',', "train.csv");
   const std::string msg = message_of<std::invalid_argument>([&] { t.column("x"); });

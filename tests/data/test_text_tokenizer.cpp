@@ -3,6 +3,7 @@
 
 #include "data/text/token_ids.h"
 #include "data/text/text_tokenizer.h"
+#include "data/text/tokenizer_limits.h"
 #include "test_util.h"
 
 namespace automm {
@@ -70,6 +71,22 @@ TEST(TextTokenizer, MissingTokenizerFilesAreNamed) {
   EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { TextTokenizer::from_folder(dir.path().string(), "bert"); }),
                        "tokenizer.json (WordPiece), vocab.txt"));
   EXPECT_THROW(TextTokenizer::from_folder(dir.path().string(), "clip"), std::invalid_argument);
+}
+
+// Limits (docs/hardening.md): a hostile tokenizer file is refused, not a crash.
+TEST(TextTokenizer, DeeplyNestedTokenizerJsonIsRefused) {
+  TempDir dir;
+  write_file(dir.file("tokenizer.json"), "{\"model\": " + std::string(100000, '[') + std::string(100000, ']') + "}");
+  const std::string message = message_of<std::runtime_error>([&] { TextTokenizer::from_folder(dir.path().string()); });
+  EXPECT_TRUE(Contains(message, "tokenizer.json"));
+  EXPECT_TRUE(Contains(message, "nests deeper than 100 levels"));
+}
+
+TEST(TextTokenizer, VocabularyBeyondTheLimitIsRefused) {
+  std::vector<std::string> vocabulary(kMaxTokenizerEntries + 1);
+  for (size_t i = 0; i < vocabulary.size(); ++i) vocabulary[i] = std::to_string(i);
+  EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { WordPieceTokenizer::from_vocabulary(vocabulary, {}, "big.txt"); }),
+                       "big.txt: the vocabulary holds 2097153 entries, more than the 2097152"));
 }
 
 }  // namespace

@@ -1,4 +1,6 @@
 #include "bpe_tokenizer.h"
+#include "tokenizer_limits.h"
+#include "config/json_text.h"
 #include "utf8.h"
 
 #include <algorithm>
@@ -156,7 +158,7 @@ nlohmann::json read_json_file(const std::string& path, const std::string& what) 
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error("byte-level BPE tokenizer: cannot open " + what + " " + path);
   try {
-    return nlohmann::json::parse(in);
+    return parse_json(in, path);
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("invalid JSON: ") + e.what());
   }
@@ -171,6 +173,8 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_parts(const nlohmann::json& vo
   t.add_prefix_space_ = add_prefix_space;
   if (!vocab.is_object()) fail(source, "expected the vocabulary as a JSON object {token: id}");
   if (vocab.empty()) fail(source, "empty vocabulary");
+  check_tokenizer_entries(vocab.size(), "vocabulary", source);
+  check_tokenizer_entries(merges.size(), "merge list", source);
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0) {
       fail(source, "id of token \"" + it.key() + "\" is not a non-negative integer");

@@ -1,4 +1,5 @@
 #include "text_tokenizer.h"
+#include "config/json_text.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -20,7 +21,7 @@ nlohmann::json read_optional_json(const fs::path& path) {
   if (!fs::exists(path)) return nlohmann::json::object();
   std::ifstream in(path);
   try {
-    return nlohmann::json::parse(in);
+    return parse_json(in, path.string());
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
   }

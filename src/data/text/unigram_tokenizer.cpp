@@ -1,4 +1,6 @@
 #include "unigram_tokenizer.h"
+#include "tokenizer_limits.h"
+#include "config/json_text.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -427,7 +429,7 @@ void UnigramTokenizer::finish_init() {
 UnigramTokenizer UnigramTokenizer::from_tokenizer_json(const std::string& path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path, "tokenizer file"));
+    j = parse_json(read_file(path, "tokenizer file"), path);
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("invalid JSON: ") + e.what());
   }
@@ -435,6 +437,7 @@ UnigramTokenizer UnigramTokenizer::from_tokenizer_json(const std::string& path) 
   const std::string model_type = model.value("type", std::string("<missing>"));
   if (model_type != "Unigram") fail(path, "model type is \"" + model_type + "\", not Unigram");
   if (!model.contains("vocab") || !model["vocab"].is_array()) fail(path, "model has no vocab array");
+  check_tokenizer_entries(model["vocab"].size(), "vocabulary", path);
   UnigramTokenizer t;
   t.source_ = path;
   for (const auto& entry : model["vocab"]) {
@@ -483,6 +486,7 @@ UnigramTokenizer UnigramTokenizer::from_tokenizer_json(const std::string& path) 
 UnigramTokenizer UnigramTokenizer::from_sentencepiece_model(const std::string& path,
                                                             const SentencePieceConversion& conversion) {
   const SpmModel spm = parse_spm_model(read_file(path, "sentencepiece model"), path);
+  check_tokenizer_entries(spm.pieces.size(), "vocabulary", path);
   if (spm.model_type != 1)
     fail(path, "sentencepiece model_type " + std::string(spm.model_type == 2 ? "BPE" : spm.model_type == 3 ? "WORD" : "CHAR") +
                    " is not supported (only UNIGRAM)");

@@ -1,4 +1,6 @@
 #include "wordpiece_tokenizer.h"
+#include "tokenizer_limits.h"
+#include "config/json_text.h"
 
 #include <algorithm>
 #include <fstream>
@@ -145,6 +147,7 @@ WordPieceTokenizer WordPieceTokenizer::from_vocab_file(const std::string& vocab_
 
 WordPieceTokenizer WordPieceTokenizer::from_vocabulary(const std::vector<std::string>& vocabulary,
                                                        WordPieceOptions options, const std::string& source) {
+  check_tokenizer_entries(vocabulary.size(), "vocabulary", source);
   WordPieceTokenizer t;
   for (const std::string& token : vocabulary) {
     // A repeated token keeps its last id, like Hugging Face's vocab map.
@@ -173,7 +176,7 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
   if (!in) throw std::runtime_error("WordPiece tokenizer: cannot open tokenizer file " + path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(in);
+    j = parse_json(in, path);
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string("invalid JSON: ") + e.what());
   }
@@ -189,6 +192,7 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
 
   WordPieceTokenizer t;
   const auto& vocab = model["vocab"];
+  check_tokenizer_entries(vocab.size(), "vocabulary", path);
   t.id_to_token_.resize(vocab.size());
   std::vector<bool> seen(vocab.size(), false);
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {

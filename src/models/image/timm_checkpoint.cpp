@@ -1,4 +1,5 @@
 #include "timm_checkpoint.h"
+#include "config/json_text.h"
 
 #include <filesystem>
 #include <fstream>
@@ -65,7 +66,7 @@ ResolvedImageModel from_folder(const fs::path& folder, bool pretrained, const st
   if (!in) throw std::runtime_error("image checkpoint folder " + folder.string() + " has no config.json");
   nlohmann::json config;
   try {
-    config = nlohmann::json::parse(in);
+    config = parse_json(in, (folder / "config.json").string());
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error((folder / "config.json").string() + " is not valid JSON: " + e.what());
   }

@@ -1,6 +1,7 @@
 // hf_text: a Hugging Face text encoder, pooled (cls or mean) into one feature
 // vector per row, with a linear head (AutoMM's HFAutoModelForTextPrediction).
 #include <filesystem>
+#include "config/json_text.h"
 #include <fstream>
 
 #include "automm/weights_io.h"
@@ -17,7 +18,7 @@ nlohmann::json read_model_config(const fs::path& folder) {
   std::ifstream in(folder / "config.json");
   if (!in) throw std::runtime_error("text checkpoint " + folder.string() + " has no config.json");
   try {
-    return nlohmann::json::parse(in);
+    return parse_json(in, (folder / "config.json").string());
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error((folder / "config.json").string() + " is not valid JSON: " + e.what());
   }

@@ -1,4 +1,5 @@
 #include "text_encoder.h"
+#include "config/json_text.h"
 
 #include <filesystem>
 #include <fstream>
@@ -89,7 +90,7 @@ TextModelLimits read_text_model_limits(const std::string& checkpoint_dir) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("text checkpoint " + checkpoint_dir + " has no config.json");
   try {
-    return text_model_limits(nlohmann::json::parse(in));
+    return text_model_limits(parse_json(in, path.string()));
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
   }
