@@ -1,4 +1,5 @@
 #include "automm/config.h"
+#include "config/json_text.h"
 
 #include <algorithm>
 #include <cmath>
@@ -177,10 +178,8 @@ Json normalize(const KeySpec& spec, const Json& value) {
       if (!value.is_boolean()) wrong_type(spec, value);
       return value;
     case KeyType::kInt:
-      if (value.is_number_integer()) {
-        out = value.get<int64_t>();
-      } else if (value.is_number_float() && std::floor(value.get<double>()) == value.get<double>()) {
-        out = static_cast<int64_t>(value.get<double>());
+      if (const auto number = json_integer(value)) {
+        out = *number;
       } else {
         wrong_type(spec, value);
       }

@@ -1,5 +1,7 @@
 #include "config/json_text.h"
 
+#include <climits>
+#include <cmath>
 #include <istream>
 #include <iterator>
 #include <stdexcept>
@@ -34,6 +36,28 @@ nlohmann::json parse_json(std::string_view text, const std::string& source) {
 nlohmann::json parse_json(std::istream& in, const std::string& source) {
   const std::string text(std::istreambuf_iterator<char>(in), {});
   return parse_json(text, source);
+}
+
+std::optional<int64_t> json_integer(const nlohmann::json& value) {
+  if (value.is_number_integer() && !value.is_number_unsigned()) return value.get<int64_t>();
+  if (value.is_number_unsigned()) {
+    const uint64_t u = value.get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<int64_t>(u);
+  }
+  if (value.is_number_float()) {
+    const double d = value.get<double>();
+    // [-2^63, 2^63): every double there converts exactly; NaN fails both tests.
+    if (std::floor(d) == d && d >= -9223372036854775808.0 && d < 9223372036854775808.0) return static_cast<int64_t>(d);
+  }
+  return std::nullopt;
+}
+
+int64_t json_integer_field(const nlohmann::json& object, const std::string& key, int64_t fallback,
+                           const std::string& source) {
+  if (!object.is_object() || !object.contains(key) || object.at(key).is_null()) return fallback;
+  if (const auto number = json_integer(object.at(key))) return *number;
+  throw std::runtime_error(source + ": \"" + key + "\" must be an integer, not " + object.at(key).dump());
 }
 
 }  // namespace automm

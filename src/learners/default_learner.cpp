@@ -298,6 +298,8 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
         requested.holdout_frac > 0)
       throw std::invalid_argument("a resumed fit continues with its saved configuration: pass only the data");
     const Json& saved = resume_fit_options_;
+    if (!saved.at("seed").is_number_unsigned())
+      throw std::runtime_error("predictor.json: fit_options \"seed\" must be a non-negative integer");
     fit.seed = saved.at("seed").get<uint64_t>();
     fit.holdout_frac = saved.at("holdout_frac").get<double>();
     budget_ = saved.value("training_budget", Json::object());

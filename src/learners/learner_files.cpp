@@ -3,6 +3,7 @@
 // adapter's saved state), model.pt (weights), metrics.csv, learning_curve.svg.
 // Relative paths only. Folders of format version 1 are read too.
 #include <xxhash.h>
+#include "config/json_text.h"
 
 #include <cmath>
 #include <cstring>
@@ -153,7 +154,7 @@ void DefaultLearner::write(const std::string& folder_text, bool standalone, cons
 
 void DefaultLearner::read(const std::string& folder_text, const Json& meta, bool resume) {
   const fs::path folder(folder_text);
-  const int version = meta.value("format_version", -1);
+  const int64_t version = json_integer_field(meta, "format_version", -1, (folder / kPredictorFile).string());
   try {
     options_.label = meta.at("label").get<std::string>();
     config_ = Config::from_json(meta.at("config"));

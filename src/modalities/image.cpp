@@ -1,6 +1,7 @@
 // timm_image: one adapter per image model, holding its architecture and its
 // image processor (AutoMM's transforms and normalisation).
 #include "automm/log.h"
+#include "config/json_text.h"
 
 #include "data/image/image_processor.h"
 #include "models/image/timm_checkpoint.h"
@@ -77,11 +78,12 @@ ModalityFamily timm_image_family() {
   family.load = [](const ModalityLoadInputs& in) -> std::unique_ptr<Modality> {
     const nlohmann::json& s = in.state;
     ImageProcessorOptions options;
-    options.image_size = s.at("image_size").get<int64_t>();
+    options.image_size = json_integer_field(s, "image_size", 0, "processors.json: image modality");
+    if (options.image_size < 1) throw std::runtime_error("processors.json: image modality: \"image_size\" must be a positive integer");
     options.mean = s.at("mean").get<std::array<double, 3>>();
     options.std = s.at("std").get<std::array<double, 3>>();
     options.interpolation = s.at("interpolation").get<std::string>();
-    options.max_images_per_column = s.at("max_images_per_column").get<int64_t>();
+    options.max_images_per_column = json_integer_field(s, "max_images_per_column", 1, "processors.json: image modality");
     options.skip_invalid = s.at("skip_invalid").get<bool>();
     options.train_transforms = s.at("train_transforms").get<std::vector<std::string>>();
     options.val_transforms = s.at("val_transforms").get<std::vector<std::string>>();

@@ -1,6 +1,7 @@
 // The public face: validates the user's options, picks the learner the problem
 // type names, and keeps the predictor folder whole (temporary folder + atomic exchange).
 #include "automm/predictor.h"
+#include "config/json_text.h"
 
 #include <fcntl.h>  // AT_FDCWD
 #include <stdio.h>  // renameat2, RENAME_EXCHANGE (glibc >= 2.28)
@@ -36,7 +37,7 @@ Json read_predictor_meta(const fs::path& dir) {
   const Json meta = read_json_file((dir / kPredictorFile).string());
   if (meta.value("format", "") != kPredictorFormat)
     throw std::runtime_error((dir / kPredictorFile).string() + " is not an automm.cpp predictor file");
-  const int version = meta.value("format_version", -1);
+  const int64_t version = json_integer_field(meta, "format_version", -1, (dir / kPredictorFile).string());
   if (version < 1 || version > kFormatVersion)
     throw std::runtime_error("predictor at " + dir.string() + " has format version " + std::to_string(version) +
                              "; this automm.cpp reads versions 1 to " + std::to_string(kFormatVersion));

@@ -1,6 +1,8 @@
 // Tests of the hyperparameter registry and Config (AutoMM's configs/*.yaml and presets.py).
 #include <gtest/gtest.h>
 
+#include "config/json_text.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -1021,6 +1023,46 @@ TEST(ConfigRegistry, DocsFileIsInSync) {
   }
   FAIL() << path << " is out of date with the key registry; " << fix << ".\nFirst difference at line "
          << line << ":\n  file:     " << line_a << "\n  expected: " << line_b;
+}
+
+// --- JSON from outside (src/config/json_text.h) ---
+
+TEST(JsonText, IntegersAreReadOnlyWhenTheyFit) {
+  EXPECT_EQ(json_integer(nlohmann::json(-5)), -5);
+  EXPECT_EQ(json_integer(nlohmann::json(3.0)), 3);
+  EXPECT_EQ(json_integer(nlohmann::json(UINT64_MAX >> 1)), INT64_MAX);
+  // Each of these was undefined behaviour through nlohmann's get<int64_t>().
+  EXPECT_EQ(json_integer(nlohmann::json(1.6e58)), std::nullopt);
+  EXPECT_EQ(json_integer(nlohmann::json(9223372036854775808.0)), std::nullopt);
+  EXPECT_EQ(json_integer(nlohmann::json(UINT64_MAX)), std::nullopt);
+  EXPECT_EQ(json_integer(nlohmann::json(2.5)), std::nullopt);
+  EXPECT_EQ(json_integer(nlohmann::json("7")), std::nullopt);
+  EXPECT_EQ(json_integer_field(nlohmann::json::object(), "k", 9, "f.json"), 9);
+  EXPECT_EQ(json_integer_field(nlohmann::json{{"k", nullptr}}, "k", 9, "f.json"), 9);
+  try {
+    json_integer_field(nlohmann::json{{"k", 1e300}}, "k", 0, "f.json");
+    ADD_FAILURE() << "1e300 accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "f.json: \"k\" must be an integer, not 1e+300");
+  }
+  // A configuration key holding a huge integral float is the wrong type, not a wrapped number.
+  Config config;
+  EXPECT_THROW(config.set("optim.max_epochs", 1e30), std::invalid_argument);
+}
+
+TEST(JsonText, NestingBeyondTheLimitIsRefused) {
+  const std::string ok = std::string(100, '[') + std::string(100, ']');
+  EXPECT_NO_THROW(check_json_nesting(ok, "ok.json"));
+  EXPECT_EQ(parse_json(ok, "ok.json").size(), 1u);
+  const std::string deep = std::string(101, '{') + std::string(101, '}');
+  try {
+    check_json_nesting(deep, "deep.json");
+    ADD_FAILURE() << "101 levels accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()), "deep.json: the JSON nests deeper than 100 levels (at byte 100), more than any file read here holds");
+  }
+  // Brackets in strings, escaped quotes included, are not nesting.
+  EXPECT_NO_THROW(check_json_nesting("[\"\\\"" + std::string(500, '[') + "\"]", "s.json"));
 }
 
 }  // namespace

@@ -1,10 +1,16 @@
 // The tokenizer of a checkpoint folder, and the ids a text model sees.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "data/text/token_ids.h"
 #include "data/text/text_tokenizer.h"
 #include "data/text/tokenizer_limits.h"
 #include "test_util.h"
+
+#ifndef AUTOMM_SOURCE_DIR
+#include "automm_test_paths.h"
+#endif
 
 namespace automm {
 namespace {
@@ -87,6 +93,39 @@ TEST(TextTokenizer, VocabularyBeyondTheLimitIsRefused) {
   for (size_t i = 0; i < vocabulary.size(); ++i) vocabulary[i] = std::to_string(i);
   EXPECT_TRUE(Contains(message_of<std::runtime_error>([&] { WordPieceTokenizer::from_vocabulary(vocabulary, {}, "big.txt"); }),
                        "big.txt: the vocabulary holds 2097153 entries, more than the 2097152"));
+}
+
+// Inputs the fuzzers found (fuzz/regressions/<harness>), run here in the normal
+// build too: each loads or fails with a message, in bounded time. The first two:
+// a float max_input_chars_per_word of 1.6e58, converted to an integer without a
+// check (undefined behaviour), and a sentencepiece control piece with no bytes,
+// which as an added token matched at every position without advancing (a hang).
+TEST(TextTokenizer, FuzzerFindingsFailWithAMessage) {
+  const std::filesystem::path regressions = std::filesystem::path(AUTOMM_SOURCE_DIR) / "fuzz" / "regressions";
+  size_t inputs = 0;
+  for (const auto& [harness, file] : {std::pair{"tokenizer_json", "tokenizer.json"}, {"sentencepiece_model", "spiece.model"}}) {
+    for (const auto& entry : std::filesystem::directory_iterator(regressions / harness)) {
+      TempDir dir;
+      std::filesystem::copy_file(entry.path(), dir.file(file));
+      write_file(dir.file("config.json"), "{\"model_type\": \"t5\"}");
+      try {
+        TextTokenizer::from_folder(dir.path().string()).encode("hello world <s> </s>");
+      } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()), "") << entry.path();
+      }
+      ++inputs;
+    }
+  }
+  EXPECT_GE(inputs, 2u);
+  const auto message = [&](const char* harness, const char* input, const char* file) {
+    TempDir dir;
+    std::filesystem::copy_file(regressions / harness / input, dir.file(file));
+    write_file(dir.file("config.json"), "{\"model_type\": \"t5\"}");
+    return message_of<std::runtime_error>([&] { TextTokenizer::from_folder(dir.path().string()); });
+  };
+  EXPECT_TRUE(Contains(message("tokenizer_json", "float_max_input_chars_per_word.json", "tokenizer.json"),
+                       "tokenizer.json: \"max_input_chars_per_word\" must be an integer, not 1.666666666666666"));
+  EXPECT_TRUE(Contains(message("sentencepiece_model", "empty_control_piece.model", "spiece.model"), "spiece.model: piece "));
 }
 
 }  // namespace

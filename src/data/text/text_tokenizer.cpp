@@ -132,8 +132,10 @@ std::vector<std::vector<int64_t>> model_token_ids(const std::string& checkpoint,
   const nlohmann::json config = read_optional_json(fs::path(resolved.folder) / "config.json");
   if (config.contains("max_position_embeddings")) {
     const std::string type = config.value("model_type", "");
-    const int64_t offset = type == "roberta" || type == "xlm-roberta" ? config.value("pad_token_id", 1) + 1 : 0;
-    max_len = std::min(max_len, config["max_position_embeddings"].get<int64_t>() - offset);
+    const std::string source = (fs::path(resolved.folder) / "config.json").string();
+    const int64_t offset =
+        type == "roberta" || type == "xlm-roberta" ? json_integer_field(config, "pad_token_id", 1, source) + 1 : 0;
+    max_len = std::min(max_len, json_integer_field(config, "max_position_embeddings", max_len, source) - offset);
   }
   TextSequenceOptions options;
   options.max_len = max_len;

@@ -296,7 +296,12 @@ SpmModel parse_spm_model(const std::string& data, const std::string& source) {
       else if (field == 3 && f == 3 && w == 0) m.add_dummy_prefix = r.varint() != 0;
       else r.skip(w);
     }
-    if (field == 1) m.pieces.push_back(piece);
+    if (field == 1) {
+      // As sentencepiece's loader: an empty piece would match everywhere.
+      if (piece.piece.empty())
+        throw std::runtime_error(source + ": piece " + std::to_string(m.pieces.size()) + " is empty");
+      m.pieces.push_back(piece);
+    }
   }
   if (m.pieces.empty()) fail(source, "no pieces (is this a sentencepiece .model file?)");
   return m;
@@ -445,7 +450,7 @@ UnigramTokenizer UnigramTokenizer::from_tokenizer_json(const std::string& path) 
       fail(path, "vocab entry " + entry.dump() + " is not [piece, score]");
     t.pieces_.emplace_back(entry[0].get<std::string>(), entry[1].get<double>());
   }
-  if (model.contains("unk_id") && !model["unk_id"].is_null()) t.unk_id_ = model["unk_id"].get<int64_t>();
+  if (model.contains("unk_id") && !model["unk_id"].is_null()) t.unk_id_ = json_integer_field(model, "unk_id", -1, path);
   t.byte_fallback_ = model.value("byte_fallback", false);
 
   parse_normalizer(j.value("normalizer", nlohmann::json()), path, &t.normalizer_);
@@ -469,8 +474,9 @@ UnigramTokenizer UnigramTokenizer::from_tokenizer_json(const std::string& path) 
 
   for (const auto& a : j.value("added_tokens", nlohmann::json::array())) {
     const std::string content = a.value("content", std::string());
-    const int64_t id = a.value("id", int64_t{-1});
+    const int64_t id = json_integer_field(a, "id", -1, path + ": added token");
     if (content.empty() || id < 0) fail(path, "added token " + a.dump() + " has no content or id");
+    if (id >= static_cast<int64_t>(kMaxTokenizerEntries)) fail(path, "added token \"" + content + "\" has id " + std::to_string(id) + ", past any vocabulary");
     // single_word needs word-boundary rules this tokenizer does not have.
     if (a.value("single_word", false)) fail(path, "added token \"" + content + "\" with single_word is not supported");
     // Like tokenizers' AddedVocabulary, a token the model already has keeps the model's id.
@@ -552,7 +558,9 @@ void UnigramTokenizer::viterbi(const std::string& word, std::vector<int64_t>* id
   for (size_t start = 0; start < n;) {
     const double base = best[start].score;
     const auto lead = static_cast<unsigned char>(word[start]);
-    const size_t char_len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+    // A model's precompiled charsmap may map text to invalid UTF-8: a lead byte
+    // near the end never reaches past it.
+    const size_t char_len = std::min<size_t>(n - start, lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4);
     bool single_char_piece = false;
     int32_t node = 0;
     for (size_t end = start; end < n;) {

@@ -207,7 +207,7 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
   }
   t.unk_token_ = model.value("unk_token", std::string("[UNK]"));
   t.continuing_prefix_ = model.value("continuing_subword_prefix", std::string("##"));
-  const int64_t max_chars = model.value("max_input_chars_per_word", int64_t{100});
+  const int64_t max_chars = json_integer_field(model, "max_input_chars_per_word", 100, path);
   if (max_chars <= 0) fail(path, "max_input_chars_per_word must be > 0");
   t.max_input_chars_per_word_ = static_cast<size_t>(max_chars);
 
@@ -223,7 +223,7 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
       const std::string content = a.value("content", std::string());
-      const int64_t id = a.value("id", int64_t{-1});
+      const int64_t id = json_integer_field(a, "id", -1, path + ": added token");
       // Only the verbatim matching that BERT's special tokens use is
       // implemented; refusing the other options beats silently differing.
       if (content.empty() || id < 0 || a.value("single_word", false) || a.value("lstrip", false) ||
@@ -231,6 +231,8 @@ WordPieceTokenizer WordPieceTokenizer::from_tokenizer_json(const std::string& pa
         fail(path, "unsupported added token \"" + content +
                        "\" (only non-normalized tokens without lstrip/rstrip/single_word)");
       }
+      if (id >= static_cast<int64_t>(kMaxTokenizerEntries))
+        fail(path, "added token \"" + content + "\" has id " + std::to_string(id) + ", past any vocabulary");
       if (id >= static_cast<int64_t>(t.id_to_token_.size())) t.id_to_token_.resize(id + 1);
       t.id_to_token_[id] = content;
       t.vocab_[content] = id;

@@ -52,7 +52,12 @@ bool is_registered(const std::string& name) {
 void apply_pretrained_cfg(const nlohmann::json& cfg, ImageModelInfo* info) {
   if (!cfg.is_object()) return;
   if (cfg.contains("input_size") && cfg["input_size"].is_array() && cfg["input_size"].size() == 3)
-    info->image_size = cfg["input_size"][1].get<int64_t>();
+    {
+    const auto size = json_integer(cfg["input_size"][1]);
+    if (!size || *size < 1)
+      throw std::runtime_error("config.json: pretrained_cfg \"input_size\" must be [channels, height, width], positive integers");
+    info->image_size = *size;
+  }
   for (const auto& [key, target] : {std::make_pair("mean", &info->mean), std::make_pair("std", &info->std)})
     if (cfg.contains(key) && cfg[key].is_array() && cfg[key].size() == 3)
       for (size_t c = 0; c < 3; ++c) (*target)[c] = cfg[key][c].get<double>();

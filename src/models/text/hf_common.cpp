@@ -1,4 +1,5 @@
 #include "hf_common.h"
+#include "config/json_text.h"
 
 #include <algorithm>
 #include <cmath>
@@ -31,11 +32,7 @@ void bad_field(const std::string& field, const std::string& why) {
 int64_t read_int(const nlohmann::json& config, const std::string& field, int64_t fallback) {
   const auto* value = find_field(config, field);
   if (value == nullptr) return fallback;
-  if (value->is_number_integer()) return value->get<int64_t>();
-  if (value->is_number_float()) {
-    double number = value->get<double>();
-    if (std::floor(number) == number) return static_cast<int64_t>(number);
-  }
+  if (const auto number = json_integer(*value)) return *number;
   bad_field(field, "must be an integer, got " + value->dump());
 }
 
