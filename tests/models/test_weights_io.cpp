@@ -246,7 +246,7 @@ TEST_F(WeightsIoReference, RefusesPicklesThatReferenceCode) {
       {"malicious_eval.pth", "__builtin__.eval"},
       {"malicious_class.pth", "zipfile.ZipInfo"}};
   for (const auto& [name, global] : cases) {
-    const std::string message = error_of([&] { load_weights(file(name)); });
+    const std::string message = error_of([&, &name = name] { load_weights(file(name)); });
     EXPECT_TRUE(Contains(message, file(name) + ": refusing to load: the pickle references GLOBAL '" + global +
                                       "', which is not a tensor or container"));
   }
@@ -444,6 +444,17 @@ TEST_F(WeightsIoCorruption, ByteCountDisagreesWithShape) {
   const std::string message =
       message_for_raw(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\0'));
   EXPECT_TRUE(Contains(message, "tensor 'w': holds 8 bytes, but shape and dtype F32 need 3 x 4"));
+}
+
+// A header declaring 2^40 elements is refused from the header alone: nothing of
+// that size is ever allocated (the file holds 8 bytes of data).
+TEST_F(WeightsIoCorruption, HugeDeclaredShapeIsRefusedBeforeAllocating) {
+  std::string message = message_for_raw(
+      R"({"w":{"dtype":"F32","shape":[1048576,1048576],"data_offsets":[0,8]}})", std::string(8, '\0'));
+  EXPECT_TRUE(Contains(message, "tensor 'w': holds 8 bytes, but shape and dtype F32 need 1099511627776 x 4"));
+  message = message_for_raw(R"({"w":{"dtype":"F32","shape":[1048576,1048576],"data_offsets":[0,4398046511104]}})",
+                            std::string(8, '\0'));
+  EXPECT_TRUE(Contains(message, "past the end of the data"));
 }
 
 TEST_F(WeightsIoCorruption, HolesAndTrailingBytes) {
