@@ -117,7 +117,7 @@ json run_json_command(const std::string& command) {
 // <= -2, in (-2, 2), >= 2.
 automm::Table sentiment_table(size_t rows, uint64_t seed, bool three_classes) {
   std::mt19937_64 rng(seed);
-  automm::Column text{"review", {}, {}}, label{"label", {}, {}};
+  automm::Column text("review"), label("label");
   for (size_t r = 0; r < rows; ++r) {
     std::string sentence;
     int score = 0;

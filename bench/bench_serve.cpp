@@ -24,7 +24,8 @@ int main(int argc, char** argv) {
   const double seconds = std::atof(argv[3]);
   const automm::Table data = automm::read_table(argv[4]);
   const automm::Table expected_table = automm::read_table(argv[5]);
-  const std::vector<std::string>& expected = expected_table.columns().front().cells;
+  std::vector<std::string> expected;
+  for (size_t r = 0; r < expected_table.num_rows(); ++r) expected.push_back(expected_table.columns().front().text(r));
 
   httplib::Client probe("127.0.0.1", port);
   const auto info_response = probe.Get("/info");
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
     for (const auto& [name, type] : info["columns"].items()) {
       const automm::Column& column = data.column(name);
       if (column.is_missing(r)) row[name] = nullptr;
-      else if (type == "numerical") row[name] = std::stod(column.cells[r]);
-      else row[name] = column.cells[r];
+      else if (type == "numerical") row[name] = std::stod(column.text(r));
+      else row[name] = column.text(r);
     }
     bodies.push_back(automm::Json{{"data", automm::Json::array({row})}}.dump());
   }

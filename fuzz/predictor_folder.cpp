@@ -9,7 +9,7 @@ namespace {
 namespace fs = std::filesystem;
 
 automm::Table example_table(size_t rows) {
-  automm::Column x{"x", {}, {}}, color{"color", {}, {}}, label{"label", {}, {}};
+  automm::Column x("x"), color("color"), label("label");
   for (size_t i = 0; i < rows; ++i) {
     x.push(std::to_string(static_cast<double>(i % 17) / 4.0), true);
     color.push(i % 3 == 0 ? "red" : i % 3 == 1 ? "green" : "blue", true);

@@ -46,7 +46,7 @@ inline void write_bmp(const std::string& path, const Image& image) {
 inline Table make_shape_table(const std::string& folder, const std::string& prefix, size_t rows, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<int> noise(-25, 25), pos(6, 20), size(8, 14);
-  Column photo{"photo", {}, {}}, weight{"weight", {}, {}}, label{"label", {}, {}};
+  Column photo("photo"), weight("weight"), label("label");
   for (size_t r = 0; r < rows; ++r) {
     const bool red = rng() % 2 == 0, disc = rng() % 2 == 0;
     Image image(40, 40);

@@ -187,10 +187,24 @@ inline void write_file(const std::string& path, const std::string& text) {
 }
 
 inline Column make_column(const std::string& name, const std::vector<std::string>& cells) {
-  Column column;
-  column.name = name;
-  for (const auto& cell : cells) column.push(cell, !is_missing_token(cell));
-  return column;
+  return Column::from_cells(name, cells);
+}
+
+// A column's texts ("" where missing) and presence flags, for comparisons.
+inline std::vector<std::string> cells(const Column& column) {
+  std::vector<std::string> out;
+  for (size_t r = 0; r < column.size(); ++r) out.push_back(column.text(r));
+  return out;
+}
+inline std::vector<uint8_t> presence(const Column& column) {
+  std::vector<uint8_t> out;
+  for (size_t r = 0; r < column.size(); ++r) out.push_back(column.is_missing(r) ? 0 : 1);
+  return out;
+}
+// Replaces a column's cells (a missing-value token, "" included, becomes missing).
+inline void set_cells(Table& table, const std::string& name, const std::vector<std::string>& texts) {
+  Column& column = table.column(name);
+  column = Column::from_cells(name, texts);
 }
 
 // A table whose label depends on a categorical column (color, size) and on
@@ -204,8 +218,8 @@ inline Table make_tabular_table(size_t rows, uint64_t seed, const std::string& t
       {"red", 1.6}, {"green", 0.0}, {"blue", -1.6}, {"yellow", 0.6}};
   const std::vector<std::pair<std::string, double>> sizes = {{"S", -1.0}, {"M", 0.0}, {"L", 1.0}};
   const std::vector<std::string> cities = {"Oslo", "Lima", "Pune", "Kyiv", "Doha"};
-  Column color{"color", {}, {}}, size{"size", {}, {}}, x1{"x1", {}, {}}, x2{"x2", {}, {}},
-      noise{"noise", {}, {}}, city{"city", {}, {}}, label{"label", {}, {}};
+  Column color("color"), size("size"), x1("x1"), x2("x2"),
+      noise("noise"), city("city"), label("label");
   for (size_t r = 0; r < rows; ++r) {
     const auto& c = colors[pick(rng) % colors.size()];
     const auto& s = sizes[pick(rng) % sizes.size()];

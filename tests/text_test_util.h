@@ -37,7 +37,7 @@ inline Table make_review_table(size_t rows, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::uniform_int_distribution<size_t> pick(0, 1 << 20);
   std::normal_distribution<double> normal(0.0, 1.0);
-  Column review{"review", {}, {}}, score{"score", {}, {}}, color{"color", {}, {}}, label{"label", {}, {}};
+  Column review("review"), score("score"), color("color"), label("label");
   for (size_t r = 0; r < rows; ++r) {
     const bool positive = pick(rng) % 2 == 0;
     std::vector<std::string> words;

@@ -148,8 +148,7 @@ int run_predict(const std::string& path, const std::string& data_path, const std
     const torch::Tensor p = predictor.predict_proba(data).contiguous().to(torch::kFloat64);
     const auto classes = predictor.classes();
     for (size_t c = 0; c < classes.size(); ++c) {
-      automm::Column column;
-      column.name = classes[c];
+      automm::Column column(classes[c]);
       for (int64_t r = 0; r < p.size(0); ++r) {
         char text[32];
         std::snprintf(text, sizeof(text), "%.9g", p[r][static_cast<int64_t>(c)].item<double>());

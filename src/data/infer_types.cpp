@@ -27,17 +27,6 @@ const std::vector<std::pair<ColumnType, std::string>>& column_type_names() {
   return names;
 }
 
-std::unordered_map<std::string, size_t> value_counts(const Column& column) {
-  std::unordered_map<std::string, size_t> counts;
-  for (size_t row = 0; row < column.size(); ++row)
-    if (!column.is_missing(row)) ++counts[column.cells[row]];
-  return counts;
-}
-
-size_t count_present(const Column& column) {
-  return static_cast<size_t>(std::count(column.present.begin(), column.present.end(), 1));
-}
-
 bool file_is_image(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -54,7 +43,7 @@ bool is_image_path_column(const Column& column, const fs::path& base) {
     if (column.is_missing(row)) continue;
     ++tried;
     bool ok = false;
-    for (const std::string& part : split_image_paths(column.cells[row])) {
+    for (const std::string& part : split_image_paths(column.text(row))) {
       fs::path p(part);
       if (p.is_relative()) p = base / p;
       if ((ok = file_is_image(p))) break;
@@ -79,7 +68,7 @@ bool is_image_bytes_column(const Column& column) {
   for (size_t row = 0; row < column.size() && tried < 100; ++row) {
     if (column.is_missing(row)) continue;
     ++tried;
-    if (is_base64_image(column.cells[row])) ++images;
+    if (is_base64_image(column.text(row))) ++images;
   }
   return tried > 0 && images * 2 >= tried;
 }
@@ -101,21 +90,21 @@ bool is_text_column(const std::unordered_map<std::string, size_t>& counts, size_
 }
 
 ColumnType infer_one(const Column& column, const Column* tuning, const fs::path& base) {
-  const auto counts = value_counts(column);
-  if (counts.size() <= 1) return ColumnType::kIgnored;  // all missing or constant
-  const size_t present = count_present(column);
   const double threshold = std::min(0.1 * static_cast<double>(column.size()), 20.0);
-  if (static_cast<double>(counts.size()) < threshold) {
+  // Counting distinct values stops early: a column of a million numbers never
+  // needs its texts.
+  const size_t distinct = column.count_distinct(20);
+  if (distinct <= 1) return ColumnType::kIgnored;  // all missing or constant
+  if (static_cast<double>(distinct) < threshold) {
+    const auto counts = column.value_counts();
     bool unseen = false;
     for (size_t row = 0; tuning && row < tuning->size() && !unseen; ++row)
-      unseen = !tuning->is_missing(row) && !counts.count(tuning->cells[row]);
+      unseen = !tuning->is_missing(row) && !counts.count(tuning->text(row));
     if (!unseen) return ColumnType::kCategorical;
   }
-  const bool numeric = std::all_of(counts.begin(), counts.end(),
-                                   [](const auto& kv) { return parse_number(kv.first).has_value(); });
-  if (numeric) return ColumnType::kNumerical;
+  if (column.holds_only_numbers()) return ColumnType::kNumerical;
   if (is_image_path_column(column, base)) return ColumnType::kImagePath;
-  if (is_text_column(counts, present)) return ColumnType::kText;
+  if (is_text_column(column.value_counts(), column.count_present())) return ColumnType::kText;
   if (is_image_bytes_column(column)) return ColumnType::kImageBytes;
   return ColumnType::kCategorical;
 }
@@ -137,19 +126,6 @@ ColumnType parse_column_type(const std::string& name) {
   throw std::invalid_argument("unknown column type '" + name + "'; known types: " + known);
 }
 
-std::optional<double> parse_number(const std::string& cell) {
-  const char* begin = cell.c_str();
-  while (*begin == ' ' || *begin == '\t') ++begin;
-  if (*begin == '\0') return std::nullopt;
-  // strtod also reads hexadecimal ("0x1A"); pandas does not, so neither do we.
-  if (std::strpbrk(begin, "xX")) return std::nullopt;
-  char* end = nullptr;
-  const double value = std::strtod(begin, &end);
-  while (*end == ' ' || *end == '\t') ++end;
-  if (*end != '\0' || end == begin) return std::nullopt;
-  return value;
-}
-
 ColumnTypes infer_column_types(const Table& train, const Table* tuning, const std::string& label,
                                const std::map<std::string, std::string>& user_types) {
   for (const auto& [name, type] : user_types) {
@@ -161,29 +137,31 @@ ColumnTypes infer_column_types(const Table& train, const Table* tuning, const st
   const fs::path base = fs::path(train.source).parent_path();
   ColumnTypes types;
   for (const Column& column : train.columns()) {
-    if (column.name == label) continue;
-    const auto user = user_types.find(column.name);
+    if (column.name() == label) continue;
+    const auto user = user_types.find(column.name());
     if (user != user_types.end()) {
-      types[column.name] = parse_column_type(user->second);
+      types[column.name()] = parse_column_type(user->second);
       continue;
     }
     const Column* tuning_column =
-        tuning && tuning->has_column(column.name) ? &tuning->column(column.name) : nullptr;
-    types[column.name] = infer_one(column, tuning_column, base);
+        tuning && tuning->has_column(column.name()) ? &tuning->column(column.name()) : nullptr;
+    types[column.name()] = infer_one(column, tuning_column, base);
   }
   return types;
 }
 
 std::string infer_problem_type(const Column& label) {
-  std::unordered_map<std::string, size_t> counts = value_counts(label);
-  const size_t present = count_present(label);
+  const size_t present = label.count_present();
   if (present == 0)
-    throw std::invalid_argument("label column '" + label.name + "' has no values (all missing)");
+    throw std::invalid_argument("label column '" + label.name() + "' has no values (all missing)");
+  if (label.count_distinct(2) == 2) return "binary";
+  // More than 1000 values: never multiclass when they are all numbers.
+  if (label.count_distinct(1000) > 1000) return label.holds_only_numbers() ? "regression" : "multiclass";
+  const std::unordered_map<std::string, size_t> counts = label.value_counts();
   if (counts.size() == 1)
-    throw std::invalid_argument("label column '" + label.name + "' holds a single value ('" +
+    throw std::invalid_argument("label column '" + label.name() + "' holds a single value ('" +
                                 counts.begin()->first +
                                 "'); a classifier needs at least two classes");
-  if (counts.size() == 2) return "binary";
   bool numeric = true, whole = true;
   for (const auto& [value, count] : counts) {
     const auto number = parse_number(value);

@@ -38,8 +38,7 @@ std::vector<double> Predictions::numbers() const {
 }
 
 Column Predictions::to_column() const {
-  Column column;
-  column.name = name;
+  Column column(name);
   for (size_t r = 0; r < size(); ++r) column.push(text(r), true);
   return column;
 }

@@ -7,6 +7,8 @@
 
 #include "data/processors.h"
 
+#include "data/parallel.h"
+
 namespace automm {
 namespace {
 
@@ -23,10 +25,8 @@ void LabelProcessor::fit(const Column& label, LabelKind kind, const Config& conf
   classes_.clear();
   if (kind == LabelKind::kClasses) {
     std::vector<std::string> values;
-    for (size_t row = 0; row < label.size(); ++row)
-      if (!label.is_missing(row)) values.push_back(label.cells[row]);
+    for (const auto& [value, count] : label.value_counts()) values.push_back(value);
     std::sort(values.begin(), values.end());
-    values.erase(std::unique(values.begin(), values.end()), values.end());
     const bool numeric = std::all_of(values.begin(), values.end(),
                                      [](const std::string& v) { return parse_number(v).has_value(); });
     if (numeric)
@@ -38,7 +38,7 @@ void LabelProcessor::fit(const Column& label, LabelKind kind, const Config& conf
       const auto it = std::find(values.begin(), values.end(), pos);
       if (it == values.end())
         throw std::invalid_argument("data.pos_label '" + pos + "' is not a class of label column '" +
-                                    label.name + "'");
+                                    label.name() + "'");
       values.erase(it);
       values.push_back(pos);
     }
@@ -48,10 +48,10 @@ void LabelProcessor::fit(const Column& label, LabelKind kind, const Config& conf
   std::vector<double> values;
   for (size_t row = 0; row < label.size(); ++row) {
     if (label.is_missing(row)) continue;
-    const auto v = parse_number(label.cells[row]);
+    const auto v = label.number(row);
     if (!v)
-      throw std::invalid_argument("label column '" + label.name + "', row " + std::to_string(row + 1) +
-                                  ": '" + label.cells[row] + "' is not a number (regression)");
+      throw std::invalid_argument("label column '" + label.name() + "', row " + std::to_string(row + 1) +
+                                  ": '" + label.text(row) + "' is not a number (regression)");
     values.push_back(*v);
   }
   scaling_ = config.get_string("data.label.numerical_preprocessing");
@@ -77,24 +77,20 @@ torch::Tensor LabelProcessor::transform(const Column& label) const {
   if (kind_ == LabelKind::kClasses) {
     std::unordered_map<std::string, int64_t> index;
     for (size_t i = 0; i < classes_.size(); ++i) index[classes_[i]] = static_cast<int64_t>(i);
-    auto out = torch::empty({n}, torch::kInt64);
-    auto* data = out.data_ptr<int64_t>();
-    for (int64_t row = 0; row < n; ++row) {
-      const auto it = label.is_missing(row) ? index.end() : index.find(label.cells[row]);
-      if (it == index.end())
-        throw std::invalid_argument("label column '" + label.name + "', row " + std::to_string(row + 1) +
-                                    ": '" + label.cells[row] + "' is not one of the training classes");
-      data[row] = it->second;
-    }
-    return out;
+    std::vector<int64_t> codes = label.index_of(index, -1);
+    for (size_t row = 0; row < codes.size(); ++row)
+      if (codes[row] < 0)
+        throw std::invalid_argument("label column '" + label.name() + "', row " + std::to_string(row + 1) +
+                                    ": '" + label.text(row) + "' is not one of the training classes");
+    return torch::tensor(codes, torch::kInt64);
   }
   auto out = torch::empty({n}, torch::kFloat32);
   auto* data = out.data_ptr<float>();
   for (int64_t row = 0; row < n; ++row) {
-    const auto v = label.is_missing(row) ? std::nullopt : parse_number(label.cells[row]);
+    const auto v = label.number(row);
     if (!v)
-      throw std::invalid_argument("label column '" + label.name + "', row " + std::to_string(row + 1) +
-                                  ": '" + label.cells[row] + "' is not a number");
+      throw std::invalid_argument("label column '" + label.name() + "', row " + std::to_string(row + 1) +
+                                  ": '" + label.text(row) + "' is not a number");
     data[row] = static_cast<float>((*v - shift_) / scale_);
   }
   return out;
@@ -140,10 +136,10 @@ void NumericalProcessor::fit(const Table& train, const std::vector<std::string>&
     std::vector<double> values;
     for (size_t row = 0; row < column.size(); ++row) {
       if (column.is_missing(row)) continue;
-      const auto v = parse_number(column.cells[row]);
+      const auto v = column.number(row);
       if (!v)
         throw std::invalid_argument("numerical column '" + name + "', " + row_name(train, row) +
-                                    ": '" + column.cells[row] + "' is not a number");
+                                    ": '" + column.text(row) + "' is not a number");
       values.push_back(*v);
     }
     const double n = std::max<double>(1.0, static_cast<double>(values.size()));
@@ -161,23 +157,26 @@ torch::Tensor NumericalProcessor::transform(const Table& table, std::vector<std:
   const int64_t rows = static_cast<int64_t>(table.num_rows());
   const int64_t cols = static_cast<int64_t>(columns_.size());
   auto out = torch::empty({rows, cols}, torch::kFloat32);
-  auto acc = out.accessor<float, 2>();
-  for (int64_t c = 0; c < cols; ++c) {
-    const Column& column = table.column(columns_[c]);
-    int64_t bad = 0, first_bad = -1;
+  float* values = out.data_ptr<float>();  // [rows, cols]
+  std::vector<const Column*> columns;
+  for (const std::string& name : columns_) columns.push_back(&table.column(name));
+  std::vector<int64_t> bad(static_cast<size_t>(cols), 0), first_bad(static_cast<size_t>(cols), -1);
+  for_each_parallel(columns.size(), threads_for(columns.size() * static_cast<size_t>(rows)), [&](size_t c) {
+    const Column& column = *columns[c];
     for (int64_t row = 0; row < rows; ++row) {
       std::optional<double> v;
-      if (!column.is_missing(row)) {
-        v = parse_number(column.cells[row]);
-        if (!v && bad++ == 0) first_bad = row;
+      if (!column.is_missing(static_cast<size_t>(row))) {
+        v = column.number(static_cast<size_t>(row));
+        if (!v && bad[c]++ == 0) first_bad[c] = row;
       }
-      acc[row][c] = static_cast<float>((v.value_or(fill_[c]) - mean_[c]) / std_[c]);
+      values[row * cols + static_cast<int64_t>(c)] = static_cast<float>((v.value_or(fill_[c]) - mean_[c]) / std_[c]);
     }
-    if (bad > 0 && warnings)
-      warnings->push_back("numerical column '" + columns_[c] + "': " + std::to_string(bad) +
-                          " non-numeric value(s) treated as missing (first: '" +
-                          column.cells[first_bad] + "' at " + row_name(table, first_bad) + ")");
-  }
+  });
+  for (size_t c = 0; c < columns.size(); ++c)
+    if (bad[c] > 0 && warnings)
+      warnings->push_back("numerical column '" + columns_[c] + "': " + std::to_string(bad[c]) +
+                          " non-numeric value(s) treated as missing (first: '" + columns[c]->text(first_bad[c]) +
+                          "' at " + row_name(table, first_bad[c]) + ")");
   return out;
 }
 
@@ -203,10 +202,9 @@ void CategoricalProcessor::fit(const Table& train, const std::vector<std::string
   const int64_t max_num = config.get_int("data.categorical.maximum_num_cat");
   for (const std::string& name : columns) {
     const Column& column = train.column(name);
-    std::unordered_map<std::string, int64_t> counts;
-    for (size_t row = 0; row < column.size(); ++row)
-      if (!column.is_missing(row)) ++counts[column.cells[row]];
-    std::vector<std::pair<std::string, int64_t>> ranked(counts.begin(), counts.end());
+    const auto counts = column.value_counts();
+    std::vector<std::pair<std::string, int64_t>> ranked;
+    for (const auto& [value, count] : counts) ranked.emplace_back(value, static_cast<int64_t>(count));
     // Most frequent first; ties by value so that the order is reproducible.
     std::sort(ranked.begin(), ranked.end(), [](const auto& a, const auto& b) {
       return a.second != b.second ? a.second > b.second : a.first < b.first;
@@ -224,16 +222,15 @@ torch::Tensor CategoricalProcessor::transform(const Table& table) const {
   const int64_t rows = static_cast<int64_t>(table.num_rows());
   const int64_t cols = static_cast<int64_t>(columns_.size());
   auto out = torch::empty({rows, cols}, torch::kInt64);
-  auto acc = out.accessor<int64_t, 2>();
-  for (int64_t c = 0; c < cols; ++c) {
-    const Column& column = table.column(columns_[c]);
-    const auto& vocab = vocab_[c];
+  int64_t* values = out.data_ptr<int64_t>();  // [rows, cols]
+  std::vector<const Column*> columns;
+  for (const std::string& name : columns_) columns.push_back(&table.column(name));
+  for_each_parallel(columns.size(), threads_for(columns.size() * static_cast<size_t>(rows)), [&](size_t c) {
+    const std::unordered_map<std::string, int64_t> vocab(vocab_[c].begin(), vocab_[c].end());
     const int64_t other = static_cast<int64_t>(vocab.size());  // rare, unseen and missing
-    for (int64_t row = 0; row < rows; ++row) {
-      const auto it = column.is_missing(row) ? vocab.end() : vocab.find(column.cells[row]);
-      acc[row][c] = it == vocab.end() ? other : it->second;
-    }
-  }
+    const std::vector<int64_t> codes = columns[c]->index_of(vocab, other);
+    for (int64_t row = 0; row < rows; ++row) values[row * cols + static_cast<int64_t>(c)] = codes[static_cast<size_t>(row)];
+  });
   return out;
 }
 

@@ -44,9 +44,6 @@ double default_holdout_fraction(size_t num_rows);
 std::pair<std::vector<size_t>, std::vector<size_t>> split_holdout(const std::vector<std::string>& strata,
                                                                   double fraction, uint64_t seed);
 
-// Parses a cell as a number ("1", "-2.5e3", " 3 "); nullopt when it is not one.
-std::optional<double> parse_number(const std::string& cell);
-
 // What a label column holds: classes, or values (regression).
 enum class LabelKind { kClasses, kValues };
 

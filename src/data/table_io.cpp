@@ -1,10 +1,14 @@
 // Reading and writing tables: RFC 4180 CSV / TSV and JSON Lines.
 //
-// Files are read whole into memory and scanned once, so reading is linear in the
-// file size. Missing-value handling follows pandas' defaults so a table read here
-// matches what AutoGluon would see from pd.read_csv / pd.read_json(lines=True).
+// Delimited files stream through a bounded buffer: each block of whole records is
+// cut into one part per core, the parts are split into fields in parallel, and
+// the fields go into the columns in parallel (one column per thread at a time),
+// so memory holds the table's columns, not the file. Missing-value handling
+// follows pandas' defaults so a table read here matches what AutoGluon would see
+// from pd.read_csv / pd.read_json(lines=True).
 #include "automm/table.h"
 #include "config/json_text.h"
+#include "data/parallel.h"
 
 #include <algorithm>
 #include <array>
@@ -14,9 +18,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string_view>
@@ -25,127 +31,6 @@
 #include <nlohmann/json.hpp>
 
 namespace automm {
-
-// ---------------------------------------------------------------------------
-// Column / Table
-
-void Column::push(std::string value, bool is_present) {
-  cells.push_back(is_present ? std::move(value) : std::string());
-  present.push_back(is_present ? 1 : 0);
-}
-
-size_t Table::num_rows() const { return columns_.empty() ? 0 : columns_.front().size(); }
-
-std::vector<std::string> Table::column_names() const {
-  std::vector<std::string> names;
-  names.reserve(columns_.size());
-  for (const Column& c : columns_) names.push_back(c.name);
-  return names;
-}
-
-bool Table::has_column(const std::string& name) const {
-  return std::any_of(columns_.begin(), columns_.end(),
-                     [&](const Column& c) { return c.name == name; });
-}
-
-namespace {
-
-std::string join_names(const std::vector<std::string>& names) {
-  if (names.empty()) return "(none)";
-  std::string out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out += ", ";
-    out += names[i];
-  }
-  return out;
-}
-
-[[noreturn]] void throw_column_not_found(const std::string& name, const Table& table) {
-  throw std::invalid_argument("column '" + name + "' not found in " + table.source +
-                              "; columns are: " + join_names(table.column_names()));
-}
-
-}  // namespace
-
-const Column& Table::column(const std::string& name) const {
-  for (const Column& c : columns_) {
-    if (c.name == name) return c;
-  }
-  throw_column_not_found(name, *this);
-}
-
-Column& Table::column(const std::string& name) {
-  for (Column& c : columns_) {
-    if (c.name == name) return c;
-  }
-  throw_column_not_found(name, *this);
-}
-
-void Table::add_column(Column column) {
-  if (column.cells.size() != column.present.size()) {
-    throw std::invalid_argument("column '" + column.name + "' has " +
-                                std::to_string(column.cells.size()) + " cells but " +
-                                std::to_string(column.present.size()) + " presence flags");
-  }
-  if (has_column(column.name)) {
-    throw std::invalid_argument("column '" + column.name + "' already exists in " + source);
-  }
-  if (!columns_.empty() && column.size() != num_rows()) {
-    throw std::invalid_argument("column '" + column.name + "' has " +
-                                std::to_string(column.size()) + " rows but " + source +
-                                " has " + std::to_string(num_rows()));
-  }
-  columns_.push_back(std::move(column));
-}
-
-void Table::drop_column(const std::string& name) {
-  auto it = std::find_if(columns_.begin(), columns_.end(),
-                         [&](const Column& c) { return c.name == name; });
-  if (it == columns_.end()) throw_column_not_found(name, *this);
-  columns_.erase(it);
-}
-
-Table Table::select_rows(const std::vector<size_t>& rows) const {
-  const size_t n = num_rows();
-  for (size_t r : rows) {
-    if (r >= n) {
-      throw std::out_of_range("row index " + std::to_string(r) + " is out of range for " +
-                              source + " (" + std::to_string(n) + " rows)");
-    }
-  }
-  Table out;
-  out.source = source;
-  out.columns_.reserve(columns_.size());
-  for (const Column& c : columns_) {
-    Column picked;
-    picked.name = c.name;
-    picked.cells.reserve(rows.size());
-    picked.present.reserve(rows.size());
-    for (size_t r : rows) {
-      picked.cells.push_back(c.cells[r]);
-      picked.present.push_back(c.present[r]);
-    }
-    out.columns_.push_back(std::move(picked));
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// Missing values
-
-bool is_missing_token(const std::string& text) {
-  // pandas.io.parsers default na_values (STR_NA_VALUES).
-  static constexpr std::array<std::string_view, 19> kTokens = {
-      "",     "#N/A", "#N/A N/A", "#NA",  "-1.#IND", "-1.#QNAN", "-NaN",
-      "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",     "NA",       "NULL",
-      "NaN",  "None", "n/a",      "nan",  "null"};
-  if (text.size() > 8) return false;  // longest token is "#N/A N/A"; skip the scan
-  return std::find(kTokens.begin(), kTokens.end(), std::string_view(text)) != kTokens.end();
-}
-
-// ---------------------------------------------------------------------------
-// Reading helpers
-
 namespace {
 
 constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
@@ -162,6 +47,8 @@ constexpr size_t kMaxColumns = 100000;
 // four per value the file holds, so that memory stays proportional to the file
 // (rows that each bring a new key would otherwise make rows x keys cells).
 constexpr size_t kMinAbsentCellLimit = size_t{1} << 24;
+// Bytes read from a delimited file at a time (more when one record is longer).
+constexpr size_t kBlockBytes = size_t{8} << 20;
 
 void check_cell_size(size_t bytes, const std::string& source, size_t line, size_t column) {
   if (bytes > kMaxCellBytes)
@@ -175,141 +62,378 @@ void check_column_count(size_t columns, const std::string& source, size_t line) 
     fail_at(source, line, "more than " + std::to_string(kMaxColumns) + " columns, the most a table may have");
 }
 
-// Bulk reads instead of per-character get(), so large files read in linear time.
-std::string read_all(std::istream& in, const std::string& source) {
-  std::string data;
-  std::array<char, 1 << 16> buffer;
-  while (in.read(buffer.data(), buffer.size()) || in.gcount() > 0) {
-    data.append(buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) throw std::runtime_error(source + ": error while reading the input");
-  return data;
-}
-
-size_t bom_length(const std::string& data) {
-  return data.compare(0, kUtf8Bom.size(), kUtf8Bom) == 0 ? kUtf8Bom.size() : 0;
-}
-
-// Splits delimited text into records. Tracks physical line numbers so errors can
-// point at the line where a record (or an unterminated quoted field) starts.
-class DelimitedScanner {
- public:
-  DelimitedScanner(const std::string& data, char delimiter, const std::string& source)
-      : data_(data), delim_(delimiter), source_(source), pos_(bom_length(data)) {}
-
-  // Parses the next non-blank record into `fields`; false at end of input.
-  bool next(std::vector<std::string>& fields) {
-    skip_blank_lines();
-    if (pos_ == data_.size()) return false;
-    record_line_ = line_;
-    fields.clear();
-    bool end_of_record = false;
-    while (!end_of_record) {
-      std::string field;
-      end_of_record = pos_ < data_.size() && data_[pos_] == '"' ? quoted_field(field)
-                                                                : unquoted_field(field);
-      check_cell_size(field.size(), source_, record_line_, fields.size());
-      fields.push_back(std::move(field));
-      check_column_count(fields.size(), source_, record_line_);
+// Offset of the first byte of `text` that does not belong to a well-formed UTF-8
+// sequence (overlong forms, surrogates and code points past U+10FFFF are not),
+// or npos.
+size_t invalid_utf8_at(std::string_view text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  size_t i = 0;
+  while (i < n) {
+    const unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
     }
-    return true;
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return i;
+    }
+    if (i + len > n || s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; ++k)
+      if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
+    i += len;
   }
+  return std::string_view::npos;
+}
 
-  size_t record_line() const { return record_line_; }
+bool has_high_bytes(const char* begin, const char* end) {
+  unsigned char any = 0;
+  for (const char* p = begin; p < end; ++p) any |= static_cast<unsigned char>(*p);
+  return any & 0x80;
+}
+
+// The fields of whole records, as views into the block (or into `unescaped` for
+// quoted fields that held doubled quotes).
+struct ParsedRecords {
+  std::vector<std::string_view> cells;  // records x columns, row-major
+  std::deque<std::string> unescaped;
+  size_t records = 0;
+  size_t first_line = 0;  // of the first record
+};
+
+// Splits delimited records into fields. Tracks physical line numbers (newlines
+// inside quoted fields count) so that errors point at the line of the record.
+class RecordParser {
+ public:
+  RecordParser(char delimiter, const std::string& source, const std::vector<std::string>* names)
+      : delim_(delimiter), source_(source), names_(names) {}
+
+  // Parses records from [p, end) starting on line `line`; at most `max_records`.
+  // Returns where it stopped. `at_end`: the input ends at `end` (a short last
+  // record is then called truncated).
+  const char* parse(const char* p, const char* end, size_t line, size_t max_records, bool at_end,
+                    ParsedRecords& out) const {
+    const size_t columns = names_ ? names_->size() : 0;
+    const bool check_utf8 = has_high_bytes(p, end);
+    std::vector<std::string_view> fields;
+    while (out.records < max_records) {
+      p = skip_blank_lines(p, end, line);
+      if (p == end) break;
+      const size_t record_line = line;
+      if (out.records == 0) out.first_line = line;
+      fields.clear();
+      bool end_of_record = false;
+      while (!end_of_record) {
+        std::string_view field;
+        end_of_record = p < end && *p == '"' ? quoted_field(p, end, line, field, out)
+                                             : unquoted_field(p, end, line, field);
+        check_cell_size(field.size(), source_, record_line, fields.size());
+        fields.push_back(field);
+        check_column_count(fields.size(), source_, record_line);
+      }
+      if (names_ && fields.size() != columns) {
+        std::string what = "expected " + std::to_string(columns) + " fields, found " + std::to_string(fields.size());
+        what += at_end && p == end && fields.size() < columns ? " (the file ends inside this row: is it truncated?)"
+                                                              : " (a field holding the delimiter must be quoted)";
+        fail_at(source_, record_line, what);
+      }
+      if (check_utf8)
+        for (size_t c = 0; c < fields.size(); ++c)
+          if (const size_t at = invalid_utf8_at(fields[c]); at != std::string_view::npos) {
+            char byte[8];
+            std::snprintf(byte, sizeof(byte), "0x%02X", static_cast<unsigned char>(fields[c][at]));
+            fail_at(source_, record_line,
+                    "column '" + (names_ ? (*names_)[c] : std::to_string(c + 1)) + "' is not valid UTF-8 (byte " +
+                        byte + " at offset " + std::to_string(at) +
+                        " of the field); tables are read as UTF-8: re-encode the file (e.g. iconv -f latin1 -t utf-8)");
+          }
+      out.cells.insert(out.cells.end(), fields.begin(), fields.end());
+      ++out.records;
+    }
+    return p;
+  }
 
  private:
   bool is_blank_char(char c) const { return (c == ' ' || c == '\t') && c != delim_; }
 
   // Blank (or whitespace-only) lines carry no record; pandas skips them too.
-  void skip_blank_lines() {
-    const size_t n = data_.size();
-    while (pos_ < n) {
-      size_t p = pos_;
-      while (p < n && is_blank_char(data_[p])) ++p;
-      if (p < n && data_[p] == '\r' && (p + 1 == n || data_[p + 1] == '\n')) ++p;
-      if (p == n) {
-        pos_ = n;
-        return;
-      }
-      if (data_[p] != '\n') return;
-      pos_ = p + 1;
-      ++line_;
+  const char* skip_blank_lines(const char* p, const char* end, size_t& line) const {
+    while (p < end) {
+      const char* q = p;
+      while (q < end && is_blank_char(*q)) ++q;
+      if (q < end && *q == '\r' && (q + 1 == end || q[1] == '\n')) ++q;
+      if (q == end) return end;
+      if (*q != '\n') return p;
+      p = q + 1;
+      ++line;
     }
+    return p;
   }
 
-  // Consumes the line terminator at pos_ if any; returns true (end of record).
-  bool end_record() {
-    if (pos_ < data_.size() && data_[pos_] == '\r') ++pos_;
-    if (pos_ < data_.size() && data_[pos_] == '\n') {
-      ++pos_;
-      ++line_;
+  // True when the field ended its record (line end or end of input).
+  bool unquoted_field(const char*& p, const char* end, size_t& line, std::string_view& field) const {
+    const char* start = p;
+    while (p < end && *p != delim_ && *p != '\n') ++p;
+    if (p < end && *p == delim_) {
+      field = std::string_view(start, static_cast<size_t>(p - start));
+      ++p;
+      return false;
+    }
+    const char* stop = p;
+    if (stop > start && stop[-1] == '\r') --stop;  // CRLF terminator
+    field = std::string_view(start, static_cast<size_t>(stop - start));
+    if (p < end) {
+      ++p;
+      ++line;
     }
     return true;
   }
 
-  // Returns true when the field ended its record (line end or end of input).
-  bool unquoted_field(std::string& field) {
-    const size_t n = data_.size();
-    const size_t start = pos_;
-    while (pos_ < n && data_[pos_] != delim_ && data_[pos_] != '\n') ++pos_;
-    size_t end = pos_;
-    if (pos_ < n && data_[pos_] == delim_) {
-      field.assign(data_, start, end - start);
-      ++pos_;
-      return false;
-    }
-    if (end > start && data_[end - 1] == '\r') --end;  // CRLF terminator
-    field.assign(data_, start, end - start);
-    pos_ = end;
-    return end_record();
-  }
-
-  bool quoted_field(std::string& field) {
-    const size_t n = data_.size();
-    const size_t open_line = line_;
-    ++pos_;  // opening quote
+  bool quoted_field(const char*& p, const char* end, size_t& line, std::string_view& field,
+                    ParsedRecords& out) const {
+    const size_t open_line = line;
+    const char* start = ++p;  // past the opening quote
+    bool doubled = false;
     while (true) {
-      const size_t quote = data_.find('"', pos_);
-      if (quote == std::string::npos) {
+      const auto* quote = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+      if (!quote)
         fail_at(source_, open_line,
                 "unterminated quoted field: the quote opened on this line is never closed "
                 "(a quote inside a quoted field must be doubled: \"\")");
-      }
       // Newlines inside quotes are kept verbatim but still advance the line count.
-      line_ += static_cast<size_t>(
-          std::count(data_.begin() + static_cast<std::ptrdiff_t>(pos_),
-                     data_.begin() + static_cast<std::ptrdiff_t>(quote), '\n'));
-      field.append(data_, pos_, quote - pos_);
-      pos_ = quote + 1;
-      if (pos_ < n && data_[pos_] == '"') {  // doubled quote = literal quote
-        field.push_back('"');
-        ++pos_;
+      line += static_cast<size_t>(std::count(p, quote, '\n'));
+      p = quote + 1;
+      if (p < end && *p == '"') {  // doubled quote = literal quote
+        doubled = true;
+        ++p;
         continue;
       }
       break;
     }
-    if (pos_ == n) return true;
-    const char c = data_[pos_];
-    if (c == delim_) {
-      ++pos_;
+    field = std::string_view(start, static_cast<size_t>(p - 1 - start));
+    if (doubled) {
+      std::string text;
+      text.reserve(field.size());
+      for (size_t i = 0; i < field.size(); ++i) {
+        text.push_back(field[i]);
+        if (field[i] == '"') ++i;  // the second quote of a pair
+      }
+      out.unescaped.push_back(std::move(text));
+      field = out.unescaped.back();
+    }
+    if (p == end) return true;
+    if (*p == delim_) {
+      ++p;
       return false;
     }
-    if (c == '\n' || (c == '\r' && (pos_ + 1 == n || data_[pos_ + 1] == '\n'))) {
-      return end_record();
+    if (*p == '\n' || (*p == '\r' && (p + 1 == end || p[1] == '\n'))) {
+      if (*p == '\r') ++p;
+      if (p < end) {
+        ++p;
+        ++line;
+      }
+      return true;
     }
-    fail_at(source_, line_,
+    fail_at(source_, line,
             "unexpected text after the closing quote of a quoted field (starting '" +
-                data_.substr(pos_, 10) +
+                std::string(p, static_cast<size_t>(std::min<ptrdiff_t>(10, end - p))) +
                 "'); quote the whole field and double any quote inside it");
   }
 
-  const std::string& data_;
   const char delim_;
   const std::string& source_;
-  size_t pos_;
-  size_t line_ = 1;
-  size_t record_line_ = 1;
+  const std::vector<std::string>* names_;  // null while reading the header
 };
+
+// One past the '\n' ending the last whole record in [begin, end), which starts at
+// a record boundary; `begin` when there is none. A '\n' ends a record when an
+// even number of quotes precedes it.
+const char* last_record_end(const char* begin, const char* end) {
+  const size_t total = static_cast<size_t>(std::count(begin, end, '"'));
+  size_t after = 0;  // quotes between the newline looked at and `end`
+  const char* p = end;
+  while (p > begin) {
+    const auto* newline = static_cast<const char*>(memrchr(begin, '\n', static_cast<size_t>(p - begin)));
+    if (!newline) return begin;
+    after += static_cast<size_t>(std::count(newline + 1, p, '"'));
+    if ((total - after) % 2 == 0) return newline + 1;
+    p = newline;
+  }
+  return begin;
+}
+
+// The first record boundary at or after `target` in [begin, end) (begin is one).
+const char* record_boundary_after(const char* begin, const char* target, const char* end) {
+  bool quoted = std::count(begin, target, '"') % 2 == 1;
+  for (const char* p = target; p < end; ++p) {
+    if (*p == '"') quoted = !quoted;
+    else if (*p == '\n' && !quoted) return p + 1;
+  }
+  return end;
+}
+
+// A delimited input read block by block.
+class BlockReader {
+ public:
+  BlockReader(std::istream& in, const std::string& source) : in_(in), source_(source) {}
+
+  // Drops the bytes before `consumed` and reads until `want` bytes are held or the
+  // input ends.
+  void fill(size_t consumed, size_t want) {
+    buffer_.erase(0, consumed);
+    while (!eof_ && buffer_.size() < want) {
+      const size_t held = buffer_.size();
+      buffer_.resize(want);
+      in_.read(buffer_.data() + held, static_cast<std::streamsize>(want - held));
+      buffer_.resize(held + static_cast<size_t>(in_.gcount()));
+      if (in_.bad()) throw std::runtime_error(source_ + ": error while reading the input");
+      if (!in_) eof_ = true;
+    }
+  }
+  const std::string& buffer() const { return buffer_; }
+  bool eof() const { return eof_; }
+
+ private:
+  std::istream& in_;
+  const std::string& source_;
+  std::string buffer_;
+  bool eof_ = false;
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Readers
+
+Table read_delimited(std::istream& in, char delimiter, const std::string& source) {
+  if (delimiter == '"' || delimiter == '\n' || delimiter == '\r')
+    throw std::invalid_argument("invalid delimiter for " + source + ": it cannot be a quote or a line break");
+  // The bytes to read, when the stream can tell: the columns reserve their rows
+  // once the first block shows how long a row is.
+  std::optional<size_t> input_bytes;
+  if (const std::streampos here = in.tellg(); here != std::streampos(-1) && in.seekg(0, std::ios::end)) {
+    const std::streampos last = in.tellg();
+    in.seekg(here);
+    if (last != std::streampos(-1) && last >= here) input_bytes = static_cast<size_t>(last - here);
+  }
+  in.clear();
+  BlockReader reader(in, source);
+  size_t want = kBlockBytes;
+  reader.fill(0, want);
+  size_t start = reader.buffer().compare(0, kUtf8Bom.size(), kUtf8Bom) == 0 ? kUtf8Bom.size() : 0;
+  size_t line = 1;  // of the byte at `start`
+
+  // The header: the first record.
+  std::vector<std::string> names;
+  const RecordParser header_parser(delimiter, source, nullptr);
+  while (true) {
+    const char* begin = reader.buffer().data() + start;
+    const char* end = reader.buffer().data() + reader.buffer().size();
+    const char* stop = reader.eof() ? end : last_record_end(begin, end);
+    if (stop == begin && !reader.eof()) {  // no whole record yet: read more
+      reader.fill(start, want *= 2);
+      start = 0;
+      continue;
+    }
+    ParsedRecords header;
+    const char* after = header_parser.parse(begin, stop, line, 1, reader.eof(), header);
+    if (header.records == 0) throw std::runtime_error(source + ": the file is empty (no header row)");
+    const size_t header_line = header.first_line;
+    std::unordered_map<std::string_view, size_t> index;
+    for (size_t i = 0; i < header.cells.size(); ++i) {
+      const std::string_view name = header.cells[i];
+      if (name.empty())
+        fail_at(source, header_line,
+                "header column " + std::to_string(i + 1) + " has an empty name; every column needs one");
+      const auto [seen, inserted] = index.emplace(name, i);
+      if (!inserted)
+        fail_at(source, header_line,
+                "duplicate column name '" + std::string(name) + "' in the header (columns " +
+                    std::to_string(seen->second + 1) + " and " + std::to_string(i + 1) + ")");
+      names.emplace_back(name);
+    }
+    line += static_cast<size_t>(std::count(begin, after, '\n'));
+    start = static_cast<size_t>(after - reader.buffer().data());
+    break;
+  }
+
+  std::vector<Column> columns;
+  columns.reserve(names.size());
+  for (const std::string& name : names) columns.emplace_back(name);
+  const RecordParser parser(delimiter, source, &names);
+  const size_t threads = data_threads();
+  std::vector<ParsedRecords> parsed(threads);
+  size_t rows_read = 0;
+  want = kBlockBytes;
+  while (true) {
+    reader.fill(start, want);
+    start = 0;
+    const char* begin = reader.buffer().data();
+    const char* end = begin + reader.buffer().size();
+    if (begin == end) break;
+    const char* stop = reader.eof() ? end : last_record_end(begin, end);
+    if (stop == begin) {  // one record longer than the block
+      want *= 2;
+      continue;
+    }
+    want = kBlockBytes;
+    // One part per thread, cut at record boundaries; small blocks stay whole.
+    const size_t parts = std::min(threads, std::max<size_t>(1, static_cast<size_t>(stop - begin) / (64 << 10)));
+    std::vector<const char*> cuts = {begin};
+    std::vector<size_t> lines = {line};
+    for (size_t k = 1; k < parts; ++k) {
+      const char* target = begin + static_cast<size_t>(stop - begin) * k / parts;
+      const char* cut = record_boundary_after(cuts.back(), std::max(target, cuts.back()), stop);
+      lines.push_back(lines.back() + static_cast<size_t>(std::count(cuts.back(), cut, '\n')));
+      cuts.push_back(cut);
+    }
+    cuts.push_back(stop);
+    const bool at_end = reader.eof();
+    run_parallel(parts, [&](size_t k) {
+      parsed[k].cells.clear();
+      parsed[k].unescaped.clear();
+      parsed[k].records = 0;
+      parser.parse(cuts[k], cuts[k + 1], lines[k], SIZE_MAX, at_end && k + 1 == parts, parsed[k]);
+    });
+    for_each_parallel(columns.size(), threads, [&](size_t c) {
+      for (size_t k = 0; k < parts; ++k)
+        for (size_t r = 0; r < parsed[k].records; ++r) {
+          const std::string_view cell = parsed[k].cells[r * columns.size() + c];
+          columns[c].push(cell, !is_missing_token(cell));
+        }
+    });
+    if (input_bytes && !at_end && rows_read == 0) {
+      size_t rows = 0;
+      for (size_t k = 0; k < parts; ++k) rows += parsed[k].records;
+      const double per_row = static_cast<double>(stop - begin) / static_cast<double>(std::max<size_t>(rows, 1));
+      const size_t expected = static_cast<size_t>(1.05 * static_cast<double>(*input_bytes) / per_row) + 16;
+      for (Column& c : columns) c.reserve(expected);
+    }
+    for (size_t k = 0; k < parts; ++k) rows_read += parsed[k].records;
+    line = lines.back() + static_cast<size_t>(std::count(cuts[parts - 1], stop, '\n'));
+    start = static_cast<size_t>(stop - begin);
+    if (at_end) break;
+  }
+
+  Table table;
+  table.source = source;
+  for (Column& c : columns) table.add_column(std::move(c));
+  return table;
+}
+
+namespace {
 
 // Python's repr() of a float, which is what pandas shows: shortest round-trip
 // digits, fixed notation for exponents in [-4, 16) (always with a fractional
@@ -359,83 +483,24 @@ std::string format_float(double value) {
 
 }  // namespace
 
-// ---------------------------------------------------------------------------
-// Readers
-
-Table read_delimited(std::istream& in, char delimiter, const std::string& source) {
-  if (delimiter == '"' || delimiter == '\n' || delimiter == '\r') {
-    throw std::invalid_argument("invalid delimiter for " + source +
-                                ": it cannot be a quote or a line break");
-  }
-  const std::string data = read_all(in, source);
-  DelimitedScanner scanner(data, delimiter, source);
-
-  std::vector<std::string> fields;
-  if (!scanner.next(fields)) {
-    throw std::runtime_error(source + ": the file is empty (no header row)");
-  }
-  const size_t header_line = scanner.record_line();
-  std::vector<Column> columns(fields.size());
-  std::unordered_map<std::string, size_t> index;
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (fields[i].empty()) {
-      fail_at(source, header_line,
-              "header column " + std::to_string(i + 1) + " has an empty name; every column needs one");
-    }
-    const auto [seen, inserted] = index.emplace(fields[i], i);
-    if (!inserted) {
-      fail_at(source, header_line,
-              "duplicate column name '" + fields[i] + "' in the header (columns " +
-                  std::to_string(seen->second + 1) + " and " + std::to_string(i + 1) + ")");
-    }
-    columns[i].name = std::move(fields[i]);
-  }
-
-  while (scanner.next(fields)) {
-    if (fields.size() != columns.size()) {
-      fail_at(source, scanner.record_line(),
-              "expected " + std::to_string(columns.size()) + " fields, found " +
-                  std::to_string(fields.size()) +
-                  " (a field holding the delimiter must be quoted)");
-    }
-    for (size_t i = 0; i < fields.size(); ++i) {
-      const bool present = !is_missing_token(fields[i]);
-      columns[i].push(std::move(fields[i]), present);
-    }
-  }
-
-  Table table;
-  table.source = source;
-  for (Column& c : columns) table.add_column(std::move(c));
-  return table;
-}
-
 Table read_json_lines(std::istream& in, const std::string& source) {
   using Json = nlohmann::ordered_json;  // keeps keys in file order
-  const std::string data = read_all(in, source);
-
   std::vector<Column> columns;
   std::unordered_map<std::string, size_t> index;  // column name -> position
   size_t rows = 0;
   size_t line = 0;
   size_t absent_cells = 0, values = 0;
-  size_t pos = bom_length(data);
-  while (pos < data.size()) {
+  std::string text;
+  while (std::getline(in, text)) {
     ++line;
-    size_t end = data.find('\n', pos);
-    if (end == std::string::npos) end = data.size();
-    const size_t next = end + 1;
-    const size_t first = data.find_first_not_of(" \t\r", pos);
-    if (first == std::string::npos || first >= end) {  // blank line
-      pos = next;
-      continue;
-    }
+    std::string_view row_text(text);
+    if (line == 1 && row_text.substr(0, kUtf8Bom.size()) == kUtf8Bom) row_text.remove_prefix(kUtf8Bom.size());
+    if (row_text.find_first_not_of(" \t\r") == std::string_view::npos) continue;  // blank line
 
     Json object;
-    check_json_nesting(std::string_view(data).substr(pos, end - pos), source + ":" + std::to_string(line));
+    check_json_nesting(row_text, source + ":" + std::to_string(line));
     try {
-      object = Json::parse(data.begin() + static_cast<std::ptrdiff_t>(pos),
-                           data.begin() + static_cast<std::ptrdiff_t>(end));
+      object = Json::parse(row_text.begin(), row_text.end());
     } catch (const Json::parse_error& e) {
       fail_at(source, line, std::string("invalid JSON: ") + e.what());
     }
@@ -457,10 +522,9 @@ Table read_json_lines(std::istream& in, const std::string& source) {
                   "key '" + key + "' is new after " + std::to_string(rows) + " rows: rows would lack " +
                       std::to_string(absent_cells) + " cells of the keys other rows have, more than four per " +
                       "value in the file (give every row the same keys)");
-        Column column;
-        column.name = key;
-        column.cells.assign(rows, std::string());
-        column.present.assign(rows, 0);
+        Column column(key);
+        column.reserve(rows);
+        for (size_t r = 0; r < rows; ++r) column.push_missing();
         it = index.emplace(key, columns.size()).first;
         columns.push_back(std::move(column));
       }
@@ -468,13 +532,12 @@ Table read_json_lines(std::istream& in, const std::string& source) {
       ++values;
       switch (value.type()) {
         case Json::value_t::null:
-          column.push(std::string(), false);
+          column.push_missing();
           break;
         case Json::value_t::string: {
-          std::string text = value.get<std::string>();
-          check_cell_size(text.size(), source, line, it->second);
-          const bool present = !is_missing_token(text);
-          column.push(std::move(text), present);
+          const std::string& cell = value.get_ref<const std::string&>();
+          check_cell_size(cell.size(), source, line, it->second);
+          column.push(cell, !is_missing_token(cell));
           break;
         }
         case Json::value_t::boolean:
@@ -498,15 +561,15 @@ Table read_json_lines(std::istream& in, const std::string& source) {
     ++rows;
     for (Column& c : columns) {  // keys absent from this row are missing
       if (c.size() < rows) {
-        c.push(std::string(), false);
+        c.push_missing();
         if (++absent_cells > std::max(kMinAbsentCellLimit, 4 * values))
           fail_at(source, line, "rows lack " + std::to_string(absent_cells) +
                                     " cells of the keys other rows have, more than four per value in the file " +
                                     "(give every row the same keys)");
       }
     }
-    pos = next;
   }
+  if (in.bad()) throw std::runtime_error(source + ": error while reading the input");
 
   if (rows == 0) throw std::runtime_error(source + ": the file is empty (no JSON objects)");
   if (columns.empty()) throw std::runtime_error(source + ": no JSON object has any key");
@@ -566,12 +629,12 @@ void write_delimited(const Table& table, std::ostream& out, char delimiter) {
   const std::vector<Column>& columns = table.columns();
   for (size_t i = 0; i < columns.size(); ++i) {
     if (i > 0) out << delimiter;
-    write_field(out, columns[i].name, delimiter);
+    write_field(out, columns[i].name(), delimiter);
   }
   out << '\n';
   const size_t rows = table.num_rows();
   for (size_t r = 0; r < rows; ++r) {
-    if (columns.size() == 1 && columns[0].cells[r].empty()) {
+    if (columns.size() == 1 && columns[0].text(r).empty()) {
       // A lone empty field would be a blank line, which readers skip; quote it
       // (as Python's csv module does) so the row survives a round trip.
       out << "\"\"\n";
@@ -579,7 +642,7 @@ void write_delimited(const Table& table, std::ostream& out, char delimiter) {
     }
     for (size_t i = 0; i < columns.size(); ++i) {
       if (i > 0) out << delimiter;
-      if (!columns[i].is_missing(r)) write_field(out, columns[i].cells[r], delimiter);
+      if (!columns[i].is_missing(r)) write_field(out, columns[i].text(r), delimiter);
     }
     out << '\n';
   }

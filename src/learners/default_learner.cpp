@@ -161,13 +161,16 @@ std::unique_ptr<Distiller> DefaultLearner::set_up_distillation(const Learner& te
   if (regression) {
     // The teacher's values, in the student's scaling of the label.
     Table values = train_table;
-    const torch::Tensor predicted = teacher.predict(train_table).values.to(torch::kFloat64);
-    Column& label = values.column(options_.label);
+    const torch::Tensor predicted = teacher.predict(train_table).values.to(torch::kFloat64).contiguous();
+    Column label(options_.label);
+    label.reserve(static_cast<size_t>(predicted.size(0)));
     for (int64_t r = 0; r < predicted.size(0); ++r) {
       char text[32];
-      std::snprintf(text, sizeof(text), "%.17g", predicted[r].item<double>());
-      label.cells[r] = text;
+      std::snprintf(text, sizeof(text), "%.17g", predicted.data_ptr<double>()[r]);
+      label.push(text, true);
     }
+    values.drop_column(options_.label);
+    values.add_column(std::move(label));
     logits = task_->read_targets(values).at("label").to(torch::kFloat32).reshape({-1, 1});
   }
   train_data.targets.dense[kTeacherLogits] = logits;

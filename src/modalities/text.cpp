@@ -75,7 +75,7 @@ ModalityFamily hf_text_family() {
       for (const std::string& column_name : columns) {
         const Column& column = in.train->column(column_name);
         for (size_t r = 0; r < column.size(); ++r)
-          if (!column.is_missing(r)) texts.push_back(column.cells[r]);
+          if (!column.is_missing(r)) texts.push_back(column.text(r));
       }
       folder = (std::filesystem::path(in.work_folder) / in.name).string();
       write_scratch_checkpoint(checkpoint, texts, folder);

@@ -52,10 +52,9 @@ std::string python_float_repr(double x) {
 }
 
 Column float_column(const std::string& name, const py::array_t<double, py::array::c_style | py::array::forcecast>& values) {
-  Column column{name, {}, {}};
+  Column column(name);
   const auto view = values.unchecked<1>();
-  column.cells.reserve(static_cast<size_t>(view.shape(0)));
-  column.present.reserve(static_cast<size_t>(view.shape(0)));
+  column.reserve(static_cast<size_t>(view.shape(0)));
   for (py::ssize_t i = 0; i < view.shape(0); ++i) {
     const double x = view(i);
     if (std::isnan(x)) column.push("", false);
@@ -65,7 +64,7 @@ Column float_column(const std::string& name, const py::array_t<double, py::array
 }
 
 Column int_column(const std::string& name, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& values) {
-  Column column{name, {}, {}};
+  Column column(name);
   const auto view = values.unchecked<1>();
   for (py::ssize_t i = 0; i < view.shape(0); ++i) column.push(std::to_string(view(i)), true);
   return column;
@@ -78,7 +77,7 @@ Column object_column(const std::string& name, const py::list& values,
                      const py::array_t<bool, py::array::c_style | py::array::forcecast>& missing) {
   if (static_cast<size_t>(missing.size()) != values.size())
     throw std::invalid_argument("column '" + name + "': the missing mask and the values differ in length");
-  Column column{name, {}, {}};
+  Column column(name);
   const auto is_missing = missing.unchecked<1>();
   const auto cell_text = [&](const py::handle& item) -> std::string {
     if (py::isinstance<py::str>(item)) return item.cast<std::string>();
@@ -105,7 +104,7 @@ py::list column_values(const Table& table, const std::string& name) {
   py::list out;
   for (size_t i = 0; i < column.size(); ++i) {
     if (column.is_missing(i)) out.append(py::none());
-    else out.append(py::str(column.cells[i]));
+    else out.append(py::str(column.text(i)));
   }
   return out;
 }

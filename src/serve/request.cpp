@@ -121,7 +121,7 @@ Table request_table(const std::string& body, const ServedColumns& served) {
   const Json& data = request["data"];
 
   std::vector<Column> columns;
-  for (const auto& [name, type] : served.columns) columns.push_back(Column{name, {}, {}});
+  for (const auto& [name, type] : served.columns) columns.emplace_back(name);
   std::string cell;
   if (data.is_array()) {  // rows: [{column: value}]
     check_rows(data.size(), served);
@@ -216,10 +216,7 @@ Table concatenate(const std::vector<const Table*>& tables) {
   Table out = *tables.front();
   for (size_t t = 1; t < tables.size(); ++t) {
     for (size_t c = 0; c < out.num_columns(); ++c) {
-      Column& into = out.column(out.columns()[c].name);
-      const Column& from = tables[t]->columns()[c];
-      into.cells.insert(into.cells.end(), from.cells.begin(), from.cells.end());
-      into.present.insert(into.present.end(), from.present.begin(), from.present.end());
+      out.column(out.columns()[c].name()).append(tables[t]->columns()[c]);
     }
   }
   return out;

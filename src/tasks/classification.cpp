@@ -25,7 +25,7 @@ class ClassificationTask : public Task {
     targets.dense["label"] = labels_.transform(data.column(label_));
     return targets;
   }
-  std::string stratum(const Table& data, size_t row) const override { return data.column(label_).cells[row]; }
+  std::string stratum(const Table& data, size_t row) const override { return data.column(label_).text(row); }
 
   int64_t num_outputs() const override { return labels_.num_classes(); }
   torch::Tensor loss(const torch::Tensor& outputs, const Targets& targets) const override {

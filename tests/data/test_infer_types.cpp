@@ -44,7 +44,7 @@ ColumnType infer_single(const Column& feature, const Table* tuning = nullptr,
   const ColumnTypes types = infer_column_types(train, tuning, "y", {});
   EXPECT_EQ(types.size(), 1u);
   EXPECT_EQ(types.count("y"), 0u) << "the label is not a feature";
-  return types.at(feature.name);
+  return types.at(feature.name());
 }
 
 // n cells cycling through `unique` integer values 0..unique-1.
@@ -423,7 +423,7 @@ std::pair<std::vector<size_t>, std::vector<size_t>> split_by_label(const Column&
   for (size_t r = 0; r < label.size(); ++r) {
     if (label.is_missing(r)) continue;
     labelled.push_back(r);
-    strata.push_back(stratified ? label.cells[r] : std::string());
+    strata.push_back(stratified ? label.text(r) : std::string());
   }
   auto [train, holdout] = split_holdout(strata, fraction, seed);
   for (size_t& r : train) r = labelled[r];
@@ -445,8 +445,8 @@ TEST(InferTypesHoldout, StratifiedPerClass) {
   const double fraction = 0.2;
   const auto [train, holdout] = split_by_label(c.label, true, fraction, 11);
   std::map<std::string, size_t> held, trained;
-  for (size_t r : holdout) ++held[c.label.cells[r]];
-  for (size_t r : train) ++trained[c.label.cells[r]];
+  for (size_t r : holdout) ++held[c.label.text(r)];
+  for (size_t r : train) ++trained[c.label.text(r)];
   for (const auto& [name, size] : c.class_sizes) {
     SCOPED_TRACE(name);
     if (size == 1) {

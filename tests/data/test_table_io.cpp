@@ -16,6 +16,9 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+using automm::testing::presence;
+
 using automm::testing::Contains;
 using automm::testing::message_of;
 
@@ -32,8 +35,7 @@ Table parse_jsonl(const std::string& text, const std::string& source = "mem.json
 
 Column make_column(const std::string& name, const std::vector<std::string>& cells,
                    const std::vector<bool>& present) {
-  Column c;
-  c.name = name;
+  Column c(name);
   for (size_t i = 0; i < cells.size(); ++i) c.push(cells[i], present[i]);
   return c;
 }
@@ -46,10 +48,10 @@ TEST(TableIoCsv, ReadsHeaderAndRows) {
   EXPECT_EQ(t.source, "mem.csv");
   EXPECT_EQ(t.column_names(), (std::vector<std::string>{"a", "b", "c"}));
   ASSERT_EQ(t.num_rows(), 2u);
-  EXPECT_EQ(t.column("a").cells, (std::vector<std::string>{"1", "3"}));
-  EXPECT_EQ(t.column("b").cells, (std::vector<std::string>{"x", "y"}));
-  EXPECT_EQ(t.column("c").cells, (std::vector<std::string>{"2.5", "4"}));
-  EXPECT_EQ(t.column("c").present, (std::vector<uint8_t>{1, 1}));
+  EXPECT_EQ(cells(t.column("a")), (std::vector<std::string>{"1", "3"}));
+  EXPECT_EQ(cells(t.column("b")), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(cells(t.column("c")), (std::vector<std::string>{"2.5", "4"}));
+  EXPECT_EQ(presence(t.column("c")), (std::vector<uint8_t>{1, 1}));
 }
 
 TEST(TableIoCsv, QuotedFieldsHoldDelimiterQuotesAndNewlines) {
@@ -62,24 +64,24 @@ TEST(TableIoCsv, QuotedFieldsHoldDelimiterQuotesAndNewlines) {
       "5,\"\"\"\"\n");
   const Column& text = t.column("text");
   ASSERT_EQ(t.num_rows(), 5u);
-  EXPECT_EQ(text.cells[0], "hello, world");
-  EXPECT_EQ(text.cells[1], "she said \"hi\"");
-  EXPECT_EQ(text.cells[2], "line one\nline two");
-  EXPECT_EQ(text.cells[3], "crlf\r\ninside");  // kept as-is inside quotes
-  EXPECT_EQ(text.cells[4], "\"");
-  EXPECT_EQ(t.column("id").cells, (std::vector<std::string>{"1", "2", "3", "4", "5"}));
+  EXPECT_EQ(text.text(0), "hello, world");
+  EXPECT_EQ(text.text(1), "she said \"hi\"");
+  EXPECT_EQ(text.text(2), "line one\nline two");
+  EXPECT_EQ(text.text(3), "crlf\r\ninside");  // kept as-is inside quotes
+  EXPECT_EQ(text.text(4), "\"");
+  EXPECT_EQ(cells(t.column("id")), (std::vector<std::string>{"1", "2", "3", "4", "5"}));
 }
 
 TEST(TableIoCsv, SkipsBomAndStripsCrlf) {
   Table t = parse_csv("\xEF\xBB\xBFname,value\r\nx,1\r\ny,\"2\"\r\n");
   EXPECT_EQ(t.column_names(), (std::vector<std::string>{"name", "value"}));
-  EXPECT_EQ(t.column("value").cells, (std::vector<std::string>{"1", "2"}));
-  EXPECT_EQ(t.column("name").cells, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(cells(t.column("value")), (std::vector<std::string>{"1", "2"}));
+  EXPECT_EQ(cells(t.column("name")), (std::vector<std::string>{"x", "y"}));
 }
 
 TEST(TableIoCsv, LastLineWithoutNewlineAndBlankLines) {
   Table t = parse_csv("a,b\n1,2\n\n3,4");
-  EXPECT_EQ(t.column("b").cells, (std::vector<std::string>{"2", "4"}));
+  EXPECT_EQ(cells(t.column("b")), (std::vector<std::string>{"2", "4"}));
   Table trailing = parse_csv("a,b\n1,2\n\n  \r\n\n");
   EXPECT_EQ(trailing.num_rows(), 1u);
   Table trailing_delim = parse_csv("a,b\n1,\n");
@@ -88,14 +90,14 @@ TEST(TableIoCsv, LastLineWithoutNewlineAndBlankLines) {
 
 TEST(TableIoCsv, PassesUtf8Through) {
   Table t = parse_csv("text\n\"caf\xC3\xA9, na\xC3\xAFve\"\n\xE6\x97\xA5\xE6\x9C\xAC\n");
-  EXPECT_EQ(t.column("text").cells[0], "caf\xC3\xA9, na\xC3\xAFve");
-  EXPECT_EQ(t.column("text").cells[1], "\xE6\x97\xA5\xE6\x9C\xAC");
+  EXPECT_EQ(t.column("text").text(0), "caf\xC3\xA9, na\xC3\xAFve");
+  EXPECT_EQ(t.column("text").text(1), "\xE6\x97\xA5\xE6\x9C\xAC");
 }
 
 TEST(TableIoCsv, ReadsTabDelimited) {
   Table t = parse_csv("a\tb\nx y\t\"p\tq\"\n", '\t', "mem.tsv");
-  EXPECT_EQ(t.column("a").cells[0], "x y");
-  EXPECT_EQ(t.column("b").cells[0], "p\tq");
+  EXPECT_EQ(t.column("a").text(0), "x y");
+  EXPECT_EQ(t.column("b").text(0), "p\tq");
 }
 
 TEST(TableIoCsv, HeaderOnlyGivesZeroRows) {
@@ -115,7 +117,7 @@ TEST(TableIoCsv, MarksPandasMissingSpellings) {
   for (size_t r = 0; r < t.num_rows(); ++r) {
     EXPECT_TRUE(t.column("v").is_missing(r)) << "row " << r;
     EXPECT_TRUE(t.column("w").is_missing(r)) << "quoted, row " << r;
-    EXPECT_EQ(t.column("v").cells[r], "");
+    EXPECT_EQ(t.column("v").text(r), "");
   }
   for (const std::string& tok : tokens) EXPECT_TRUE(is_missing_token(tok)) << tok;
   EXPECT_TRUE(is_missing_token(""));
@@ -123,8 +125,8 @@ TEST(TableIoCsv, MarksPandasMissingSpellings) {
     EXPECT_FALSE(is_missing_token(kept)) << kept;
   }
   Table kept = parse_csv("v\n na\n-\n");
-  EXPECT_EQ(kept.column("v").present, (std::vector<uint8_t>{1, 1}));
-  EXPECT_EQ(kept.column("v").cells[0], " na");
+  EXPECT_EQ(presence(kept.column("v")), (std::vector<uint8_t>{1, 1}));
+  EXPECT_EQ(kept.column("v").text(0), " na");
 }
 
 TEST(TableIoCsvErrors, FieldCountMismatchNamesFileLineAndCounts) {
@@ -180,7 +182,7 @@ TEST(TableIoCsv, ReadsManyRows) {
   for (size_t i = 0; i < n; ++i) text += std::to_string(i) + ",\"row, " + std::to_string(i) + "\"\n";
   Table t = parse_csv(text);
   ASSERT_EQ(t.num_rows(), n);
-  EXPECT_EQ(t.column("text").cells[n - 1], "row, " + std::to_string(n - 1));
+  EXPECT_EQ(t.column("text").text(n - 1), "row, " + std::to_string(n - 1));
 }
 
 // ---------------------------------------------------------------------------
@@ -192,17 +194,17 @@ TEST(TableIoJsonl, ConvertsScalarTypesLikePandas) {
       "\"whole\": 3.0, \"huge\": 1e20, \"tiny\": 1e-5, \"b\": true, \"c\": false, "
       "\"s\": \"caf\\u00e9\", \"n\": null, \"na\": \"NA\", \"e\": \"\"}\n");
   ASSERT_EQ(t.num_rows(), 1u);
-  EXPECT_EQ(t.column("i").cells[0], "3");
-  EXPECT_EQ(t.column("neg").cells[0], "-7");
-  EXPECT_EQ(t.column("big").cells[0], "18446744073709551615");
-  EXPECT_EQ(t.column("f").cells[0], "0.1");
-  EXPECT_EQ(t.column("g").cells[0], "2.5");
-  EXPECT_EQ(t.column("whole").cells[0], "3.0");
-  EXPECT_EQ(t.column("huge").cells[0], "1e+20");
-  EXPECT_EQ(t.column("tiny").cells[0], "1e-05");
-  EXPECT_EQ(t.column("b").cells[0], "True");
-  EXPECT_EQ(t.column("c").cells[0], "False");
-  EXPECT_EQ(t.column("s").cells[0], "caf\xC3\xA9");
+  EXPECT_EQ(t.column("i").text(0), "3");
+  EXPECT_EQ(t.column("neg").text(0), "-7");
+  EXPECT_EQ(t.column("big").text(0), "18446744073709551615");
+  EXPECT_EQ(t.column("f").text(0), "0.1");
+  EXPECT_EQ(t.column("g").text(0), "2.5");
+  EXPECT_EQ(t.column("whole").text(0), "3.0");
+  EXPECT_EQ(t.column("huge").text(0), "1e+20");
+  EXPECT_EQ(t.column("tiny").text(0), "1e-05");
+  EXPECT_EQ(t.column("b").text(0), "True");
+  EXPECT_EQ(t.column("c").text(0), "False");
+  EXPECT_EQ(t.column("s").text(0), "caf\xC3\xA9");
   EXPECT_TRUE(t.column("n").is_missing(0));
   EXPECT_TRUE(t.column("na").is_missing(0));
   EXPECT_TRUE(t.column("e").is_missing(0));
@@ -213,7 +215,7 @@ TEST(TableIoJsonl, FormatsFloatsAsShortestRoundTrip) {
   Table t = parse_jsonl(
       "{\"v\": 123.456}\n{\"v\": -0.0}\n{\"v\": 0.0001}\n{\"v\": 1e15}\n{\"v\": 1e16}\n"
       "{\"v\": 1.5e-7}\n{\"v\": 0.30000000000000004}\n{\"v\": 1e100}\n");
-  EXPECT_EQ(t.column("v").cells,
+  EXPECT_EQ(cells(t.column("v")),
             (std::vector<std::string>{"123.456", "-0.0", "0.0001", "1000000000000000.0", "1e+16",
                                       "1.5e-07", "0.30000000000000004", "1e+100"}));
 }
@@ -227,11 +229,11 @@ TEST(TableIoJsonl, KeysBecomeColumnsInOrderOfFirstAppearance) {
       "{\"b\": 3}");
   EXPECT_EQ(t.column_names(), (std::vector<std::string>{"b", "a", "c"}));
   ASSERT_EQ(t.num_rows(), 3u);
-  EXPECT_EQ(t.column("b").present, (std::vector<uint8_t>{1, 0, 1}));
-  EXPECT_EQ(t.column("a").present, (std::vector<uint8_t>{1, 1, 0}));
-  EXPECT_EQ(t.column("c").present, (std::vector<uint8_t>{0, 1, 0}));
-  EXPECT_EQ(t.column("c").cells, (std::vector<std::string>{"", "2", ""}));
-  EXPECT_EQ(t.column("a").cells, (std::vector<std::string>{"x", "y", ""}));
+  EXPECT_EQ(presence(t.column("b")), (std::vector<uint8_t>{1, 0, 1}));
+  EXPECT_EQ(presence(t.column("a")), (std::vector<uint8_t>{1, 1, 0}));
+  EXPECT_EQ(presence(t.column("c")), (std::vector<uint8_t>{0, 1, 0}));
+  EXPECT_EQ(cells(t.column("c")), (std::vector<std::string>{"", "2", ""}));
+  EXPECT_EQ(cells(t.column("a")), (std::vector<std::string>{"x", "y", ""}));
 }
 
 TEST(TableIoJsonlErrors, NestedValuesNameFileLineAndKey) {
@@ -288,7 +290,7 @@ TEST(TableIoLimits, DeeplyNestedJsonLineIsRefusedNotACrash) {
   EXPECT_TRUE(Contains(message, "nests deeper than 100 levels"));
   // Brackets inside strings are text, not nesting.
   const Table table = parse_jsonl("{\"a\": \"" + std::string(500, '[') + "\\\"[\"}\n");
-  EXPECT_EQ(table.column("a").cells[0], std::string(500, '[') + "\"[");
+  EXPECT_EQ(table.column("a").text(0), std::string(500, '[') + "\"[");
 }
 
 TEST(TableIoLimits, OversizedCellIsRefusedNamingLineAndColumn) {
@@ -319,7 +321,7 @@ TEST(TableIoLimits, RowsThatEachBringNewKeysAreRefused) {
   // Sparse keys in moderation are fine: every row lacks some.
   const Table sparse = parse_jsonl("{\"a\": 1}\n{\"b\": 2}\n{\"a\": 3, \"c\": 4}\n");
   EXPECT_EQ(sparse.num_columns(), 3u);
-  EXPECT_EQ(sparse.column("c").present, (std::vector<uint8_t>{0, 0, 1}));
+  EXPECT_EQ(presence(sparse.column("c")), (std::vector<uint8_t>{0, 0, 1}));
 }
 
 TEST(TableIoTable, ColumnNotFoundListsColumns) {
@@ -364,8 +366,8 @@ TEST(TableIoTable, SelectRowsKeepsOrderAndSource) {
   Table s = t.select_rows({2, 0, 2, 1});
   EXPECT_EQ(s.source, "src.csv");
   EXPECT_EQ(s.column_names(), t.column_names());
-  EXPECT_EQ(s.column("a").cells, (std::vector<std::string>{"2", "0", "2", "1"}));
-  EXPECT_EQ(s.column("b").present, (std::vector<uint8_t>{1, 1, 1, 0}));
+  EXPECT_EQ(cells(s.column("a")), (std::vector<std::string>{"2", "0", "2", "1"}));
+  EXPECT_EQ(presence(s.column("b")), (std::vector<uint8_t>{1, 1, 1, 0}));
   EXPECT_EQ(t.select_rows({}).num_rows(), 0u);
   EXPECT_THROW(t.select_rows({0, 3}), std::out_of_range);
 }
@@ -405,8 +407,8 @@ TEST(TableIoWrite, RoundTripsCellsAndPresence) {
     Table back = read_delimited(buffer, delimiter, "round");
     ASSERT_EQ(back.column_names(), t.column_names());
     for (const Column& c : t.columns()) {
-      EXPECT_EQ(back.column(c.name).cells, c.cells) << c.name;
-      EXPECT_EQ(back.column(c.name).present, c.present) << c.name;
+      EXPECT_EQ(cells(back.column(c.name())), cells(c)) << c.name();
+      EXPECT_EQ(presence(back.column(c.name())), presence(c)) << c.name();
     }
   }
 }
@@ -417,7 +419,7 @@ TEST(TableIoWrite, SingleColumnMissingCellsSurviveRoundTrip) {
   std::stringstream buffer;
   write_delimited(t, buffer);
   Table back = read_delimited(buffer, ',', "round");
-  EXPECT_EQ(back.column("only").present, (std::vector<uint8_t>{1, 0, 1}));
+  EXPECT_EQ(presence(back.column("only")), (std::vector<uint8_t>{1, 0, 1}));
 }
 
 // ---------------------------------------------------------------------------
@@ -450,15 +452,15 @@ TEST_F(TableIoFiles, ReadTableChoosesFormatByExtension) {
   const std::string csv = write_file("t.csv", "a,b\n1,\"x,y\"\n");
   Table t = read_table(csv);
   EXPECT_EQ(t.source, csv);
-  EXPECT_EQ(t.column("b").cells[0], "x,y");
+  EXPECT_EQ(t.column("b").text(0), "x,y");
 
   for (const std::string name : {"t.tsv", "T.TSV", "t.tab"}) {
     Table tsv = read_table(write_file(name, "a\tb\n1\tx,y\n"));
-    EXPECT_EQ(tsv.column("b").cells[0], "x,y") << name;
+    EXPECT_EQ(tsv.column("b").text(0), "x,y") << name;
   }
   for (const std::string name : {"t.jsonl", "t.ndjson", "t.json", "t.JsonL"}) {
     Table js = read_table(write_file(name, "{\"a\": 1, \"b\": null}\n"));
-    EXPECT_EQ(js.column("a").cells[0], "1") << name;
+    EXPECT_EQ(js.column("a").text(0), "1") << name;
     EXPECT_TRUE(js.column("b").is_missing(0)) << name;
   }
 }
@@ -486,8 +488,8 @@ TEST_F(TableIoFiles, WriteCsvRoundTripsThroughReadTable) {
   Table back = read_table(path);
   EXPECT_EQ(back.source, path);
   for (const Column& c : t.columns()) {
-    EXPECT_EQ(back.column(c.name).cells, c.cells);
-    EXPECT_EQ(back.column(c.name).present, c.present);
+    EXPECT_EQ(cells(back.column(c.name())), cells(c));
+    EXPECT_EQ(presence(back.column(c.name())), presence(c));
   }
 
   const std::string unwritable = (dir_ / "no_such_dir" / "out.csv").string();

@@ -14,6 +14,9 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+using automm::testing::set_cells;
+
 using testing::contains;
 using testing::make_tabular_table;
 using testing::message_of;
@@ -31,13 +34,15 @@ PredictorOptions options_at(const std::string& path) {
 Table with_noisy_labels(Table table, double fraction, uint64_t seed) {
   std::mt19937_64 rng(seed);
   const std::vector<std::string> classes = {"low", "mid", "high"};
-  for (auto& cell : table.column("label").cells) {
+  std::vector<std::string> labels = cells(table.column("label"));
+  for (auto& cell : labels) {
     if (std::uniform_real_distribution<double>(0, 1)(rng) >= fraction) continue;
     std::string other;
     do other = classes[rng() % 3];
     while (other == cell);
     cell = other;
   }
+  set_cells(table, "label", labels);
   return table;
 }
 
@@ -91,7 +96,7 @@ TEST(DistillationFit, MismatchedTeachersAreRefused) {
   EXPECT_TRUE(contains(message, "binary") && contains(message, "multiclass")) << message;
 
   Table renamed = make_tabular_table(200, 3, "binary");
-  renamed.column("label").name = "target";
+  renamed.column("label").set_name("target");
   PredictorOptions other = options_at(dir.file("t"));
   other.label = "target";
   MultiModalPredictor target(other);
@@ -99,7 +104,9 @@ TEST(DistillationFit, MismatchedTeachersAreRefused) {
   EXPECT_TRUE(contains(message, "'label'") && contains(message, "'target'")) << message;
 
   Table relabelled = make_tabular_table(200, 4, "binary");
-  for (auto& cell : relabelled.column("label").cells) cell = cell == "yes" ? "Y" : "N";
+  std::vector<std::string> labels = cells(relabelled.column("label"));
+  for (auto& cell : labels) cell = cell == "yes" ? "Y" : "N";
+  set_cells(relabelled, "label", labels);
   MultiModalPredictor classes(options_at(dir.file("c")));
   message = message_of<std::invalid_argument>([&] { classes.fit(relabelled, fit); });
   EXPECT_TRUE(contains(message, "[no, yes]") && contains(message, "[N, Y]")) << message;

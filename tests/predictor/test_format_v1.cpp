@@ -13,6 +13,8 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+
 const std::string kFixtures = std::string(AUTOMM_SOURCE_DIR) + "/tests/fixtures/format_v1/";
 
 // Numbers as the old CLI wrote them ("%.9g"): equal to 9 significant digits.
@@ -29,9 +31,9 @@ void expect_same_probabilities(const MultiModalPredictor& predictor, const Table
   const torch::Tensor proba = predictor.predict_proba(data).to(torch::kFloat64).contiguous();
   for (int64_t c = 0; c < proba.size(1); ++c) {
     const torch::Tensor column = proba.select(1, c).contiguous();
-    expect_same_numbers(old.columns()[c].cells,
+    expect_same_numbers(cells(old.columns()[c]),
                         std::vector<double>(column.data_ptr<double>(), column.data_ptr<double>() + column.numel()),
-                        name + " class " + old.columns()[c].name);
+                        name + " class " + old.columns()[c].name());
   }
 }
 
@@ -50,10 +52,10 @@ TEST_P(FormatV1, LoadsAndPredictsAsTheReleaseThatSavedIt) {
   const Predictions predicted = predictor.predict(data);
   const Table old = read_table(kFixtures + f.name + ".predictions.csv");
   if (predicted.are_classes()) {
-    EXPECT_EQ(predicted.labels(), old.columns()[0].cells);
+    EXPECT_EQ(predicted.labels(), cells(old.columns()[0]));
     expect_same_probabilities(predictor, data, f.name);
   } else {
-    expect_same_numbers(old.columns()[0].cells, predicted.numbers(), f.name);
+    expect_same_numbers(cells(old.columns()[0]), predicted.numbers(), f.name);
   }
 
   // Saved again, it is a current-format folder with the same predictions.

@@ -13,6 +13,9 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+using automm::testing::set_cells;
+
 namespace fs = std::filesystem;
 using testing::make_shape_table;
 using testing::message_of;
@@ -188,8 +191,9 @@ TEST(ImagePredictor, MixupFitsAsWellAndSaysWhenItTurnsOff) {
 
   // Regression has no class targets to mix; a table without images has nothing to mix.
   Table numbers = train;
-  numbers.column("label").cells.assign(numbers.num_rows(), "1.5");
-  for (size_t r = 0; r < numbers.num_rows(); r += 2) numbers.column("label").cells[r] = std::to_string(r * 0.37);
+  std::vector<std::string> values(numbers.num_rows(), "1.5");
+  for (size_t r = 0; r < numbers.num_rows(); r += 2) values[r] = std::to_string(r * 0.37);
+  set_cells(numbers, "label", values);
   MultiModalPredictor regression(image_options(dir.file("r"), {{"data.mixup.turn_on", true}, {"optim.max_epochs", 1}}));
   std::string message = message_of<std::invalid_argument>([&] { regression.fit(numbers); });
   EXPECT_TRUE(testing::Contains(message, "data.mixup") && testing::Contains(message, "regression")) << message;
@@ -230,7 +234,9 @@ TEST(ImagePredictor, UnreadableImagesAreReportedWithTheirReasons) {
   ihdr += std::string("\x08\x02\0\0\0", 5);
   const std::string png = std::string("\x89PNG\r\n\x1a\n", 8) + chunk(ihdr) + chunk("IDAT") + chunk("IEND");
   testing::write_file(dir.file("huge.png"), png);
-  train.column("photo").cells[8] = "huge.png";
+  std::vector<std::string> photos = cells(train.column("photo"));
+  photos[8] = "huge.png";
+  set_cells(train, "photo", photos);
   train = as_csv(train);
   PredictorOptions options = image_options(dir.file("p"), {{"optim.max_epochs", 1}, {"model.names", Json::array({"timm_image"})}});
   options.verbose = true;

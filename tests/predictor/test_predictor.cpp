@@ -12,6 +12,9 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+using automm::testing::set_cells;
+
 namespace fs = std::filesystem;
 using automm::testing::make_column;
 using automm::testing::make_tabular_table;
@@ -72,12 +75,12 @@ TEST(PredictorIntegration, FitsTabularTableAndPredictsIdenticallyInNewProcess) {
                         dir.file("test.csv") + " --out " + dir.file("proba.csv")),
             0);
   const Table cli_labels = read_table(dir.file("labels.csv"));
-  EXPECT_EQ(cli_labels.column("label").cells, labels.labels());
+  EXPECT_EQ(cells(cli_labels.column("label")), labels.labels());
   const Table cli_proba = read_table(dir.file("proba.csv"));
   ASSERT_EQ(cli_proba.column_names(), predictor.classes());
   for (int64_t c = 0; c < proba.size(1); ++c)
     for (int64_t r = 0; r < proba.size(0); ++r)
-      ASSERT_NEAR(std::stod(cli_proba.columns()[c].cells[r]), proba[r][c].item<double>(), 1e-7) << "row " << r;
+      ASSERT_NEAR(std::stod(cli_proba.columns()[c].text(r)), proba[r][c].item<double>(), 1e-7) << "row " << r;
 }
 
 TEST(PredictorFit, MulticlassAndRegressionLearnTheSignal) {
@@ -104,7 +107,7 @@ TEST(PredictorFit, MulticlassAndRegressionLearnTheSignal) {
     double mean = 0;
     for (double value : predicted.numbers()) mean += value;
     double truth = 0;
-    for (const auto& cell : test.column("label").cells) truth += std::stod(cell);
+    for (const auto& cell : cells(test.column("label"))) truth += std::stod(cell);
     EXPECT_NEAR(mean / 500, truth / 500, 1.0);
   }
 }
@@ -139,8 +142,8 @@ TEST(PredictorFit, SummaryEmbeddingAndMetricsLog) {
             (std::vector<std::string>{"step", "epoch", "lr", "loss", "grad_norm", "validation_score"}));
   size_t with_norm = 0, with_score = 0;
   for (size_t r = 0; r < log.num_rows(); ++r) {
-    with_norm += log.column("grad_norm").present[r];
-    with_score += log.column("validation_score").present[r];
+    with_norm += !log.column("grad_norm").is_missing(r);
+    with_score += !log.column("validation_score").is_missing(r);
   }
   EXPECT_EQ(with_norm, static_cast<size_t>(summary["optimizer_steps"].get<int>()));
   EXPECT_GE(with_score, 2u);
@@ -283,9 +286,11 @@ TEST(PredictorErrors, NonNumericValueAtPredictTimeIsMissingWithAWarning) {
   ::testing::internal::GetCapturedStderr();
   Table bad = make_tabular_table(5, 2);
   Table missing = bad;
-  bad.column("x1").cells[3] = "abc";
-  missing.column("x1").cells[3] = "";
-  missing.column("x1").present[3] = 0;
+  std::vector<std::string> x1 = cells(bad.column("x1"));
+  x1[3] = "abc";
+  set_cells(bad, "x1", x1);
+  x1[3] = "";
+  set_cells(missing, "x1", x1);
   ::testing::internal::CaptureStderr();
   const torch::Tensor with_text = predictor.predict_proba(bad);
   const std::string warning = ::testing::internal::GetCapturedStderr();

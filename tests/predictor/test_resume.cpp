@@ -16,6 +16,8 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+
 namespace fs = std::filesystem;
 using automm::testing::make_tabular_table;
 using automm::testing::TempDir;
@@ -76,8 +78,8 @@ TEST(PredictorResume, KilledFitContinuesTheSameSchedule) {
   EXPECT_EQ(resumed.fit_summary()["optimizer_steps"], reference.fit_summary()["optimizer_steps"]);
   const Table resumed_log = read_table(killed + "/metrics.csv");
   const Table reference_log = read_table(whole + "/metrics.csv");
-  EXPECT_EQ(resumed_log.column("step").cells, reference_log.column("step").cells);
-  EXPECT_EQ(resumed_log.column("lr").cells, reference_log.column("lr").cells);
+  EXPECT_EQ(cells(resumed_log.column("step")), cells(reference_log.column("step")));
+  EXPECT_EQ(cells(resumed_log.column("lr")), cells(reference_log.column("lr")));
   const Table test = make_tabular_table(200, 32);
   EXPECT_LT((resumed.predict_proba(test) - reference.predict_proba(test)).abs().max().item<double>(), 1e-6);
 }

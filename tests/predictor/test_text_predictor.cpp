@@ -103,7 +103,7 @@ TEST(TextPredictor, PretrainedFolderWeightsAndTokenizerAreUsed) {
   const TextTokenizer tokenizer = TextTokenizer::from_folder(dir.file("ckpt"));
   for (int64_t r = 0; r < 3; ++r) {
     std::vector<int64_t> ids = {tokenizer.cls_id()};
-    for (int64_t id : tokenizer.encode(rows.column("review").cells[r])) ids.push_back(id);
+    for (int64_t id : tokenizer.encode(rows.column("review").text(r))) ids.push_back(id);
     ids.push_back(tokenizer.sep_id());
     const torch::Tensor input = torch::tensor(ids).unsqueeze(0);
     torch::NoGradGuard no_grad;

@@ -20,6 +20,9 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+using automm::testing::set_cells;
+
 namespace fs = std::filesystem;
 using automm::testing::make_tabular_table;
 using automm::testing::TempDir;
@@ -41,9 +44,9 @@ Json rows_json(const Table& table, size_t begin, size_t end) {
   for (size_t r = begin; r < end; ++r) {
     Json row = Json::object();
     for (const Column& column : table.columns()) {
-      if (column.name == "label") continue;
-      const bool number = column.name == "x1" || column.name == "x2" || column.name == "noise";
-      row[column.name] = number ? Json(std::stod(column.cells[r])) : Json(column.cells[r]);
+      if (column.name() == "label") continue;
+      const bool number = column.name() == "x1" || column.name() == "x2" || column.name() == "noise";
+      row[column.name()] = number ? Json(std::stod(column.text(r))) : Json(column.text(r));
     }
     rows.push_back(row);
   }
@@ -56,7 +59,11 @@ Table request_rows(const Table& table, size_t begin, size_t end) {
   for (size_t r = begin; r < end; ++r) rows.push_back(r);
   Table out = table.select_rows(rows);
   for (const char* name : {"x1", "x2", "noise"})
-    for (std::string& cell : out.column(name).cells) cell = Json(std::stod(cell)).dump();
+  {
+    std::vector<std::string> texts = cells(out.column(name));
+    for (std::string& cell : texts) cell = Json(std::stod(cell)).dump();
+    set_cells(out, name, texts);
+  }
   return out;
 }
 
@@ -340,8 +347,8 @@ TEST(Serve, ImagesAsBase64OrPathsInsideTheAllowedFolder) {
   predictor.fit(train);
   const std::string photo = images + "/train_0.bmp";
   Table one;
-  one.add_column(Column{"photo", {photo}, {1}});
-  one.add_column(Column{"weight", {"0.5"}, {1}});
+  one.add_column(Column::from_cells("photo", {photo}));
+  one.add_column(Column::from_cells("weight", {"0.5"}));
   const torch::Tensor expected = predictor.predict_proba(one).to(torch::kFloat64);
 
   ServeOptions serve;

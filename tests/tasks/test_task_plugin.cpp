@@ -28,14 +28,14 @@ class MultiLabelTask : public Task {
     std::set<std::string> tags;
     const Column& column = train.column(label_);
     for (size_t r = 0; r < column.size(); ++r)
-      for (const std::string& tag : split(column.cells[r])) tags.insert(tag);
+      for (const std::string& tag : split(column.text(r))) tags.insert(tag);
     tags_.assign(tags.begin(), tags.end());
   }
   Targets read_targets(const Table& data) const override {
     const Column& column = data.column(label_);
     torch::Tensor indicators = torch::zeros({static_cast<int64_t>(column.size()), num_outputs()});
     for (size_t r = 0; r < column.size(); ++r)
-      for (const std::string& tag : split(column.cells[r])) {
+      for (const std::string& tag : split(column.text(r))) {
         const auto it = std::find(tags_.begin(), tags_.end(), tag);
         if (it == tags_.end()) throw std::invalid_argument("row " + std::to_string(r + 1) + ": unknown tag " + tag);
         indicators[static_cast<int64_t>(r)][it - tags_.begin()] = 1.0f;
@@ -86,7 +86,7 @@ class MultiLabelTask : public Task {
 Table tagged_table(size_t rows, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::normal_distribution<double> normal(0.0, 1.0);
-  Column x1{"x1", {}, {}}, x2{"x2", {}, {}}, noise{"noise", {}, {}}, tags{"tags", {}, {}};
+  Column x1("x1"), x2("x2"), noise("noise"), tags("tags");
   for (size_t r = 0; r < rows; ++r) {
     const double a = normal(rng), b = normal(rng);
     x1.push(std::to_string(a), true);
@@ -125,7 +125,7 @@ TEST(TaskPlugin, AMultiLabelTaskFitsPredictsSavesAndLoadsThroughTheRegistry) {
   size_t exact = 0;
   for (size_t r = 0; r < predicted.size(); ++r) {
     // "-" in the table is the empty set; the prediction writes it as "".
-    const std::string truth = test.column("tags").cells[r] == "-" ? "" : test.column("tags").cells[r];
+    const std::string truth = test.column("tags").text(r) == "-" ? "" : test.column("tags").text(r);
     std::string expected = truth;  // tags in class order: right before up
     if (truth == "up;right") expected = "right;up";
     exact += predicted.text(r) == expected;

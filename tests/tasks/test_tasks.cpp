@@ -7,6 +7,8 @@
 namespace automm {
 namespace {
 
+using automm::testing::cells;
+
 using testing::make_column;
 using testing::message_of;
 
@@ -91,7 +93,7 @@ TEST(Predictions, TextIsTheShortestRoundTripForNumbersAndJoinsClassSets) {
   Predictions numbers;
   numbers.name = "v";
   numbers.values = torch::tensor({0.1, 2.5e-7, 3.0, -1234.5678901234}, torch::kFloat64);
-  EXPECT_EQ(numbers.to_column().cells, (std::vector<std::string>{"0.1", "2.5e-07", "3", "-1234.5678901234"}));
+  EXPECT_EQ(cells(numbers.to_column()), (std::vector<std::string>{"0.1", "2.5e-07", "3", "-1234.5678901234"}));
   Predictions sets;
   sets.name = "tags";
   sets.classes = {"a", "b", "c"};

@@ -57,7 +57,7 @@ std::shared_ptr<const ImageInputs> ImageProcessor::transform(const Table& table,
       if (column.is_missing(r)) continue;
       const std::string where = "row " + std::to_string(r + 1) + " of column '" + name + "' in " + table.source;
       std::vector<ImageRef> refs;
-      const std::string& cell = column.cells[r];
+      const std::string cell = column.text(r);
       if (is_path && cell.rfind("data:", 0) == 0) {
         // An inline image in a path column (an RFC 2397 data URI, which
         // decode_base64 reads): how `automm serve` passes a request's image.
@@ -69,7 +69,7 @@ std::shared_ptr<const ImageInputs> ImageProcessor::transform(const Table& table,
           refs.push_back({path.string(), "", where});
         }
       } else {
-        refs.push_back({"", column.cells[r], where});
+        refs.push_back({"", cell, where});
       }
       for (size_t k = 0; k < refs.size() && static_cast<int64_t>(k) < options_.max_images_per_column; ++k)
         inputs->rows[r][c * static_cast<size_t>(options_.max_images_per_column) + k] = refs[k];

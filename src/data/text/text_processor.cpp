@@ -5,6 +5,7 @@
 #include <fstream>
 #include <limits>
 
+#include "data/parallel.h"
 
 namespace automm {
 namespace {
@@ -60,15 +61,20 @@ std::shared_ptr<const TextInputs> TextProcessor::transform(const Table& table, b
   const size_t rows = table.num_rows();
   inputs->ids.assign(rows, std::vector<std::vector<int64_t>>(columns_.size()));
   if (keep_text) inputs->texts.assign(rows, std::vector<std::string>(columns_.size()));
-  for (size_t c = 0; c < columns_.size(); ++c) {
-    const Column& column = table.column(columns_[c]);
-    for (size_t r = 0; r < rows; ++r) {
-      const std::string& cell = column.is_missing(r) ? std::string() : column.cells[r];
-      const std::string text = options_.normalize_text ? normalize_text(cell) : cell;
-      inputs->ids[r][c] = encode(text);
-      if (keep_text) inputs->texts[r][c] = text;
-    }
-  }
+  std::vector<const Column*> columns;
+  for (const std::string& name : columns_) columns.push_back(&table.column(name));
+  // Rows in parallel: a few texts make tens of microseconds of work, so only
+  // tables of thousands of rows start threads.
+  const size_t threads = rows < 1024 ? 1 : data_threads();
+  for_each_parallel(threads, threads, [&](size_t t) {
+    for (size_t r = t * rows / threads; r < (t + 1) * rows / threads; ++r)
+      for (size_t c = 0; c < columns.size(); ++c) {
+        const std::string cell = columns[c]->text(r);
+        const std::string text = options_.normalize_text ? normalize_text(cell) : cell;
+        inputs->ids[r][c] = encode(text);
+        if (keep_text) inputs->texts[r][c] = text;
+      }
+  });
   return inputs;
 }
 
