@@ -14,9 +14,40 @@
 
 namespace automm {
 
+namespace {
+
+// One bit per row: whether the cell has a value.
+class Presence {
+ public:
+  size_t size() const { return size_; }
+  bool operator[](size_t row) const { return (words_[row >> 6] >> (row & 63)) & 1; }
+  void push_back(bool present) {
+    if (size_ % 64 == 0) words_.push_back(0);
+    if (present) words_.back() |= uint64_t{1} << (size_ % 64);
+    ++size_;
+  }
+  void pop_back() {
+    --size_;
+    words_[size_ >> 6] &= ~(uint64_t{1} << (size_ & 63));
+    if (size_ % 64 == 0) words_.pop_back();
+  }
+  void reserve(size_t rows) { words_.reserve((rows + 63) / 64); }
+  size_t count() const {
+    size_t n = 0;
+    for (uint64_t word : words_) n += static_cast<size_t>(__builtin_popcountll(word));
+    return n;
+  }
+
+ private:
+  std::vector<uint64_t> words_;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
 struct Column::Data {
   Storage storage = Storage::kDictionary;
-  std::vector<uint8_t> present;  // 1 = has a value
+  Presence present;
   // kDictionary. `lookup` views the strings of `dictionary`: rebuilt whenever
   // `dictionary` reallocates (short strings live inside the vector's elements).
   std::vector<std::string> dictionary;
@@ -97,7 +128,7 @@ struct Column::Data {
   }
 
   void push(std::string_view value, bool is_present) {
-    present.push_back(is_present ? 1 : 0);
+    present.push_back(is_present);
     switch (storage) {
       case Storage::kDictionary: {
         if (!is_present) {
@@ -165,10 +196,8 @@ Column::Data& Column::mutable_data() {
 }
 
 size_t Column::size() const { return data_->present.size(); }
-bool Column::is_missing(size_t row) const { return data_->present[row] == 0; }
-size_t Column::count_present() const {
-  return static_cast<size_t>(std::count(data_->present.begin(), data_->present.end(), uint8_t{1}));
-}
+bool Column::is_missing(size_t row) const { return !data_->present[row]; }
+size_t Column::count_present() const { return data_->present.count(); }
 Column::Storage Column::storage() const { return data_->storage; }
 
 std::string Column::text(size_t row) const {
@@ -338,12 +367,12 @@ void Column::append(const Column& other) {
   const size_t rows = other.size();
   Data& d = mutable_data();
   if (d.storage == Storage::kNumbers && from.storage == Storage::kNumbers) {
-    d.present.insert(d.present.end(), from.present.begin(), from.present.end());
+    for (size_t r = 0; r < rows; ++r) d.present.push_back(from.present[r]);
     d.numbers.insert(d.numbers.end(), from.numbers.begin(), from.numbers.end());
     return;
   }
   for (size_t r = 0; r < rows; ++r) {
-    const bool present = from.present[r] != 0;
+    const bool present = from.present[r];
     if (!present) d.push({}, false);
     else if (from.storage == Storage::kDictionary) d.push(from.dictionary[from.codes[r]], true);
     else if (from.storage == Storage::kText) d.push(from.text_at(r), true);
@@ -405,13 +434,35 @@ std::optional<double> parse_number(std::string_view cell) {
 }
 
 bool is_missing_token(std::string_view text) {
-  // pandas.io.parsers default na_values (STR_NA_VALUES).
-  static constexpr std::array<std::string_view, 19> kTokens = {
-      "",     "#N/A", "#N/A N/A", "#NA",  "-1.#IND", "-1.#QNAN", "-NaN",
-      "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A",     "NA",       "NULL",
-      "NaN",  "None", "n/a",      "nan",  "null"};
-  if (text.size() > 8) return false;  // longest token is "#N/A N/A"; skip the scan
-  return std::find(kTokens.begin(), kTokens.end(), text) != kTokens.end();
+  // pandas.io.parsers default na_values (STR_NA_VALUES), by first byte: every cell
+  // of a table is asked, so most answers must come from its length and first byte.
+  if (text.empty()) return true;
+  if (text.size() > 8) return false;  // the longest token is "#N/A N/A"
+  static constexpr std::string_view kHash[] = {"#N/A", "#N/A N/A", "#NA"};
+  static constexpr std::string_view kMinus[] = {"-1.#IND", "-1.#QNAN", "-NaN", "-nan"};
+  static constexpr std::string_view kOne[] = {"1.#IND", "1.#QNAN"};
+  static constexpr std::string_view kLess[] = {"<NA>"};
+  static constexpr std::string_view kUpperN[] = {"N/A", "NA", "NULL", "NaN", "None"};
+  static constexpr std::string_view kLowerN[] = {"n/a", "nan", "null"};
+  const auto among = [&](const auto& tokens) {
+    return std::find(std::begin(tokens), std::end(tokens), text) != std::end(tokens);
+  };
+  switch (text.front()) {
+    case '#':
+      return among(kHash);
+    case '-':
+      return among(kMinus);
+    case '1':
+      return among(kOne);
+    case '<':
+      return among(kLess);
+    case 'N':
+      return among(kUpperN);
+    case 'n':
+      return among(kLowerN);
+    default:
+      return false;
+  }
 }
 
 // ---------------------------------------------------------------------------
