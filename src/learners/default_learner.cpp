@@ -256,11 +256,16 @@ Dataset DefaultLearner::process(const Table& data, bool with_targets, bool train
   return out;
 }
 
+bool DefaultLearner::tabular_only() const {
+  return std::all_of(modalities_.begin(), modalities_.end(), [](const auto& modality) {
+    return modality->family() == "numerical" || modality->family() == "categorical";
+  });
+}
+
 int DefaultLearner::inference_threads(int64_t rows) const {
   // A text or image row is hundreds of tokens or patches: every core even for one row
   // (ELECTRA-small's one-row forward takes 1.7x longer on one thread than on two).
-  for (const auto& modality : modalities_)
-    if (modality->family() != "numerical" && modality->family() != "categorical") return choose_thread_count();
+  if (!tabular_only()) return choose_thread_count();
   int64_t num_parameters = 0;
   for (const auto& p : net_->parameters()) num_parameters += p.numel();
   return choose_thread_count(num_parameters * std::clamp<int64_t>(rows, 1, inference_batch_size(config_)));
@@ -412,7 +417,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     const std::string peft_note = attach_peft(/*for_training=*/true);
     if (options_.verbose && !peft_note.empty()) log_message(LogLevel::kInfo, peft_note);
     TrainingBudget budget = apply_training_budget(config_, static_cast<int64_t>(train_table.num_rows()),
-                                                  net_->pretrained_backbones().empty());
+                                                  net_->pretrained_backbones().empty(), tabular_only());
     budget.chosen.update(data_budget.chosen);
     budget.notes.insert(budget.notes.begin(), data_budget.notes.begin(), data_budget.notes.end());
     budget.notes.insert(budget.notes.end(), budget_notes_.begin(), budget_notes_.end());

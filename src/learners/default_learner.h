@@ -85,6 +85,8 @@ class DefaultLearner : public Learner {
   // models, else by the parameters times the rows in a batch (tiny tabular nets
   // run on one thread).
   int inference_threads(int64_t rows) const;
+  // Every model reads numerical / categorical columns: no text or image backbone.
+  bool tabular_only() const;
   // What learning_curve.svg marks: the best validation check, why the fit stopped.
   CurveMarks curve_marks() const;
   // Where an unfinished fit keeps its state: <path>/resume.

@@ -54,7 +54,7 @@ TrainingBudget apply_data_budget(Config& config, int64_t train_rows) {
   return budget;
 }
 
-TrainingBudget apply_training_budget(Config& config, int64_t train_rows, bool all_from_scratch) {
+TrainingBudget apply_training_budget(Config& config, int64_t train_rows, bool all_from_scratch, bool tabular_only) {
   TrainingBudget budget;
   Chooser choose(config, budget);
   const auto free = [&](const char* key) { return choose.free(key); };
@@ -105,6 +105,12 @@ TrainingBudget apply_training_budget(Config& config, int64_t train_rows, bool al
 
   if (all_from_scratch && free("optim.lr"))
     choose("optim.lr", 1e-3, "every model trains from scratch (1e-4 is for fine-tuning pretrained backbones)");
+
+  const int64_t ratio = config.get_int("env.inference_batch_size_ratio");
+  if (tabular_only && free("env.inference_batch_size_ratio") && per_device * ratio < kTabularInferenceRows)
+    choose("env.inference_batch_size_ratio", ceil_div(kTabularInferenceRows, per_device),
+           "inference batches of " + std::to_string(kTabularInferenceRows) + " rows for tabular networks (" +
+               std::to_string(per_device * ratio) + "-row batches are mostly per-batch overhead)");
   return budget;
 }
 

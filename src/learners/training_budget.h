@@ -14,6 +14,10 @@
 //   - optim.lr: 1e-3 when every model trains from scratch (tabular models,
 //     fusion, scratch text encoders); AutoMM's 1e-4 suits fine-tuning
 //     pretrained backbones and stays when there is one.
+//   - env.inference_batch_size_ratio: inference batches (validation, predict)
+//     of at least 512 rows when every model is a tabular network: AutoMM's
+//     8 x 4 = 32 rows make a big table's prediction mostly per-batch overhead,
+//     and evaluation-mode outputs do not depend on the batch.
 //   - data.categorical.minimum_cat_count: AutoMM's 100 makes every category of
 //     a table with fewer than 100 rows per category "rare", so categorical
 //     columns carry nothing; at most 1% of the rows (at least 2) instead.
@@ -44,8 +48,13 @@ struct TrainingBudget {
 TrainingBudget apply_data_budget(Config& config, int64_t train_rows);
 
 // The training keys, once the network is built. Both change `config` only for
-// the keys not in config.user_keys() and return what they changed. `train_rows`: rows of the training split; `all_from_scratch`: no
-// backbone starts from pretrained weights.
-TrainingBudget apply_training_budget(Config& config, int64_t train_rows, bool all_from_scratch);
+// the keys not in config.user_keys() and return what they changed. `train_rows`:
+// rows of the training split; `all_from_scratch`: no backbone starts from
+// pretrained weights; `tabular_only`: every model reads numerical / categorical
+// columns (no text or image backbone).
+TrainingBudget apply_training_budget(Config& config, int64_t train_rows, bool all_from_scratch, bool tabular_only);
+
+// Rows of an inference batch (validation, predict) the tabular-only rule asks for.
+constexpr int64_t kTabularInferenceRows = 512;
 
 }  // namespace automm

@@ -11,7 +11,7 @@ namespace {
 
 TEST(TrainingBudget, SmallTableGetsAFittingBatchEnoughStepsAndPatience) {
   Config config;
-  const TrainingBudget budget = apply_training_budget(config, 79, /*all_from_scratch=*/true);
+  const TrainingBudget budget = apply_training_budget(config, 79, /*all_from_scratch=*/true, /*tabular_only=*/false);
   EXPECT_EQ(config.get_int("env.batch_size"), 4);  // 79 / 10 -> 4: about 20 steps an epoch
   EXPECT_EQ(config.get_int("env.per_gpu_batch_size"), 4);
   EXPECT_EQ(config.get_int("optim.max_epochs"), 25);  // 20 steps an epoch, 500 steps
@@ -21,7 +21,7 @@ TEST(TrainingBudget, SmallTableGetsAFittingBatchEnoughStepsAndPatience) {
   EXPECT_TRUE(config.user_keys().empty()) << "chosen by the rule, not by the user";
 
   Config tiny;
-  apply_training_budget(tiny, 30, /*all_from_scratch=*/true);
+  apply_training_budget(tiny, 30, /*all_from_scratch=*/true, /*tabular_only=*/false);
   EXPECT_EQ(tiny.get_int("env.batch_size"), 2);
   EXPECT_EQ(tiny.get_int("optim.max_epochs"), 34);  // 15 steps an epoch
   EXPECT_EQ(tiny.get_int("optim.patience"), 11);    // 15% of 2 checks x 34 epochs
@@ -31,11 +31,28 @@ TEST(TrainingBudget, TheUsersKeysWinAndPretrainedBackbonesKeepTheirRate) {
   Config config;
   config.set("env.batch_size", 64);
   config.set("optim.max_epochs", 3);
-  const TrainingBudget budget = apply_training_budget(config, 99, /*all_from_scratch=*/false);
+  const TrainingBudget budget = apply_training_budget(config, 99, /*all_from_scratch=*/false, /*tabular_only=*/false);
   EXPECT_EQ(config.get_int("env.batch_size"), 64);
   EXPECT_EQ(config.get_int("optim.max_epochs"), 3);
   EXPECT_DOUBLE_EQ(config.get_double("optim.lr"), 1e-4);
   EXPECT_FALSE(budget.chosen.contains("optim.lr"));
+}
+
+TEST(TrainingBudget, TabularNetworksPredictInBatchesOf512Rows) {
+  Config config;
+  TrainingBudget budget = apply_training_budget(config, 200000, /*all_from_scratch=*/true, /*tabular_only=*/true);
+  EXPECT_EQ(config.get_int("env.inference_batch_size_ratio"), 64);  // 8 x 64 = 512 rows
+  EXPECT_TRUE(budget.chosen.contains("env.inference_batch_size_ratio"));
+  Config small;  // a small table's smaller micro-batch: a larger ratio, the same 512 rows
+  apply_training_budget(small, 79, /*all_from_scratch=*/true, /*tabular_only=*/true);
+  EXPECT_EQ(small.get_int("env.per_gpu_batch_size") * small.get_int("env.inference_batch_size_ratio"), 512);
+  Config text;  // a text or image backbone keeps AutoMM's ratio
+  apply_training_budget(text, 200000, /*all_from_scratch=*/true, /*tabular_only=*/false);
+  EXPECT_EQ(text.get_int("env.inference_batch_size_ratio"), 4);
+  Config user;
+  user.set("env.inference_batch_size_ratio", 2);
+  EXPECT_FALSE(apply_training_budget(user, 200000, true, true).chosen.contains("env.inference_batch_size_ratio"));
+  EXPECT_EQ(user.get_int("env.inference_batch_size_ratio"), 2);
 }
 
 TEST(TrainingBudget, CategoriesOfASmallTableAreNotAllRare) {
@@ -51,7 +68,7 @@ TEST(TrainingBudget, CategoriesOfASmallTableAreNotAllRare) {
 
 TEST(TrainingBudget, LargeTablesKeepAutoMMsDefaults) {
   Config config;
-  const TrainingBudget budget = apply_training_budget(config, 200000, /*all_from_scratch=*/false);
+  const TrainingBudget budget = apply_training_budget(config, 200000, /*all_from_scratch=*/false, /*tabular_only=*/false);
   EXPECT_TRUE(budget.chosen.empty()) << budget.chosen.dump();
   EXPECT_EQ(config.get_int("env.batch_size"), 128);
   EXPECT_EQ(config.get_int("optim.max_epochs"), 20);
