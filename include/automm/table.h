@@ -12,8 +12,9 @@
 // the data processors decide that later from what the column holds. A missing cell
 // (empty CSV field, pandas' NA spellings, JSON null) is marked as missing.
 //
-// Columns share their data between copies (a Table is cheap to copy); a column
-// that is changed after being copied gets its own data first.
+// Columns share their data between copies (a Table is cheap to copy), and the rows
+// a Table selects are a view of its columns through one shared row index; a column
+// that is changed after being copied or selected gets its own data first.
 #pragma once
 
 #include <cstddef>
@@ -63,23 +64,30 @@ class Column {
   // missing or its text is not in `index`. Looks each distinct text up once.
   std::vector<int64_t> index_of(const std::unordered_map<std::string, int64_t>& index, int64_t absent) const;
 
-  // kDictionary: the distinct texts and each row's code (kMissingCode when missing).
+  // kDictionary: the distinct texts (those of rows not selected included).
   const std::vector<std::string>& dictionary() const;
-  const std::vector<uint32_t>& codes() const;
 
   void reserve(size_t rows);
   void push(std::string_view text, bool present);
   void push_missing() { push({}, false); }
   // Appends another column's cells (same name or not).
   void append(const Column& other);
+  // A column of the given rows, with its own data.
   Column select(const std::vector<size_t>& rows) const;
 
   struct Data;  // the storage (src/data/table.cpp)
 
  private:
+  friend class Table;
+  using RowIndex = std::shared_ptr<const std::vector<size_t>>;
+  // Row `row` of this column in data_: through rows_ when it is a view.
+  size_t at(size_t row) const { return rows_ ? (*rows_)[row] : row; }
+  // This column's rows `rows` (of this column), as a view of the same data.
+  Column view(const RowIndex& rows) const;
   Data& mutable_data();
   std::string name_;
   std::shared_ptr<Data> data_;
+  RowIndex rows_;  // null: every row of data_, in order
 };
 
 class Table {

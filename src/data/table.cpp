@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -191,66 +192,79 @@ Column Column::from_cells(std::string name, const std::vector<std::string>& cell
 }
 
 Column::Data& Column::mutable_data() {
+  if (rows_) {  // a view gets its own copy of its rows first
+    std::vector<size_t> all(rows_->size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+    *this = select(all);
+  }
   if (data_.use_count() > 1) data_ = std::make_shared<Data>(*data_);
   return *data_;
 }
 
-size_t Column::size() const { return data_->present.size(); }
-bool Column::is_missing(size_t row) const { return !data_->present[row]; }
-size_t Column::count_present() const { return data_->present.count(); }
+size_t Column::size() const { return rows_ ? rows_->size() : data_->present.size(); }
+bool Column::is_missing(size_t row) const { return !data_->present[at(row)]; }
+size_t Column::count_present() const {
+  if (!rows_) return data_->present.count();
+  size_t n = 0;
+  for (size_t r : *rows_) n += data_->present[r] ? 1 : 0;
+  return n;
+}
 Column::Storage Column::storage() const { return data_->storage; }
 
 std::string Column::text(size_t row) const {
   const Data& d = *data_;
-  if (!d.present[row]) return std::string();
+  const size_t r = at(row);
+  if (!d.present[r]) return std::string();
   switch (d.storage) {
     case Storage::kDictionary:
-      return d.dictionary[d.codes[row]];
+      return d.dictionary[d.codes[r]];
     case Storage::kNumbers:
-      return Data::format_shortest(d.numbers[row]);
+      return Data::format_shortest(d.numbers[r]);
     case Storage::kText:
-      return std::string(d.text_at(row));
+      return std::string(d.text_at(r));
   }
   return std::string();
 }
 
 std::optional<double> Column::number(size_t row) const {
   const Data& d = *data_;
-  if (!d.present[row]) return std::nullopt;
+  const size_t r = at(row);
+  if (!d.present[r]) return std::nullopt;
   switch (d.storage) {
     case Storage::kDictionary:
-      return d.dictionary_numbers[d.codes[row]];
+      return d.dictionary_numbers[d.codes[r]];
     case Storage::kNumbers:
-      return d.numbers[row];
+      return d.numbers[r];
     case Storage::kText:
-      return parse_number(d.text_at(row));
+      return parse_number(d.text_at(r));
   }
   return std::nullopt;
 }
 
 std::unordered_map<std::string, size_t> Column::value_counts() const {
   const Data& d = *data_;
+  const size_t rows = size();
   std::unordered_map<std::string, size_t> out;
   switch (d.storage) {
     case Storage::kDictionary: {
       std::vector<size_t> counts(d.dictionary.size(), 0);
-      for (uint32_t code : d.codes)
-        if (code != kMissingCode) ++counts[code];
-      for (size_t i = 0; i < counts.size(); ++i)
-        if (counts[i] > 0) out.emplace(d.dictionary[i], counts[i]);
+      for (size_t i = 0; i < rows; ++i)
+        if (const uint32_t code = d.codes[at(i)]; code != kMissingCode) ++counts[code];
+      for (size_t k = 0; k < counts.size(); ++k)
+        if (counts[k] > 0) out.emplace(d.dictionary[k], counts[k]);
       return out;
     }
     case Storage::kNumbers: {
       std::unordered_map<double, size_t> counts;
-      for (size_t r = 0; r < d.numbers.size(); ++r)
-        if (d.present[r]) ++counts[d.numbers[r]];
+      for (size_t i = 0; i < rows; ++i)
+        if (const size_t r = at(i); d.present[r]) ++counts[d.numbers[r]];
       for (const auto& [value, count] : counts) out[Data::format_shortest(value)] += count;
       return out;
     }
     case Storage::kText: {
       std::unordered_map<std::string_view, size_t> counts;
-      for (size_t r = 0; r < d.ends.size(); ++r)
-        if (d.present[r]) ++counts[d.text_at(r)];
+      for (size_t i = 0; i < rows; ++i)
+        if (const size_t r = at(i); d.present[r]) ++counts[d.text_at(r)];
       out.reserve(counts.size());
       for (const auto& [value, count] : counts) out.emplace(value, count);
       return out;
@@ -261,11 +275,13 @@ std::unordered_map<std::string, size_t> Column::value_counts() const {
 
 bool Column::holds_only_numbers() const {
   const Data& d = *data_;
+  const size_t rows = size();
   switch (d.storage) {
     case Storage::kDictionary: {
       if (d.all_numbers) return true;
       std::vector<uint8_t> checked(d.dictionary.size(), 0);
-      for (uint32_t code : d.codes) {
+      for (size_t i = 0; i < rows; ++i) {
+        const uint32_t code = d.codes[at(i)];
         if (code == kMissingCode || checked[code]) continue;
         if (!d.dictionary_numbers[code]) return false;
         checked[code] = 1;
@@ -275,8 +291,8 @@ bool Column::holds_only_numbers() const {
     case Storage::kNumbers:
       return true;
     case Storage::kText:
-      for (size_t r = 0; r < d.ends.size(); ++r)
-        if (d.present[r] && !parse_number(d.text_at(r))) return false;
+      for (size_t i = 0; i < rows; ++i)
+        if (const size_t r = at(i); d.present[r] && !parse_number(d.text_at(r))) return false;
       return true;
   }
   return false;
@@ -284,12 +300,13 @@ bool Column::holds_only_numbers() const {
 
 size_t Column::count_distinct(size_t limit) const {
   const Data& d = *data_;
+  const size_t rows = size();
   switch (d.storage) {
     case Storage::kDictionary: {
       std::vector<uint8_t> used(d.dictionary.size(), 0);
       size_t distinct = 0;
-      for (uint32_t code : d.codes)
-        if (code != kMissingCode && !used[code]) {
+      for (size_t i = 0; i < rows; ++i)
+        if (const uint32_t code = d.codes[at(i)]; code != kMissingCode && !used[code]) {
           used[code] = 1;
           if (++distinct > limit) break;
         }
@@ -297,14 +314,14 @@ size_t Column::count_distinct(size_t limit) const {
     }
     case Storage::kNumbers: {
       std::unordered_set<double> seen;
-      for (size_t r = 0; r < d.numbers.size() && seen.size() <= limit; ++r)
-        if (d.present[r]) seen.insert(d.numbers[r]);
+      for (size_t i = 0; i < rows && seen.size() <= limit; ++i)
+        if (const size_t r = at(i); d.present[r]) seen.insert(d.numbers[r]);
       return seen.size();
     }
     case Storage::kText: {
       std::unordered_set<std::string_view> seen;
-      for (size_t r = 0; r < d.ends.size() && seen.size() <= limit; ++r)
-        if (d.present[r]) seen.insert(d.text_at(r));
+      for (size_t i = 0; i < rows && seen.size() <= limit; ++i)
+        if (const size_t r = at(i); d.present[r]) seen.insert(d.text_at(r));
       return seen.size();
     }
   }
@@ -316,18 +333,18 @@ std::vector<int64_t> Column::index_of(const std::unordered_map<std::string, int6
   std::vector<int64_t> out(size(), absent);
   if (d.storage == Storage::kDictionary) {
     std::vector<int64_t> per_entry(d.dictionary.size(), absent);
-    for (size_t i = 0; i < d.dictionary.size(); ++i) {
-      const auto it = index.find(d.dictionary[i]);
-      if (it != index.end()) per_entry[i] = it->second;
+    for (size_t k = 0; k < d.dictionary.size(); ++k) {
+      const auto it = index.find(d.dictionary[k]);
+      if (it != index.end()) per_entry[k] = it->second;
     }
-    for (size_t r = 0; r < out.size(); ++r)
-      if (d.codes[r] != kMissingCode) out[r] = per_entry[d.codes[r]];
+    for (size_t i = 0; i < out.size(); ++i)
+      if (const uint32_t code = d.codes[at(i)]; code != kMissingCode) out[i] = per_entry[code];
     return out;
   }
-  for (size_t r = 0; r < out.size(); ++r) {
-    if (!d.present[r]) continue;
-    const auto it = index.find(text(r));
-    if (it != index.end()) out[r] = it->second;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (is_missing(i)) continue;
+    const auto it = index.find(text(i));
+    if (it != index.end()) out[i] = it->second;
   }
   return out;
 }
@@ -336,12 +353,6 @@ const std::vector<std::string>& Column::dictionary() const {
   if (data_->storage != Storage::kDictionary)
     throw std::logic_error("column '" + name_ + "' is not held as a dictionary");
   return data_->dictionary;
-}
-
-const std::vector<uint32_t>& Column::codes() const {
-  if (data_->storage != Storage::kDictionary)
-    throw std::logic_error("column '" + name_ + "' is not held as a dictionary");
-  return data_->codes;
 }
 
 void Column::reserve(size_t rows) {
@@ -363,21 +374,28 @@ void Column::reserve(size_t rows) {
 void Column::push(std::string_view text, bool present) { mutable_data().push(text, present); }
 
 void Column::append(const Column& other) {
-  const Data& from = *other.data_;
-  const size_t rows = other.size();
+  const Column source = other;  // shares other's data and rows, even when other is *this
+  const Data& from = *source.data_;
   Data& d = mutable_data();
-  if (d.storage == Storage::kNumbers && from.storage == Storage::kNumbers) {
-    for (size_t r = 0; r < rows; ++r) d.present.push_back(from.present[r]);
-    d.numbers.insert(d.numbers.end(), from.numbers.begin(), from.numbers.end());
-    return;
-  }
-  for (size_t r = 0; r < rows; ++r) {
-    const bool present = from.present[r];
-    if (!present) d.push({}, false);
+  for (size_t i = 0; i < source.size(); ++i) {
+    const size_t r = source.at(i);
+    if (!from.present[r]) d.push({}, false);
     else if (from.storage == Storage::kDictionary) d.push(from.dictionary[from.codes[r]], true);
     else if (from.storage == Storage::kText) d.push(from.text_at(r), true);
     else d.push(Data::format_shortest(from.numbers[r]), true);
   }
+}
+
+Column Column::view(const RowIndex& rows) const {
+  Column out = *this;
+  if (rows_) {  // rows of a view: the data's rows they stand for
+    auto through = std::make_shared<std::vector<size_t>>(rows->size());
+    for (size_t i = 0; i < rows->size(); ++i) (*through)[i] = (*rows_)[(*rows)[i]];
+    out.rows_ = std::move(through);
+  } else {
+    out.rows_ = rows;
+  }
+  return out;
 }
 
 Column Column::select(const std::vector<size_t>& rows) const {
@@ -386,7 +404,7 @@ Column Column::select(const std::vector<size_t>& rows) const {
   Data& o = *out.data_;
   o.storage = d.storage;
   o.present.reserve(rows.size());
-  for (size_t r : rows) o.present.push_back(d.present[r]);
+  for (size_t i : rows) o.present.push_back(d.present[at(i)]);
   switch (d.storage) {
     case Storage::kDictionary:
       o.dictionary = d.dictionary;
@@ -394,18 +412,18 @@ Column Column::select(const std::vector<size_t>& rows) const {
       o.all_numbers = d.all_numbers;
       o.rebuild_lookup();
       o.codes.reserve(rows.size());
-      for (size_t r : rows) o.codes.push_back(d.codes[r]);
+      for (size_t i : rows) o.codes.push_back(d.codes[at(i)]);
       break;
     case Storage::kNumbers:
       o.numbers.reserve(rows.size());
-      for (size_t r : rows) o.numbers.push_back(d.numbers[r]);
+      for (size_t i : rows) o.numbers.push_back(d.numbers[at(i)]);
       break;
     case Storage::kText: {
       size_t bytes = 0;
-      for (size_t r : rows) bytes += d.text_at(r).size();
+      for (size_t i : rows) bytes += d.text_at(at(i)).size();
       o.text.reserve(bytes);
       o.ends.reserve(rows.size());
-      for (size_t r : rows) o.push_text(d.text_at(r));
+      for (size_t i : rows) o.push_text(d.text_at(at(i)));
       break;
     }
   }
@@ -533,10 +551,25 @@ Table Table::select_rows(const std::vector<size_t>& rows) const {
     if (r >= n)
       throw std::out_of_range("row index " + std::to_string(r) + " is out of range for " + source + " (" +
                               std::to_string(n) + " rows)");
+  // One row index for the columns: a view costs 8 bytes a row, not a copy of each
+  // column. Columns that are views already get their rows' rows (one index per view).
+  const auto index = std::make_shared<const std::vector<size_t>>(rows);
+  std::map<const std::vector<size_t>*, Column::RowIndex> composed;
   Table out;
   out.source = source;
   out.columns_.reserve(columns_.size());
-  for (const Column& c : columns_) out.columns_.push_back(c.select(rows));
+  for (const Column& c : columns_) {
+    if (!c.rows_) {
+      out.columns_.push_back(c.view(index));
+      continue;
+    }
+    // Columns that share a view share its composition too.
+    Column::RowIndex& through = composed[c.rows_.get()];
+    Column selected = through ? c : c.view(index);
+    if (through) selected.rows_ = through;
+    else through = selected.rows_;
+    out.columns_.push_back(std::move(selected));
+  }
   return out;
 }
 

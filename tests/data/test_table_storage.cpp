@@ -6,6 +6,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -123,6 +124,40 @@ TEST(TableStorage, CopiesShareDataUntilChanged) {
   appended.append(copy.column("b"));
   EXPECT_EQ(cells(appended), (std::vector<std::string>{"1", "2", "1", "2", "3"}));
   EXPECT_EQ(table.column("a").size(), 2u);
+}
+
+TEST(TableStorage, SelectedRowsAreViewsThatCopyWhenChanged) {
+  Table table;
+  Column word("word"), value("value");
+  for (size_t i = 0; i < 2000; ++i) {  // value: 2000 distinct numbers, held as numbers
+    word.push(i % 3 == 0 ? "" : "w" + std::to_string(i % 4), i % 3 != 0);
+    value.push(std::to_string(i) + ".5", true);
+  }
+  table.add_column(std::move(word));
+  table.add_column(std::move(value));
+  const Table picked = table.select_rows({5, 1, 3, 6});
+  EXPECT_EQ(cells(picked.column("word")), (std::vector<std::string>{"w1", "w1", "", ""}));
+  EXPECT_EQ(cells(picked.column("value")), (std::vector<std::string>{"5.5", "1.5", "3.5", "6.5"}));
+  EXPECT_EQ(picked.column("word").count_present(), 2u);
+  EXPECT_EQ(picked.column("word").value_counts(), (std::unordered_map<std::string, size_t>{{"w1", 2}}));
+  EXPECT_EQ(picked.column("word").count_distinct(5), 1u);
+  EXPECT_EQ(picked.column("word").index_of({{"w1", 4}}, -1), (std::vector<int64_t>{4, 4, -1, -1}));
+  EXPECT_TRUE(picked.column("value").holds_only_numbers());
+  EXPECT_EQ(picked.column("value").number(2), std::optional<double>(3.5));
+
+  const Table again = picked.select_rows({3, 0});  // rows 6 and 5 of the table
+  EXPECT_EQ(cells(again.column("value")), (std::vector<std::string>{"6.5", "5.5"}));
+  EXPECT_EQ(presence(again.column("word")), (std::vector<uint8_t>{0, 1}));
+
+  Table changed = again;
+  changed.column("value").push("7", true);
+  changed.column("word").append(changed.column("word"));  // a view appended to itself
+  EXPECT_EQ(cells(changed.column("value")), (std::vector<std::string>{"6.5", "5.5", "7"}));
+  EXPECT_EQ(cells(changed.column("word")), (std::vector<std::string>{"", "w1", "", "w1"}));
+  EXPECT_EQ(cells(again.column("value")), (std::vector<std::string>{"6.5", "5.5"}));
+  EXPECT_EQ(cells(picked.column("value")), (std::vector<std::string>{"5.5", "1.5", "3.5", "6.5"}));
+  EXPECT_EQ(table.column("value").size(), 2000u);
+  EXPECT_EQ(table.column("value").text(6), "6.5");
 }
 
 // A file of several blocks whose cells hold quotes, delimiters and newlines, some
