@@ -147,25 +147,11 @@ void export_hf_folder(const std::string& predictor, const std::string& out) {
   config.erase("automm_scratch");
   std::ofstream(out + "/config.json") << config.dump(2);
   fs::copy_file(predictor + "/hf_text/vocab.txt", out + "/vocab.txt", fs::copy_options::overwrite_existing);
-  torch::serialize::InputArchive archive;
-  archive.load_from(predictor + "/model.pt");
   automm::StateDict weights;
-  std::function<void(torch::serialize::InputArchive&, const std::string&)> collect =
-      [&](torch::serialize::InputArchive& a, const std::string& prefix) {
-        for (const std::string& key : a.keys()) {
-          torch::serialize::InputArchive child;
-          if (a.try_read(key, child)) {
-            collect(child, prefix + key + ".");
-            continue;
-          }
-          torch::Tensor t;
-          const std::string name = prefix + key;
-          const std::string encoder = "hf_text.model.";  // HfText registers its encoder as "model"
-          if (a.try_read(key, t) && name.rfind(encoder, 0) == 0) weights["bert." + name.substr(encoder.size())] = t;
-        }
-      };
-  collect(archive, "");
-  if (weights.empty()) throw std::runtime_error(predictor + "/model.pt holds no hf_text encoder weights");
+  const std::string encoder = "hf_text.model.";  // HfText registers its encoder as "model"
+  for (const auto& [name, tensor] : automm::load_safetensors(predictor + "/model.safetensors"))
+    if (name.rfind(encoder, 0) == 0) weights["bert." + name.substr(encoder.size())] = tensor;
+  if (weights.empty()) throw std::runtime_error(predictor + "/model.safetensors holds no hf_text encoder weights");
   automm::save_safetensors(weights, out + "/model.safetensors");
 }
 

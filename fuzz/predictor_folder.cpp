@@ -1,5 +1,5 @@
 // A predictor folder's predictor.json or processors.json (the first byte picks
-// which), beside the model.pt of a small tabular predictor fitted at start-up:
+// which), beside the model.safetensors of a small tabular predictor fitted at start-up:
 // MultiModalPredictor::load, then a prediction when it loads.
 #include "automm/predictor.h"
 #include "fuzz_util.h"

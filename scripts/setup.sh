@@ -47,6 +47,8 @@ if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm
 fi
 bash tests/tokenizer_reference/setup.sh
+# The export tests run exported ONNX files in ONNX Runtime (npm onnxruntime-node).
+bash tests/onnx_reference/setup.sh
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release ${AUTOMM_CMAKE_ARGS:-}
 cmake --build build -j"$(nproc)"

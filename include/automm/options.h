@@ -47,6 +47,17 @@ struct FitOptions {
   std::shared_ptr<const MultiModalPredictor> teacher_predictor;
 };
 
+// MultiModalPredictor::export_model: the network's inference forward pass as a
+// file that runs without automm.cpp. Its input shapes are fixed (LibTorch's C++
+// tracer records sizes as numbers), so it takes batches of exactly batch_size
+// rows and text of exactly text_length tokens.
+struct ExportOptions {
+  std::string format = "torchscript";  // torchscript, or onnx (through /usr/bin/python3's torch)
+  int64_t batch_size = 1;
+  int64_t text_length = 0;             // 0 = the longest sequence the text processor makes
+  int64_t opset_version = 16;          // onnx: AutoMM's export_onnx default
+};
+
 // What fit() throws when stop_requested said stop. The training state stays in
 // <path>/resume (load(path, resume=true) continues it); a predictor already
 // saved at the path is unchanged.

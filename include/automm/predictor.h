@@ -51,12 +51,22 @@ class MultiModalPredictor {
   // [rows, dim]: the fused features the head reads.
   torch::Tensor extract_embedding(const Table& data) const;
 
+  // Writes the network's inference forward pass (fp32) to `out`, traced on the
+  // inputs of `example`'s first rows (any rows with the predictor's columns): a
+  // TorchScript file that PyTorch's torch.jit.load runs, or an ONNX file; beside
+  // it `<out>.json` names the inputs (name, dtype, shape), the outputs (logits,
+  // features), the classes and how to read the logits, and
+  // `<out>.example.safetensors` holds the example inputs and the outputs computed
+  // for them. Tokenizing and image transforms stay outside the file. A failure
+  // leaves an existing `out` as it was.
+  void export_model(const Table& example, const std::string& out, const ExportOptions& options = {}) const;
+
   // Writes a self-contained, relocatable folder through a temporary folder and a
   // rename, so a failure never leaves a half-written predictor at `path`.
   // standalone (AutoMM's argument): text models keep a copy of their
   // checkpoint's config and tokenizer files (<path>/<model>/), so loading needs
   // neither network nor cache; false records the Hugging Face id instead, found
-  // again in the cache (or downloaded) at load. Weights are always in model.pt.
+  // again in the cache (or downloaded) at load. Weights are always in model.safetensors.
   void save(const std::string& path, bool standalone = true) const;
   // Reads a folder written by save() (any earlier format version too); with
   // resume = true, an unfinished fit's state instead, which fit() then continues.

@@ -9,7 +9,9 @@
 // message names the file (and the tensor, where there is one).
 #pragma once
 
+#include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include <torch/torch.h>
@@ -26,6 +28,25 @@ using StateDict = std::map<std::string, torch::Tensor>;
 // file size, offsets in range, no overlaps or holes, byte count == numel *
 // itemsize, known dtypes, no duplicate names.
 StateDict load_safetensors(const std::string& path);
+
+// A safetensors file mapped into memory (private and copy-on-write), its header
+// validated as load_safetensors does. Its tensors are views of the mapping:
+// nothing is read or copied until a page is first touched (the page cache serves
+// it), and each tensor keeps the mapping alive. A tensor that the file does not
+// place at a multiple of its element size gets its own copy.
+class MappedSafetensors {
+ public:
+  explicit MappedSafetensors(const std::string& path);
+  const StateDict& tensors() const { return tensors_; }
+  // The whole file (header included), e.g. for a checksum.
+  const unsigned char* bytes() const { return mapping_.get(); }
+  uint64_t size() const { return size_; }
+
+ private:
+  std::shared_ptr<unsigned char> mapping_;
+  uint64_t size_ = 0;
+  StateDict tensors_;
+};
 
 // model.safetensors.index.json: {"metadata": ..., "weight_map": {tensor: shard}}.
 // Shards are resolved relative to the index's folder; each tensor is read from

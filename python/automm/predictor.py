@@ -158,6 +158,32 @@ class MultiModalPredictor:
             return pd.DataFrame(embeddings, index=index_of(data, table.num_rows))
         return embeddings
 
+    def export_onnx(self, data, path=None, batch_size=None, opset_version=16, truncate_long_and_double=False):
+        """The network's fp32 forward pass as an ONNX file, traced on `data`'s first rows (AutoMM's
+        export_onnx). Its shapes are fixed: batch_size rows (default: all rows of `data`), text padded to
+        the processor's longest. Beside it, <path>.json describes inputs and outputs and
+        <path>.example.safetensors holds a test vector. Needs torch in /usr/bin/python3 (or
+        $AUTOMM_PYTHON), which runs torch.onnx.export. Returns the path (default <predictor path>/model.onnx)."""
+        if truncate_long_and_double:
+            raise ValueError("truncate_long_and_double (int32 inputs for TensorRT) is not supported: the exported "
+                             "inputs stay int64 and float32")
+        return self._export(data, path, batch_size, "onnx", "model.onnx", opset_version)
+
+    def export_torchscript(self, data, path=None, batch_size=None):
+        """As export_onnx, as a frozen TorchScript file that torch.jit.load runs (no Python torch needed to
+        write it). Returns the path (default <predictor path>/model.ts)."""
+        return self._export(data, path, batch_size, "torchscript", "model.ts", 16)
+
+    def _export(self, data, path, batch_size, format, default_name, opset_version):
+        table = to_table(data)
+        if path is None:
+            path = os.path.join(self._predictor.path, default_name)
+        rows = table.num_rows if batch_size is None else batch_size
+        if not isinstance(rows, (int, np.integer)) or isinstance(rows, bool) or rows < 1:
+            raise ValueError(f"batch_size must be a positive number of rows, got {batch_size!r}")
+        self._predictor.export_model(table, str(path), format, int(rows), 0, int(opset_version))
+        return str(path)
+
     def _classes(self):
         """The typed class labels as a pandas Index, made once per fitted model."""
         if self._class_index is None:

@@ -12,6 +12,9 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 #include <utility>
 #include <vector>
@@ -205,6 +208,16 @@ Header read_header(std::ifstream& in, const std::string& path) {
   return header;
 }
 
+// Any byte other than 0/1 would be an invalid bool in LibTorch.
+void check_bools(const torch::Tensor& tensor, const Entry& entry, const std::string& path) {
+  if (entry.dtype->type != torch::kBool) return;
+  const auto* data = static_cast<const uint8_t*>(tensor.data_ptr());
+  for (uint64_t k = 0; k < entry.end - entry.begin; ++k)
+    if (data[k] > 1)
+      throw std::runtime_error(path + ": tensor '" + entry.name + "': BOOL byte " + std::to_string(k) + " is " +
+                               std::to_string(data[k]) + ", not 0 or 1");
+}
+
 // Reads the tensors named in `wanted` (all of them when null) straight into
 // their own memory, in file order.
 StateDict read_safetensors(const std::string& path, const std::set<std::string>* wanted) {
@@ -222,14 +235,7 @@ StateDict read_safetensors(const std::string& path, const std::set<std::string>*
       if (static_cast<uint64_t>(in.gcount()) != bytes)
         throw std::runtime_error(path + ": tensor '" + entry.name + "': cannot read its data");
     }
-    if (entry.dtype->type == torch::kBool) {
-      // Any byte other than 0/1 would be an invalid bool in LibTorch.
-      const auto* data = static_cast<const uint8_t*>(tensor.data_ptr());
-      for (uint64_t k = 0; k < bytes; ++k)
-        if (data[k] > 1)
-          throw std::runtime_error(path + ": tensor '" + entry.name + "': BOOL byte " + std::to_string(k) +
-                                   " is " + std::to_string(data[k]) + ", not 0 or 1");
-    }
+    check_bools(tensor, entry, path);
     result.emplace(entry.name, std::move(tensor));
   }
   return result;
@@ -294,7 +300,15 @@ void save_safetensors(const StateDict& tensors, const std::string& path,
   json header = json::object();
   std::vector<torch::Tensor> data;
   uint64_t offset = 0;
-  for (const auto& [name, tensor] : tensors) {
+  // Wider elements first: every tensor then starts at a multiple of its element
+  // size (the data section starts 8-byte aligned), so a memory map can hand out
+  // its tensors in place (MappedSafetensors).
+  std::vector<std::pair<std::string, torch::Tensor>> ordered(tensors.begin(), tensors.end());
+  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) {
+    const auto size = [](const torch::Tensor& t) { return t.defined() ? t.element_size() : 0; };
+    return size(a.second) > size(b.second);
+  });
+  for (const auto& [name, tensor] : ordered) {
     if (name == "__metadata__") throw std::runtime_error(path + ": '__metadata__' is reserved and cannot name a tensor");
     if (!tensor.defined()) throw std::runtime_error(path + ": tensor '" + name + "' is undefined");
     const Dtype* dtype = dtype_by_type(tensor.scalar_type());
@@ -337,6 +351,43 @@ void save_safetensors(const StateDict& tensors, const std::string& path,
     std::error_code ignored;
     fs::remove(temp, ignored);
     throw std::runtime_error(path + ": cannot move the written file into place: " + error.message());
+  }
+}
+
+MappedSafetensors::MappedSafetensors(const std::string& path) {
+  Header header;
+  {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error(path + ": cannot open the file");
+    header = read_header(in, path);
+  }
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(path + ": cannot open the file");
+  struct stat info {};
+  if (::fstat(fd, &info) != 0 || info.st_size <= 0) {
+    ::close(fd);
+    throw std::runtime_error(path + ": cannot read the file's size");
+  }
+  size_ = static_cast<uint64_t>(info.st_size);
+  // Private and writable: a page written (a parameter changed in place) becomes
+  // this process's copy, the file never changes.
+  void* address = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (address == MAP_FAILED) throw std::runtime_error(path + ": cannot map the file into memory");
+  const uint64_t size = size_;
+  mapping_ = std::shared_ptr<unsigned char>(static_cast<unsigned char*>(address),
+                                            [size](unsigned char* p) { ::munmap(p, size); });
+  const auto keep = mapping_;  // each tensor keeps the mapping alive
+  for (const auto& entry : header.entries) {
+    unsigned char* begin = mapping_.get() + header.data_start + entry.begin;
+    const auto options = torch::TensorOptions().dtype(entry.dtype->type);
+    torch::Tensor tensor;
+    if (reinterpret_cast<uintptr_t>(begin) % c10::elementSize(entry.dtype->type) == 0 && entry.end > entry.begin)
+      tensor = torch::from_blob(begin, entry.shape, [keep](void*) {}, options);
+    else  // a file from another writer may misalign a tensor: it gets its own copy
+      tensor = torch::from_blob(begin, entry.shape, options).clone();
+    check_bools(tensor, entry, path);
+    tensors_.emplace(entry.name, std::move(tensor));
   }
 }
 

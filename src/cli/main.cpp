@@ -177,6 +177,15 @@ int run_evaluate(const std::string& path, const std::string& data_path, const st
   return 0;
 }
 
+int run_export(const std::string& path, const std::string& data_path, const std::string& out_path,
+               const automm::ExportOptions& options) {
+  const auto predictor = automm::MultiModalPredictor::load(path);
+  predictor.export_model(automm::read_table(data_path), out_path, options);
+  std::cerr << "wrote " << out_path << " (" << options.format << ", batches of " << options.batch_size
+            << " rows) and " << out_path << ".json (its inputs, outputs and classes)\n";
+  return 0;
+}
+
 int run_info(const std::string& path, bool json) {
   const auto predictor = automm::MultiModalPredictor::load(path);
   if (json) {  // fit_summary() as one JSON object
@@ -293,6 +302,22 @@ int main(int argc, char** argv) {
   evaluate_cmd->add_option("--metrics", metrics, "comma-separated metrics (default: the eval metric)");
   evaluate_cmd->add_flag("--json", json, "print one JSON object");
 
+  automm::ExportOptions export_options;
+  CLI::App* export_cmd = app.add_subcommand(
+      "export", "write the network's forward pass as a TorchScript or ONNX file, traced on example rows");
+  export_cmd->add_option("--path", path, "predictor folder")->required();
+  export_cmd->add_option("--data", data, "example rows (any table with the predictor's columns)")->required();
+  export_cmd->add_option("--out", out, "file to write; <out>.json describes its inputs and outputs")->required();
+  export_cmd->add_option("--format", export_options.format, "torchscript (default) or onnx")
+      ->check(CLI::IsMember({"torchscript", "onnx"}));
+  export_cmd->add_option("--batch-size", export_options.batch_size, "rows per call (the shapes are fixed)")
+      ->check(number_in(1, 1e6, "a number of rows >= 1"));
+  export_cmd->add_option("--text-length", export_options.text_length,
+                         "tokens per text input (default: the processor's longest)")
+      ->check(number_in(1, 1e6, "a number of tokens >= 1"));
+  export_cmd->add_option("--opset", export_options.opset_version, "ONNX opset version")
+      ->check(number_in(7, 30, "an ONNX opset version"));
+
   CLI::App* info_cmd = app.add_subcommand("info", "describe a saved predictor");
   info_cmd->add_option("--path", path, "predictor folder")->required();
   info_cmd->add_flag("--json", json, "print fit_summary() as one JSON object");
@@ -341,6 +366,7 @@ int main(int argc, char** argv) {
     if (predict_cmd->parsed()) return run_predict(path, data, out, proba);
     if (evaluate_cmd->parsed()) return run_evaluate(path, data, metrics, json);
     if (info_cmd->parsed()) return run_info(path, json);
+    if (export_cmd->parsed()) return run_export(path, data, out, export_options);
     if (serve_cmd->parsed()) return run_serve(path, serve, token_file, max_body_mb);
     if (tokenize_cmd->parsed()) return run_tokenize(checkpoint, input, max_len, tokenizer);
     std::cout << automm::hyperparameters_markdown();

@@ -11,8 +11,6 @@ namespace {
 const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
 const char* kSamPending = "model.sam (segmentation)";
-const char* kCompilePending =
-    "compiling the model (LibTorch 1.13 has no torch.compile; automm.cpp runs eager kernels)";
 
 // Small builders so that each key reads as one line of the table.
 KeySpec key(std::string name, KeyType type, Json def, std::string doc) {
@@ -177,16 +175,14 @@ void add_env_keys(Builder& b) {
         0.0, {}, true);
   b.add("env.deterministic", K::kBool, false,
         "Deterministic algorithms: with the same seed two fits give identical weights.");
-  pending(b.add("env.compile.turn_on", K::kBool, false,
-                "Compile the model (LibTorch has no torch.compile)."),
-          kCompilePending);
-  pending(b.choice("env.compile.mode", "default",
-                   {"default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"},
-                   "Compile mode."),
-          kCompilePending);
-  pending(b.add("env.compile.dynamic", K::kBool, true, "Compile with dynamic shapes."),
-          kCompilePending);
-  pending(b.add("env.compile.backend", K::kString, "inductor", "Compile backend."), kCompilePending);
+  b.add("env.compile.turn_on", K::kBool, false,
+        "Predict through TorchScript graphs of the network (traced per input shape, frozen); see docs/deployment.md.");
+  b.choice("env.compile.mode", "default", {"default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"},
+           "default: trace + freeze; the others also run optimize_for_inference (oneDNN rewrites).");
+  b.add("env.compile.dynamic", K::kBool, true,
+        "Pad batches to shape buckets (rows to powers of two, text to multiples of 32) so few graphs serve all.");
+  b.add("env.compile.backend", K::kString, "torchscript",
+        "torchscript; torch.compile's backends (AutoMM's default inductor) need PyTorch 2 and are refused.");
 }
 
 void add_model_keys(Builder& b) {

@@ -17,6 +17,8 @@ struct TextBatch {
   torch::Tensor input_ids;       // [batch, seq] int64
   torch::Tensor token_type_ids;  // [batch, seq] int64 (segment ids)
   torch::Tensor attention_mask;  // [batch, seq] int64, 1 = token, 0 = padding
+  int64_t pad_id = 0;            // what input_ids are padded with
+  int64_t max_length = 0;        // the longest sequence the processor makes (0 = unknown)
 };
 
 // The images one image model reads: every row's image slots (each image

@@ -275,7 +275,7 @@ torch::Tensor DefaultLearner::outputs(const Dataset& data, bool features) const 
   configure_allocator();
   set_intra_op_threads(inference_threads(data.rows));
   MultiModalNet model = net_;
-  torch::Tensor out = predict_logits(model, data, config_, features, &cast_weights_);
+  torch::Tensor out = predict_logits(model, data, config_, features, &inference_cache_);
   report_problems(data, "the data");
   return out;
 }
@@ -324,6 +324,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     config_.merge(fit.hyperparameters);
     apply_preset(config_, fit.presets.empty() ? options_.presets : fit.presets);
     config_.check_supported();
+    CompileOptions::from(config_);  // an unavailable env.compile.backend fails before training
   }
   // env.strategy = ddp: this process is one rank of a data-parallel fit.
   dist_ = distributed_env(config_);

@@ -32,6 +32,8 @@ class DefaultLearner : public Learner {
   std::map<std::string, double> evaluate(const Table& data, const std::vector<std::string>& metrics) const override;
   torch::Tensor extract_embedding(const Table& data) const override;
 
+  void export_model(const Table& example, const std::string& out,
+                    const ExportOptions& options) const override;                           // learner_export.cpp
   void write(const std::string& folder, bool standalone, const Json& extra) const override;  // learner_files.cpp
   void read(const std::string& folder, const Json& meta, bool resume) override;             // learner_files.cpp
   void relocate(const std::string& folder) override;
@@ -109,7 +111,7 @@ class DefaultLearner : public Learner {
   std::vector<std::string> budget_notes_;  // choices made before the budget is printed
   std::vector<LogRow> log_;
   // bf16 copies of the matmul weights for mixed-precision inference, made once.
-  mutable CastWeightCache cast_weights_;
+  mutable InferenceCache inference_cache_;
   // Set by read(resume = true): the unfinished fit's options; fit() continues it.
   Json resume_fit_options_;
   DistributedEnv dist_;                 // this process's place in a data-parallel fit

@@ -36,6 +36,9 @@ class Learner {
   virtual torch::Tensor head_outputs(const Table& data) const = 0;
   virtual torch::Tensor classify_features(const torch::Tensor& features) const = 0;
 
+  // MultiModalPredictor::export_model.
+  virtual void export_model(const Table& example, const std::string& out, const ExportOptions& options) const = 0;
+
   // Writes the predictor folder's files into `folder` (an empty folder; the
   // predictor moves it into place). `extra` keys go into predictor.json.
   virtual void write(const std::string& folder, bool standalone, const Json& extra = Json::object()) const = 0;
@@ -71,7 +74,8 @@ constexpr const char* kPredictorFile = "predictor.json";
 constexpr const char* kResumeFolder = "resume";  // an unfinished fit's state
 constexpr const char* kPredictorFormat = "automm.cpp predictor";
 // 1: FNV-1a weights digest, one label processor; 2: xxHash digest, task and
-// modality adapters saved by themselves.
-constexpr int kFormatVersion = 2;
+// modality adapters saved by themselves; 3: weights in model.safetensors (read
+// through a memory map) instead of model.pt (a LibTorch archive).
+constexpr int kFormatVersion = 3;
 
 }  // namespace automm

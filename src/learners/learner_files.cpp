@@ -1,7 +1,8 @@
 // The default learner's part of a predictor folder: predictor.json (config,
 // column types, models, summary), processors.json (the task's and each modality
-// adapter's saved state), model.pt (weights), metrics.csv, learning_curve.svg.
-// Relative paths only. Folders of format version 1 are read too.
+// adapter's saved state), model.safetensors (weights), metrics.csv,
+// learning_curve.svg. Relative paths only. Folders of format versions 1 and 2
+// (weights in model.pt, a LibTorch archive) are read too.
 #include <xxhash.h>
 #include "config/json_text.h"
 
@@ -11,24 +12,28 @@
 #include <fstream>
 #include <iomanip>
 #include <new>
+#include <optional>
 #include <sstream>
 
 #include "learners/default_learner.h"
 #include "learners/fit_report.h"
 #include "learners/learner_io.h"
+#include "automm/weights_io.h"
 #include "models/peft.h"
+#include "models/skip_init.h"
 
 namespace automm {
 namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kProcessorsFile = "processors.json";
-constexpr const char* kWeightsFile = "model.pt";
+constexpr const char* kWeightsFile = "model.safetensors";
+constexpr const char* kArchiveWeightsFile = "model.pt";  // format versions 1 and 2
 constexpr const char* kMetricsFile = "metrics.csv";
 constexpr const char* kCurveFile = "learning_curve.svg";
 
 // The weights digest, recorded in predictor.json to catch a damaged or swapped
-// model.pt. Format 2: XXH3-64 (xxHash). Format 1 recorded FNV-1a, either over
+// weights file. Formats 2 and 3: XXH3-64 (xxHash). Format 1 recorded FNV-1a, either over
 // bytes ("weights_digest") or over 64-bit words; both are still checked.
 constexpr const char* kXxh3Digest = "weights_xxh3_64";
 constexpr const char* kFnvByteDigest = "weights_digest";
@@ -39,6 +44,8 @@ std::string hex64(uint64_t value) {
   out << std::hex << std::setw(16) << std::setfill('0') << value;
   return out.str();
 }
+
+std::string xxh3_digest(const unsigned char* bytes, uint64_t size) { return hex64(XXH3_64bits(bytes, size)); }
 
 std::string xxh3_digest(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -75,12 +82,13 @@ std::string fnv1a_digest(const fs::path& path, bool words) {
   return hex64(hash);
 }
 
-// Throws when model.pt does not match the digest predictor.json recorded.
-void check_weights_digest(const fs::path& weights, const Json& meta) {
+// Throws when the weights file does not match the digest predictor.json
+// recorded. `mapped`: the file's bytes when they are mapped already.
+void check_weights_digest(const fs::path& weights, const Json& meta, const MappedSafetensors* mapped = nullptr) {
   std::string recorded, actual;
   if (meta.contains(kXxh3Digest)) {
     recorded = meta.at(kXxh3Digest).get<std::string>();
-    actual = xxh3_digest(weights);
+    actual = mapped ? xxh3_digest(mapped->bytes(), mapped->size()) : xxh3_digest(weights);
   } else {
     const bool words = meta.contains(kFnvWordDigest);
     recorded = meta.value(words ? kFnvWordDigest : kFnvByteDigest, "");
@@ -88,6 +96,41 @@ void check_weights_digest(const fs::path& weights, const Json& meta) {
   }
   if (actual != recorded)
     throw std::runtime_error(weights.string() + " is corrupted: its checksum does not match predictor.json");
+}
+
+// Every parameter and buffer of `net` by its dotted name.
+StateDict network_state(const torch::nn::Module& net) {
+  StateDict state;
+  for (const auto& item : net.named_parameters()) state[item.key()] = item.value();
+  for (const auto& item : net.named_buffers()) state[item.key()] = item.value();
+  return state;
+}
+
+// Points every parameter and buffer of `net` at its tensor in `state` (no copy:
+// the tensors of a mapped file stay in the page cache until written). Throws
+// naming the tensor when one is missing, extra or of another shape.
+void assign_network_state(torch::nn::Module& net, const StateDict& state, const std::string& file) {
+  torch::NoGradGuard no_grad;
+  size_t assigned = 0;
+  const auto assign = [&](const std::string& name, torch::Tensor target) {
+    const auto found = state.find(name);
+    if (found == state.end())
+      throw std::runtime_error("cannot load predictor: " + file + " lacks the network's tensor '" + name + "'");
+    if (found->second.sizes() != target.sizes())
+      throw std::runtime_error("cannot load predictor: " + file + " holds '" + name + "' of shape " +
+                               c10::str(found->second.sizes()) + ", the network's is " + c10::str(target.sizes()));
+    target.set_data(found->second);
+    ++assigned;
+  };
+  for (const auto& item : net.named_parameters()) assign(item.key(), item.value());
+  for (const auto& item : net.named_buffers()) assign(item.key(), item.value());
+  if (assigned != state.size()) {
+    const StateDict known = network_state(net);
+    for (const auto& [name, tensor] : state)
+      if (!known.count(name))
+        throw std::runtime_error("cannot load predictor: " + file + " holds tensor '" + name +
+                                 "', which this predictor's network lacks");
+  }
 }
 
 // Format 1 kept one label processor and fixed processor slots; format 2 saves
@@ -138,9 +181,7 @@ void DefaultLearner::write(const std::string& folder_text, bool standalone, cons
                     {"config", config_.to_json()},
                     {"fit_summary", summary_}};
   if (fitted_) {  // an unfinished fit's folder holds no weights: its trainer state has them
-    torch::serialize::OutputArchive archive;
-    net_->save(archive);
-    save_archive(archive, (folder / kWeightsFile).string());
+    save_safetensors(network_state(*net_), (folder / kWeightsFile).string());
     predictor[kXxh3Digest] = xxh3_digest(folder / kWeightsFile);
     write_metrics_csv((folder / kMetricsFile).string(), log_);
     write_learning_curve((folder / kCurveFile).string(), log_, curve_marks());
@@ -173,24 +214,35 @@ void DefaultLearner::read(const std::string& folder_text, const Json& meta, bool
   } catch (const Json::exception& e) {
     throw std::runtime_error("predictor at " + folder.string() + " is corrupted: " + e.what());
   }
-  build(/*pretrained_weights=*/false);
   if (resume) {
+    build(/*pretrained_weights=*/false);
     resume_fit_options_ = meta.at("fit_options");
     attach_peft(/*for_training=*/true);
     return;  // the trainer restores the weights from the unfinished fit's last.pt
   }
-  // Adapters kept apart (optim.lora.merge_at_save = false) are part of the weights.
-  const auto peft = peft_options(config_);
-  if (peft && !peft->merge_at_save) attach_peft(/*for_training=*/false);
-  const fs::path weights = folder / kWeightsFile;
+  const fs::path weights = folder / (version >= 3 ? kWeightsFile : kArchiveWeightsFile);
   if (!fs::exists(weights)) throw std::runtime_error("cannot load predictor: " + weights.string() + " is missing");
-  check_weights_digest(weights, meta);
-  try {
-    torch::serialize::InputArchive archive;
-    archive.load_from(weights.string());
-    net_->load(archive);
-  } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot read weights " + weights.string() + ": " + e.what_without_backtrace());
+  std::optional<MappedSafetensors> mapped;
+  if (version >= 3) mapped.emplace(weights.string());
+  check_weights_digest(weights, meta, mapped ? &*mapped : nullptr);
+  {
+    // Every weight comes from the file: no random initial values are drawn first.
+    const SkipInitialization skip;
+    build(/*pretrained_weights=*/false);
+    // Adapters kept apart (optim.lora.merge_at_save = false) are part of the weights.
+    const auto peft = peft_options(config_);
+    if (peft && !peft->merge_at_save) attach_peft(/*for_training=*/false);
+  }
+  if (mapped) {
+    assign_network_state(*net_, mapped->tensors(), weights.string());
+  } else {
+    try {
+      torch::serialize::InputArchive archive;
+      archive.load_from(weights.string());
+      net_->load(archive);
+    } catch (const c10::Error& e) {
+      throw std::runtime_error("cannot read weights " + weights.string() + ": " + e.what_without_backtrace());
+    }
   }
   const Placement placement = resolve_placement(config_);
   net_->to(placement.device, placement.dtype);

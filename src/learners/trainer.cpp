@@ -95,14 +95,16 @@ std::map<std::string, int64_t> network_layer_ids(MultiModalNet& net) {
 }
 
 torch::Tensor predict_logits(MultiModalNet& net, const Dataset& data, const Config& config, bool features,
-                             CastWeightCache* cache, std::pair<int64_t, int64_t> rows) {
+                             InferenceCache* cache, std::pair<int64_t, int64_t> rows) {
   const int64_t first = rows.first, last = rows.second < 0 ? data.rows : rows.second;
   const Placement placement = resolve_placement(config);
   const int64_t batch_size = inference_batch_size(config);
   torch::NoGradGuard no_grad;
   CastWeightCache pass_cache;  // without a lasting cache: one cast per call, not per batch
   std::optional<CastWeightCache::Scope> cast_weights;
-  if (placement.autocast) cast_weights.emplace((cache ? *cache : pass_cache).apply(*net, placement.autocast_dtype));
+  if (placement.autocast)
+    cast_weights.emplace((cache ? cache->weights : pass_cache).apply(*net, placement.autocast_dtype));
+  const CompileOptions compile = cache ? CompileOptions::from(config) : CompileOptions{};
   const bool was_training = net->is_training();
   net->eval();
   std::vector<torch::Tensor> chunks;
@@ -118,7 +120,8 @@ torch::Tensor predict_logits(MultiModalNet& net, const Dataset& data, const Conf
                               return make_batch(data, rows, placement.batch());
                             });
   while (auto batch = loader.next()) {
-    NetOutput out = run_forward(net, *batch, placement);
+    NetOutput out = compile.turn_on ? cache->traced.forward(net, *batch, placement, compile)
+                                    : run_forward(net, *batch, placement);
     chunks.push_back((features ? out.features : out.logits).to(torch::kCPU, torch::kFloat32));
   }
   net->train(was_training);

@@ -15,6 +15,7 @@
 #include "data/dataset.h"
 #include "learners/distributed.h"
 #include "learners/placement.h"
+#include "learners/traced_network.h"
 #include "models/multimodal_net.h"
 
 namespace automm {
@@ -101,12 +102,21 @@ std::string checkpoint_file(const std::string& checkpoint_dir);
 // The forward pass as training and inference run it: under autocast for mixed precision.
 NetOutput run_forward(MultiModalNet& net, const Batch& batch, const Placement& placement);
 
+// What a fitted predictor keeps across inference calls: the weights cast for
+// mixed precision, and the traced graphs of env.compile.
+struct InferenceCache {
+  CastWeightCache weights;
+  TracedNetworkCache traced;
+};
+
 // Head outputs (or, with features=true, the embeddings) for every row, in eval
 // mode, batched by per_gpu_batch_size * inference_batch_size_ratio. Under mixed
 // precision the weights are cast once per call, or once while unchanged when a
-// `cache` lives across calls (a fitted predictor keeps one).
+// `cache` lives across calls (a fitted predictor keeps one). With a cache and
+// env.compile.turn_on the batches run through traced graphs (traced_network.h);
+// validation during a fit (no cache) always runs eagerly.
 // `rows`: only the rows [first, last) of `data` (default: all).
 torch::Tensor predict_logits(MultiModalNet& net, const Dataset& data, const Config& config, bool features = false,
-                             CastWeightCache* cache = nullptr, std::pair<int64_t, int64_t> rows = {0, -1});
+                             InferenceCache* cache = nullptr, std::pair<int64_t, int64_t> rows = {0, -1});
 
 }  // namespace automm

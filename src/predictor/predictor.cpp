@@ -84,6 +84,11 @@ torch::Tensor MultiModalPredictor::extract_embedding(const Table& data) const {
   return learner_->extract_embedding(data);
 }
 
+void MultiModalPredictor::export_model(const Table& example, const std::string& out,
+                                       const ExportOptions& options) const {
+  learner_->export_model(example, out, options);
+}
+
 void MultiModalPredictor::save(const std::string& path_text, bool standalone) const {
   if (!learner_->fitted()) throw std::logic_error("save needs a fitted predictor: call fit() or load() first");
   if (path_text.empty()) throw std::invalid_argument("save needs a folder path");

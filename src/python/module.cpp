@@ -322,6 +322,17 @@ PYBIND11_MODULE(_automm, m) {
              }
              return to_numpy(embeddings);
            })
+      .def("export_model",
+           [](const Predictor& p, const Table& data, const std::string& out, const std::string& format,
+              int64_t batch_size, int64_t text_length, int64_t opset_version) {
+             automm::ExportOptions options;
+             options.format = format;
+             options.batch_size = batch_size;
+             options.text_length = text_length;
+             options.opset_version = opset_version;
+             py::gil_scoped_release release;
+             p.export_model(data, out, options);
+           })
       .def("save", &Predictor::save, py::arg("path"), py::arg("standalone"), Release())
       .def_static("load", &Predictor::load, py::arg("path"), py::arg("resume"), Release())
       .def("fit_summary", [](const Predictor& p) { return p.fit_summary().dump(); })

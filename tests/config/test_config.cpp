@@ -159,7 +159,7 @@ TEST(ConfigDefaults, MatchTheSpecTables) {
       {"env.compile.turn_on", false},
       {"env.compile.mode", "default"},
       {"env.compile.dynamic", true},
-      {"env.compile.backend", "inductor"},
+      {"env.compile.backend", "torchscript"},
       {"model.hf_text.checkpoint_name", "google/electra-base-discriminator"},
       {"model.hf_text.pooling_mode", "cls"},
       {"model.hf_text.tokenizer_name", "hf_auto"},

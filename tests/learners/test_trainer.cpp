@@ -240,13 +240,6 @@ TEST(TrainerPrecision, UnsupportedCombinationsAreRejected) {
   if (!torch::cuda::is_available()) {
     EXPECT_THROW(resolve_placement(config), std::invalid_argument);
   }
-  Config compile;
-  EXPECT_THROW(
-      {
-        compile.set("env.compile.turn_on", true);
-        compile.check_supported();
-      },
-      std::invalid_argument);
 }
 
 TEST(TrainerDeterminism, DeterministicKeyTurnsOnDeterministicAlgorithmsForTheFit) {

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "automm/weights_io.h"
+#include "models/skip_init.h"
 
 #ifndef AUTOMM_SOURCE_DIR
 #include "automm_test_paths.h"
@@ -410,7 +411,9 @@ TEST_F(WeightsIoCorruption, TruncatedFile) {
   const std::string path = dir_.file("truncated.safetensors");
   write_bytes(path, bytes.substr(0, bytes.size() - 3));
   std::string message = error_of([&] { load_weights(path); });
-  EXPECT_TRUE(Contains(message, path + ": tensor 'second': data_offsets end 40 is past the end of the data"));
+  // The writer puts wider elements first: the last tensor of the data is the one cut.
+  EXPECT_TRUE(Contains(message, path + ": tensor '"));
+  EXPECT_TRUE(Contains(message, "': data_offsets end 40 is past the end of the data"));
 
   write_bytes(path, bytes.substr(0, 5));
   message = error_of([&] { load_safetensors(path); });
@@ -543,6 +546,75 @@ TEST(WeightsIoDispatch, UnknownExtensionsAreSniffed) {
   write_bytes(dir.file("junk.dat"), "junk junk junk");
   const std::string message = error_of([&] { load_weights(dir.file("junk.dat")); });
   EXPECT_TRUE(Contains(message, dir.file("junk.dat") + ": unrecognized weights file"));
+}
+
+
+// The memory-mapped reader gives load_safetensors' tensors without copying them,
+// and writing to one changes only this process's page, never the file.
+TEST(MappedSafetensors, TensorsAreViewsOfTheFileAndWritesStayPrivate) {
+  ScratchDir dir;
+  const StateDict saved = {{"a.weight", torch::randn({5, 3})},
+                           {"b.flag", torch::tensor({true, false, true})},
+                           {"c.count", torch::tensor({int64_t{7}})},
+                           {"d.half", torch::randn({3}).to(torch::kBFloat16)}};
+  save_safetensors(saved, dir.file("m.safetensors"));
+  std::ifstream in(dir.file("m.safetensors"), std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  {
+    const MappedSafetensors mapped(dir.file("m.safetensors"));
+    EXPECT_EQ(mapped.size(), before.size());
+    const auto* begin = mapped.bytes();
+    for (const auto& [name, tensor] : saved) {
+      const torch::Tensor& got = mapped.tensors().at(name);
+      EXPECT_TRUE(torch::equal(got, tensor)) << name;
+      // In place: inside the mapping, at a multiple of the element size (the writer's order).
+      const auto* data = static_cast<const unsigned char*>(got.data_ptr());
+      EXPECT_TRUE(data >= begin && data < begin + mapped.size()) << name;
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(data) % got.element_size(), 0u) << name;
+    }
+    torch::Tensor weight = mapped.tensors().at("a.weight");
+    weight.fill_(3.0);
+    EXPECT_EQ(weight[0][0].item<float>(), 3.0f);
+  }
+  std::ifstream again(dir.file("m.safetensors"), std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()), before);
+  // A tensor outlives the reader: it keeps the mapping.
+  torch::Tensor kept = MappedSafetensors(dir.file("m.safetensors")).tensors().at("a.weight");
+  EXPECT_TRUE(torch::equal(kept, saved.at("a.weight")));
+}
+
+TEST(MappedSafetensors, MisalignedTensorsOfOtherWritersAreCopiedAndBadFilesRefused) {
+  ScratchDir dir;
+  // One byte of U8 before an F32: the float starts at an odd offset.
+  std::string data(1, '\x05');
+  const float value = 1.5f;
+  data.append(reinterpret_cast<const char*>(&value), 4);
+  std::string header = R"({"u":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"f":{"dtype":"F32","shape":[1],"data_offsets":[1,5]}})";
+  header.append((8 - (8 + header.size()) % 8) % 8, ' ');
+  write_raw_safetensors(dir.file("odd.safetensors"), header, data);
+  const MappedSafetensors mapped(dir.file("odd.safetensors"));
+  EXPECT_EQ(mapped.tensors().at("f").item<float>(), 1.5f);
+  EXPECT_EQ(mapped.tensors().at("u").item<uint8_t>(), 5);
+  write_bytes(dir.file("junk.safetensors"), "junk junk junk");
+  EXPECT_TRUE(Contains(error_of([&] { MappedSafetensors bad(dir.file("junk.safetensors")); }), "junk.safetensors"));
+  EXPECT_TRUE(Contains(error_of([&] { MappedSafetensors bad(dir.file("none.safetensors")); }), "cannot open"));
+}
+
+TEST(SkipInitialization, RandomFillsLeaveTensorsAloneOnlyWhileAlive) {
+  torch::Tensor t = torch::full({64}, 7.0);
+  {
+    const SkipInitialization skip;
+    t.uniform_();
+    t.normal_();
+    torch::nn::init::kaiming_uniform_(t.view({8, 8}));
+    EXPECT_TRUE(torch::equal(t, torch::full({64}, 7.0)));
+    EXPECT_TRUE(torch::equal(t + 1, torch::full({64}, 8.0))) << "every other op runs";
+    torch::nn::Linear linear(4, 3);  // constructs, with whatever the memory held
+    EXPECT_EQ(linear->weight.sizes(), (std::vector<int64_t>{3, 4}));
+  }
+  t.uniform_();
+  EXPECT_FALSE(torch::equal(t, torch::full({64}, 7.0)));
+  EXPECT_LT(t.max().item<double>(), 1.0);
 }
 
 }  // namespace

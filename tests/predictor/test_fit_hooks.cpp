@@ -81,7 +81,7 @@ TEST(FitHooks, StopRequestedEndsTheFitAndKeepsTheSavedPredictor) {
   const Table train = make_tabular_table(300, 1);
   const Table test = make_tabular_table(50, 2);
   MultiModalPredictor(options_at(path, false)).fit(train);
-  const std::string model_before = file_bytes(fs::path(path) / "model.pt");
+  const std::string model_before = file_bytes(fs::path(path) / "model.safetensors");
   const std::string meta_before = file_bytes(fs::path(path) / "predictor.json");
   const torch::Tensor before = MultiModalPredictor::load(path).predict_proba(test);
 
@@ -96,7 +96,7 @@ TEST(FitHooks, StopRequestedEndsTheFitAndKeepsTheSavedPredictor) {
     EXPECT_NE(std::string(e.what()).find("fit interrupted at epoch 1"), std::string::npos) << e.what();
   }
   EXPECT_EQ(polls, 3);
-  EXPECT_EQ(file_bytes(fs::path(path) / "model.pt"), model_before);
+  EXPECT_EQ(file_bytes(fs::path(path) / "model.safetensors"), model_before);
   EXPECT_EQ(file_bytes(fs::path(path) / "predictor.json"), meta_before);
   EXPECT_TRUE(torch::equal(MultiModalPredictor::load(path).predict_proba(test), before));
 }

@@ -61,7 +61,8 @@ TEST_P(FormatV1, LoadsAndPredictsAsTheReleaseThatSavedIt) {
   // Saved again, it is a current-format folder with the same predictions.
   testing::TempDir dir;
   predictor.save(dir.file("again"));
-  EXPECT_EQ(read_json_file(dir.file("again/predictor.json")).at("format_version"), 2);
+  EXPECT_EQ(read_json_file(dir.file("again/predictor.json")).at("format_version"), 3);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("again/model.safetensors")));
   const MultiModalPredictor again = MultiModalPredictor::load(dir.file("again"));
   EXPECT_TRUE(torch::equal(again.predict(data).values, predicted.values));
 }

@@ -46,25 +46,9 @@ PredictorOptions peft_options(const std::string& path, const std::string& checkp
   return options;
 }
 
-// Every tensor of a saved model.pt by its dotted name.
-void collect(torch::serialize::InputArchive& archive, const std::string& prefix, std::map<std::string, torch::Tensor>& out) {
-  for (const std::string& key : archive.keys()) {
-    torch::serialize::InputArchive child;
-    if (archive.try_read(key, child)) {
-      collect(child, prefix + key + ".", out);
-      continue;
-    }
-    torch::Tensor tensor;
-    if (archive.try_read(key, tensor)) out[prefix + key] = tensor;
-  }
-}
-
+// Every tensor of a saved predictor's weights by its dotted name.
 std::map<std::string, torch::Tensor> saved_weights(const std::string& folder) {
-  torch::serialize::InputArchive archive;
-  archive.load_from(folder + "/model.pt");
-  std::map<std::string, torch::Tensor> out;
-  collect(archive, "", out);
-  return out;
+  return automm::load_safetensors(folder + "/model.safetensors");
 }
 
 const torch::Tensor& ending_with(const std::map<std::string, torch::Tensor>& weights, const std::string& suffix) {

@@ -91,8 +91,8 @@ TEST(PredictorSaveFaults, FullDiskLeavesThePreviousPredictor) {
   const Table test = make_tabular_table(50, 9);
   const torch::Tensor old_proba = fitted(dir.file("target"), 1).predict_proba(test);
   fitted(dir.file("source"), 2);
-  // A file-size limit below model.pt's size (RLIMIT_FSIZE, as a full disk would).
-  const rlim_t limit = fs::file_size(dir.file("source/model.pt")) / 2;
+  // A file-size limit below model.safetensors' size (RLIMIT_FSIZE, as a full disk would).
+  const rlim_t limit = fs::file_size(dir.file("source/model.safetensors")) / 2;
   const pid_t pid = saver(dir.file("source"), dir.file("target"), limit, /*once=*/true);
   int status = 0;
   waitpid(pid, &status, 0);

@@ -113,14 +113,15 @@ TextBatch TextProcessor::make_batch(const TextInputs& inputs, const std::vector<
   const PaddedTextBatch padded = pad_text_batch(sequences, options_.sequence.pad_id);
   return {to_tensor(padded.input_ids, padded.batch, padded.length),
           to_tensor(padded.token_type_ids, padded.batch, padded.length),
-          to_tensor(padded.attention_mask, padded.batch, padded.length)};
+          to_tensor(padded.attention_mask, padded.batch, padded.length), options_.sequence.pad_id,
+          options_.sequence.max_len};
 }
 
 void TextInputs::add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement,
                               std::mt19937_64* training_rng, Batch& batch) const {
   TextBatch text = processor->make_batch(*this, rows, training_rng);
   batch.text[processor->model_name()] = {text.input_ids.to(placement.device), text.token_type_ids.to(placement.device),
-                                         text.attention_mask.to(placement.device)};
+                                         text.attention_mask.to(placement.device), text.pad_id, text.max_length};
 }
 
 }  // namespace automm

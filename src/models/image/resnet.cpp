@@ -83,7 +83,8 @@ class ResNetImpl : public timm::ClassifierNetImpl {
 
   torch::Tensor forward_features(const torch::Tensor& images) override {
     auto x = stem_(images);                                                    // [B, 64, H/2, W/2]
-    x = torch::max_pool2d(x, /*kernel_size=*/3, /*stride=*/2, /*padding=*/1);  // [B, 64, H/4, W/4]
+    // Two-element sizes: a traced graph records them as given, and ONNX wants one per spatial dim.
+    x = torch::max_pool2d(x, /*kernel_size=*/{3, 3}, /*stride=*/{2, 2}, /*padding=*/{1, 1});  // [B, 64, H/4, W/4]
     for (auto& layer : layers_) x = layer->forward(x);  // [B, num_features, H/32, W/32]
     return x.mean({2, 3});                              // [B, num_features]
   }

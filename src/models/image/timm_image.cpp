@@ -1,6 +1,8 @@
 // timm_image: a timm image backbone without its classifier; each row's images
 // are encoded, averaged over the valid ones, and read by a linear head
 // (AutoMM's TimmAutoModelForImagePrediction).
+#include <torch/csrc/jit/frontend/tracer.h>
+
 #include "automm/weights_io.h"
 #include "models/backbones.h"
 #include "models/layers.h"
@@ -33,11 +35,13 @@ class TimmImageImpl : public BackboneImpl {
     const torch::Tensor& images = it->second.images;  // [batch, slots, 3, H, W]
     const int64_t rows = images.size(0), slots = images.size(1);
     // Only real images go through the encoder: missing slots cost nothing and
-    // do not skew batch-norm statistics in training.
+    // do not skew batch-norm statistics in training. A traced graph (env.compile,
+    // export) encodes every slot: it serves later batches whatever is missing, and
+    // the mask below leaves the missing slots out of the mean.
     const torch::Tensor valid = it->second.mask.flatten().nonzero().squeeze(1);  // [valid images]
     const torch::Tensor flat = images.flatten(0, 1);                          // [batch * slots, 3, H, W]
     torch::Tensor encoded;                                                    // [batch * slots, dim]
-    if (valid.size(0) == flat.size(0)) {
+    if (valid.size(0) == flat.size(0) || torch::jit::tracer::isTracing()) {
       encoded = encoder_->forward_features(flat);
     } else if (valid.size(0) == 0) {
       encoded = torch::zeros({flat.size(0), encoder_->num_features()}, flat.options());

@@ -8,6 +8,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <torch/csrc/jit/frontend/tracer.h>
+
 namespace automm {
 namespace {
 
@@ -279,8 +281,11 @@ torch::Tensor BertEncoderImpl::forward(const torch::Tensor& input_ids_in, const 
   } else {
     mask = torch::ones(ids.sizes(), hidden.options());
   }
-  // [batch, 1, 1, seq]; none when nothing is padded (batch-1 inference, full batches).
-  const auto mask_bias = mask.min().item<double>() < 1 ? hf::key_mask_bias(mask, hidden.scalar_type()) : torch::Tensor();
+  // [batch, 1, 1, seq]; none when nothing is padded (batch-1 inference, full
+  // batches). Always while tracing (env.compile, export): a traced graph serves
+  // every later batch of its shape, padded or not.
+  const bool padded = torch::jit::tracer::isTracing() || mask.min().item<double>() < 1;
+  const auto mask_bias = padded ? hf::key_mask_bias(mask, hidden.scalar_type()) : torch::Tensor();
   for (const auto& module : *encoder_->layer) {
     auto* layer = module->as<bert::LayerImpl>();
     hidden = run_block(*layer, [layer, mask_bias](const torch::Tensor& h) { return layer->forward(h, mask_bias); },
