@@ -8,7 +8,7 @@ namespace automm {
 
 // While alive, on this thread, LibTorch's in-place random fills (uniform_,
 // normal_: what torch::nn::init's functions, module constructors and randn call)
-// leave their tensors as they are. Constructing BERT-base's modules takes 14 ms
+// leave their tensors as they are. Constructing modules of BERT-base's size takes 14 ms
 // instead of 1.4 s here, and the pages of weights that are then replaced are
 // never touched. Every other op runs as usual. Only for modules whose every
 // parameter and buffer is then assigned (the loader checks that it is).
