@@ -13,6 +13,7 @@ packages=(
   libcurl4-openssl-dev  # downloads Hugging Face checkpoints into the hub cache
   libcli11-dev          # the automm command's argument parsing
   libxxhash-dev         # the weights digest of a saved predictor (XXH3-64)
+  libutf8proc-dev       # Unicode normalization forms and grapheme clusters (tokenizers)
   libcpp-httplib-dev    # automm serve's HTTP server
   python3               # examples/make_tabular_data.py
   python3-torch         # independent references in the tests (torch.nn, torch.save)

@@ -238,10 +238,8 @@ void expect_agreement(const Reference& ref, const Json& config, const UnigramTok
   }
   EXPECT_EQ(total, ref.sentences.size());
   std::cout << "[ " << label << " ] " << agree << "/" << total << " sentences agree\n";
-  // Grapheme clusters come from approximate tables (unigram_tokenizer.cpp):
-  // a mark such as U+108B after a mapped character may cluster differently
-  // (1 sentence of 3000 in the Precompiled runs). Everything else is exact.
-  EXPECT_GE(agree + ref.sentences.size() / 1000, ref.sentences.size());
+  // Grapheme clusters and the normal forms come from utf8proc (unicode_normalize.h).
+  EXPECT_EQ(agree, ref.sentences.size());
 }
 
 UnigramTokenizer load(const Reference& ref, const Json& config) {
@@ -281,6 +279,19 @@ TEST(UnigramReference, PrecompiledByteFallbackAndOtherSettingsMatchHuggingFace) 
                                                        {{"type", "Strip"}, {"strip_left", true}, {"strip_right", true}}})}};
   config["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "never"}, {"split", true}};
   expect_agreement(ref, config, load(ref, config), "Unigram, Lowercase + NFD + Strip, Metaspace never");
+}
+
+// The normal forms Hugging Face's normalizers name, each alone and after Precompiled.
+TEST(UnigramReference, UnicodeNormalFormsMatchHuggingFace) {
+  const auto& ref = reference();
+  ASSERT_TRUE(ref.error.empty()) << ref.error;
+  for (const char* form : {"NFC", "NFKC", "NFKD"}) {
+    Json config = variant(ref, true);
+    config["normalizer"] = {{"type", form}};
+    expect_agreement(ref, config, load(ref, config), std::string("Unigram, ") + form);
+    config["normalizer"] = {{"type", "Sequence"}, {"normalizers", Json::array({precompiled_normalizer(), {{"type", form}}})}};
+    expect_agreement(ref, config, load(ref, config), std::string("Unigram, Precompiled + ") + form);
+  }
 }
 
 // --- A sentencepiece .model of the same vocabulary ---------------------------------
@@ -381,12 +392,12 @@ TEST(UnigramPrecompiled, HandComputedNormalizations) {
 TEST(UnigramErrors, UnsupportedComponentsAreNamed) {
   TempDir dir;
   Json j = {{"model", {{"type", "Unigram"}, {"unk_id", 0}, {"vocab", Json::array({Json::array({"<unk>", 0.0}), Json::array({"a", -1.0})})}}},
-            {"normalizer", {{"type", "NFKC"}}},
+            {"normalizer", {{"type", "NFKC_Casefold"}}},
             {"pre_tokenizer", {{"type", "Metaspace"}}}};
   write_file(dir.file("tokenizer.json"), j.dump());
   std::string e = automm::testing::message_of<std::runtime_error>([&] { UnigramTokenizer::from_tokenizer_json(dir.file("tokenizer.json")); });
   EXPECT_TRUE(Contains(e, "tokenizer.json"));
-  EXPECT_TRUE(Contains(e, "NFKC"));
+  EXPECT_TRUE(Contains(e, "NFKC_Casefold"));
   j["normalizer"] = nullptr;
   j["pre_tokenizer"] = {{"type", "Whitespace"}};
   write_file(dir.file("tokenizer.json"), j.dump());

@@ -63,43 +63,6 @@ std::string valid_utf8(const std::string& text) {
   return out;
 }
 
-// --- Grapheme clusters (UAX #29), as far as Precompiled can tell them apart.
-// Approximations: Extend and SpacingMark are the combining marks (M*) plus
-// ZWJ/ZWNJ, emoji modifiers, halfwidth voicing marks and tags; Prepend is not
-// handled; Extended_Pictographic is the emoji blocks.
-bool is_extend(char32_t c) {
-  return is_combining_mark(c) || c == 0x200C || c == 0x200D || (c >= 0x1F3FB && c <= 0x1F3FF) ||
-         c == 0xFF9E || c == 0xFF9F || (c >= 0xE0020 && c <= 0xE007F);
-}
-bool is_grapheme_control(char32_t c) {
-  return c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029;
-}
-bool is_pictographic(char32_t c) {
-  return (c >= 0x1F000 && c <= 0x1FAFF) || (c >= 0x2600 && c <= 0x27BF) || c == 0x00A9 || c == 0x00AE;
-}
-bool is_regional_indicator(char32_t c) { return c >= 0x1F1E6 && c <= 0x1F1FF; }
-enum class Jamo { kNone, kL, kV, kT, kLV, kLVT };
-Jamo jamo(char32_t c) {
-  if ((c >= 0x1100 && c <= 0x115F) || (c >= 0xA960 && c <= 0xA97C)) return Jamo::kL;
-  if ((c >= 0x1160 && c <= 0x11A7) || (c >= 0xD7B0 && c <= 0xD7C6)) return Jamo::kV;
-  if ((c >= 0x11A8 && c <= 0x11FF) || (c >= 0xD7CB && c <= 0xD7FB)) return Jamo::kT;
-  if (c >= 0xAC00 && c <= 0xD7A3) return (c - 0xAC00) % 28 == 0 ? Jamo::kLV : Jamo::kLVT;
-  return Jamo::kNone;
-}
-// Whether there is no cluster boundary between chars[i-1] and chars[i].
-bool joins(const std::vector<Utf8Char>& chars, size_t cluster_start, size_t i, size_t regional_run) {
-  const char32_t a = chars[i - 1].cp, b = chars[i].cp;
-  if (a == '\r' && b == '\n') return true;
-  if (is_grapheme_control(a) || is_grapheme_control(b)) return false;
-  const Jamo ja = jamo(a), jb = jamo(b);
-  if (ja == Jamo::kL && jb != Jamo::kNone && jb != Jamo::kT) return true;
-  if ((ja == Jamo::kLV || ja == Jamo::kV) && (jb == Jamo::kV || jb == Jamo::kT)) return true;
-  if ((ja == Jamo::kLVT || ja == Jamo::kT) && jb == Jamo::kT) return true;
-  if (is_extend(b)) return true;
-  if (a == 0x200D && is_pictographic(b) && is_pictographic(chars[cluster_start].cp)) return true;
-  return is_regional_indicator(a) && is_regional_indicator(b) && regional_run % 2 == 1;
-}
-
 // --- tokenizer.json parsing ---------------------------------------------------
 
 using NormStep = UnigramTokenizer::NormStep;
@@ -139,12 +102,15 @@ void parse_normalizer(const nlohmann::json& n, const std::string& path, std::vec
     step.right = n.value("strip_right", true);
   } else if (type == "Lowercase") {
     step.kind = NormStep::Kind::kLowercase;
-  } else if (type == "NFD") {
-    step.kind = NormStep::Kind::kNfd;
+  } else if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD") {
+    step.kind = NormStep::Kind::kUnicodeForm;
+    step.form = type == "NFC"    ? NormalForm::kNfc
+                : type == "NFD"  ? NormalForm::kNfd
+                : type == "NFKC" ? NormalForm::kNfkc
+                                 : NormalForm::kNfkd;
   } else {
     fail(path, "unsupported normalizer \"" + type +
-                   "\" (supported: Sequence, Precompiled, Replace, Strip, Lowercase, NFD; "
-                   "NFC, NFKC and NFKD are not implemented)");
+                   "\" (supported: Sequence, Precompiled, Replace, Strip, Lowercase, NFC, NFD, NFKC, NFKD)");
   }
   steps->push_back(step);
 }
@@ -197,8 +163,8 @@ std::string apply_normalizer(const std::vector<NormStep>& steps, std::string tex
         for (char32_t c : lower) append_utf8(c, &next);
         break;
       }
-      case NormStep::Kind::kNfd:
-        for (char32_t c : nfd(decode_utf8(text))) append_utf8(c, &next);
+      case NormStep::Kind::kUnicodeForm:
+        next = normalize_unicode(text, step.form, "Unigram normalizer");
         break;
     }
     text.swap(next);
@@ -356,12 +322,12 @@ bool PrecompiledCharsmap::lookup(const char* bytes, size_t len, std::string* out
 std::string PrecompiledCharsmap::normalize(const std::string& utf8) const {
   const std::vector<Utf8Char> chars = decode_utf8_chars(utf8);
   std::string out, replaced;
-  size_t i = 0, regional_run = 0;
+  size_t i = 0;
+  int32_t state = 0;  // utf8proc's grapheme-break state, across the text as tokenizers' iterator
   while (i < chars.size()) {
+    // Hugging Face looks up whole extended grapheme clusters (unicode-segmentation).
     size_t j = i + 1;
-    regional_run = is_regional_indicator(chars[i].cp) ? 1 : 0;
-    for (; j < chars.size() && joins(chars, i, j, regional_run); ++j)
-      regional_run = is_regional_indicator(chars[j].cp) ? regional_run + 1 : 0;
+    while (j < chars.size() && !grapheme_break(chars[j - 1].cp, chars[j].cp, &state)) ++j;
     const size_t begin = chars[i].start, len = chars[j - 1].start + chars[j - 1].len - begin;
     if (len < 6 && lookup(utf8.data() + begin, len, &replaced)) {
       out += replaced;

@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "unicode_normalize.h"
+
 namespace automm {
 
 // Sentencepiece's precompiled_charsmap, as tokenizer.json's Precompiled
@@ -67,10 +69,11 @@ class UnigramTokenizer {
 
   // One normalizer step (public for the parser in the .cpp).
   struct NormStep {
-    enum class Kind { kPrecompiled, kReplace, kReplaceSpaceRuns, kStrip, kLowercase, kNfd } kind;
+    enum class Kind { kPrecompiled, kReplace, kReplaceSpaceRuns, kStrip, kLowercase, kUnicodeForm } kind;
     std::string pattern, content;  // kReplace: literal pattern; kReplaceSpaceRuns: content
     bool left = false, right = false;  // kStrip
     std::shared_ptr<const PrecompiledCharsmap> charsmap;
+    NormalForm form = NormalForm::kNfd;  // kUnicodeForm: NFC, NFD, NFKC or NFKD
   };
   enum class PrependScheme { kAlways, kFirst, kNever };
 
