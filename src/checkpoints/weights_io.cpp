@@ -369,6 +369,12 @@ MappedSafetensors::MappedSafetensors(const std::string& path) {
     throw std::runtime_error(path + ": cannot read the file's size");
   }
   size_ = static_cast<uint64_t>(info.st_size);
+  const uint64_t data_end = header.data_start + (header.entries.empty() ? 0 : header.entries.back().end);
+  if (size_ < data_end) {  // a file changed between reading its header and mapping it
+    ::close(fd);
+    throw std::runtime_error(path + ": the file changed while it was being read (" + std::to_string(size_) +
+                             " bytes, its header needs " + std::to_string(data_end) + ")");
+  }
   // Private and writable: a page written (a parameter changed in place) becomes
   // this process's copy, the file never changes.
   void* address = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);

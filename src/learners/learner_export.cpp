@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 #include <sstream>
 
 #include "automm/weights_io.h"
@@ -97,11 +96,6 @@ std::string dtype_name(torch::ScalarType type) {
   }
 }
 
-std::string random_suffix() {
-  std::random_device device;
-  return std::to_string(::getpid()) + "-" + std::to_string(device());
-}
-
 }  // namespace
 
 void DefaultLearner::export_model(const Table& example, const std::string& out_text,
@@ -183,7 +177,7 @@ void DefaultLearner::export_model(const Table& example, const std::string& out_t
   // Everything is written beside `out` first and renamed into place last.
   const fs::path out = fs::absolute(out_text);
   if (!out.parent_path().empty()) fs::create_directories(out.parent_path());
-  const std::string suffix = ".tmp-" + random_suffix();
+  const std::string suffix = ".tmp-" + unique_suffix();
   const fs::path temp_module = out.string() + suffix + ".ts", temp_sidecar = out.string() + suffix + ".json";
   std::vector<fs::path> temporaries = {temp_module, temp_sidecar};
   const auto clean = [&] {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <random>
+#include <unistd.h>
 #include <stdexcept>
 
 namespace automm {
@@ -30,6 +32,11 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
   if (!error && std::fflush(file.get()) != 0) error = errno ? errno : EIO;
   if (std::fclose(file.release()) != 0 && !error) error = errno ? errno : EIO;
   if (error) throw std::runtime_error("cannot write " + path + ": " + std::strerror(error));
+}
+
+std::string unique_suffix() {
+  std::random_device device;
+  return std::to_string(::getpid()) + "-" + std::to_string(device());
 }
 
 Json read_json_file(const std::string& path) {

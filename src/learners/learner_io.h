@@ -18,5 +18,7 @@ void write_text_file(const std::string& path, const std::string& text);
 void save_archive(torch::serialize::OutputArchive& archive, const std::string& path);
 // Throws naming the path when the file is missing or is not JSON.
 Json read_json_file(const std::string& path);
+// "<pid>-<random>": names temporary files and folders that are renamed into place.
+std::string unique_suffix();
 
 }  // namespace automm

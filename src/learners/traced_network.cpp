@@ -207,17 +207,21 @@ NetOutput TracedNetworkCache::forward(MultiModalNet& net, const Batch& batch, co
       return text.max_length > 0 ? std::min(bucket, std::max(text.max_length, length)) : length;
     });
   const std::string key = shape_key(input) + (options.optimize_for_inference ? "optimized" : "frozen");
-  auto found = std::find_if(graphs_.begin(), graphs_.end(), [&](const auto& entry) { return entry.first == key; });
+  auto found = std::find_if(graphs_.begin(), graphs_.end(), [&](const Graph& entry) { return entry.key == key; });
   if (found == graphs_.end()) {
-    graphs_.emplace_front(key, trace_network(net, input, placement, options.optimize_for_inference));
+    torch::jit::Module module = trace_network(net, input, placement, options.optimize_for_inference);
+    auto code = std::make_shared<torch::jit::Code>(module.get_method("forward").graph(), "forward");
+    graphs_.push_front({key, std::move(module), std::move(code)});
     ++traces_;
     if (graphs_.size() > kMaxGraphs) graphs_.pop_back();
   } else if (found != graphs_.begin()) {
     graphs_.splice(graphs_.begin(), graphs_, found);
   }
-  std::vector<torch::jit::IValue> values;
-  for (const TracedInput& in : traced_inputs(input)) values.emplace_back(in.value);
-  const auto outputs = graphs_.front().second.forward(values).toTuple();
+  const Graph& graph = graphs_.front();
+  torch::jit::Stack stack{graph.module._ivalue()};  // the graph's first input is the module
+  for (const TracedInput& in : traced_inputs(input)) stack.emplace_back(in.value);
+  torch::jit::InterpreterState(*graph.code).run(stack);
+  const auto outputs = stack.back().toTuple();
   NetOutput out;
   out.logits = outputs->elements().at(0).toTensor().narrow(0, 0, rows);
   out.features = outputs->elements().at(1).toTensor().narrow(0, 0, rows);

@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <random>
 
 #include "automm/metrics.h"
 #include "learners/learner.h"
@@ -18,11 +17,6 @@
 namespace automm {
 namespace fs = std::filesystem;
 namespace {
-
-std::string unique_suffix() {
-  std::random_device device;
-  return std::to_string(getpid()) + "-" + std::to_string(device());
-}
 
 // A predictor folder, or one that holds only an unfinished fit (resume/).
 bool holds_only_automm_files(const fs::path& dir) {

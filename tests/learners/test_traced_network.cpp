@@ -15,6 +15,7 @@
 #include "automm_test_paths.h"
 #include "image_test_util.h"
 #include "learners/traced_network.h"
+#include "data/processors.h"
 #include "learners/trainer.h"
 #include "test_util.h"
 #include "text_test_util.h"
@@ -113,6 +114,62 @@ TEST(TracedNetworkCache, MixedPrecisionGraphsFoldTheWeightCasts) {
   EXPECT_EQ(traced.logits.scalar_type(), run_forward(net, batch, mixed).logits.scalar_type());
   expect_close(traced, run_forward(net, batch, mixed), 2e-2);
   EXPECT_TRUE(net->parameters().front().requires_grad()) << "tracing gives the parameters back as they were";
+}
+
+TEST(CompileOptions, ModesMapToFreezingOrOptimizeForInference) {
+  Config config;
+  EXPECT_FALSE(CompileOptions::from(config).turn_on);
+  EXPECT_TRUE(CompileOptions::from(config).dynamic);
+  EXPECT_FALSE(CompileOptions::from(config).optimize_for_inference);
+  for (const char* mode : {"reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"}) {
+    config.set("env.compile.mode", mode);
+    EXPECT_TRUE(CompileOptions::from(config).optimize_for_inference) << mode;
+  }
+  config.set("env.compile.dynamic", false);
+  EXPECT_FALSE(CompileOptions::from(config).dynamic);
+  // The two kinds of graph differ: optimize_for_inference rewrites what freezing leaves.
+  torch::manual_seed(3);
+  MultiModalNet net(std::vector<std::string>{"categorical_mlp", "numerical_mlp", "fusion_mlp"}, tabular_context(),
+                    Config());
+  const Batch batch = tabular_batch(2);
+  const auto graph_text = [&](bool optimize) {
+    return trace_network(net, batch, Placement{}, optimize).get_method("forward").graph()->toString();
+  };
+  EXPECT_NE(graph_text(false), graph_text(true));
+}
+
+// predict_logits with a predictor's cache follows the config's env.compile keys;
+// without a cache (validation during a fit) it never compiles.
+TEST(CompiledPrediction, ConfigKeysDecideWhetherAndHowGraphsAreMade) {
+  torch::manual_seed(4);
+  MultiModalNet net(std::vector<std::string>{"categorical_mlp", "numerical_mlp", "fusion_mlp"}, tabular_context(),
+                    Config());
+  const auto data = [](int64_t rows) {
+    const Batch batch = tabular_batch(rows);
+    Dataset d;
+    d.rows = rows;
+    d.inputs = {std::make_shared<TabularInputs>(TabularInputs::Kind::kNumerical, batch.numerical),
+                std::make_shared<TabularInputs>(TabularInputs::Kind::kCategorical, batch.categorical)};
+    return d;
+  };
+  const Dataset three = data(3), four = data(4);
+  Config config;
+  config.set("env.precision", "32");
+  config.set("env.num_workers_inference", 0);
+  InferenceCache cache;
+  const torch::Tensor eager = predict_logits(net, three, config, false, &cache);
+  EXPECT_EQ(cache.traced.traces(), 0) << "env.compile.turn_on is off by default";
+  config.set("env.compile.turn_on", true);
+  expect_close(predict_logits(net, three, config, false, &cache), eager, 1e-5);
+  EXPECT_EQ(cache.traced.traces(), 1);
+  predict_logits(net, four, config, false, &cache);
+  EXPECT_EQ(cache.traced.traces(), 1) << "3 and 4 rows share the bucket of 4";
+  predict_logits(net, three, config, false, nullptr);  // no cache: eager, nothing traced anywhere
+  config.set("env.compile.dynamic", false);
+  InferenceCache exact;
+  predict_logits(net, three, config, false, &exact);
+  predict_logits(net, four, config, false, &exact);
+  EXPECT_EQ(exact.traced.traces(), 2) << "exact shapes: a graph each";
 }
 
 TEST(CompileOptions, TorchCompileBackendsAreRefusedWithTheReason) {
