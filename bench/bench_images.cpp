@@ -125,7 +125,7 @@ int main(int argc, char** argv) try {
   for (size_t i = 0; i < std::min<size_t>(8, paths.size()); ++i) automm::read_image(paths[i]);  // warm-up
 
   // The trainer's image path: default options at image size 224, one image column.
-  automm::ImageProcessorOptions options = automm::image_processor_options(automm::Config(), image_size, "bicubic");
+  automm::ImageProcessorOptions options = automm::image_processor_options(automm::Config(), "model.timm_image", image_size, "bicubic");
   const auto processor = automm::ImageProcessor::create("timm_image", {{"image", true}}, options);
   automm::ImageInputs inputs;
   inputs.processor = processor;

@@ -51,6 +51,17 @@ class MultiModalPredictor {
   // [rows, dim]: the fused features the head reads.
   torch::Tensor extract_embedding(const Table& data) const;
 
+  // problem_type zero_shot_image_classification (nothing to fit): each row's
+  // images against candidate class names, as AutoMM's predict_proba(data,
+  // {"text": names}): [rows, candidates] probabilities, softmax(100 * cosine
+  // similarity) of CLIP's embeddings; predict gives the most probable name.
+  // The names are used verbatim unless model.clip.prompt_template says
+  // otherwise. Empty or repeated names are an error; so is this call on a
+  // predictor with classes of its own. Pass one name as a std::vector: a
+  // braced {"cat"} alone converts to the as_multiclass overload.
+  torch::Tensor predict_proba(const Table& data, const std::vector<std::string>& candidates) const;
+  Predictions predict(const Table& data, const std::vector<std::string>& candidates) const;
+
   // Writes the network's inference forward pass (fp32) to `out`, traced on the
   // inputs of `example`'s first rows (any rows with the predictor's columns): a
   // TorchScript file that PyTorch's torch.jit.load runs, or an ONNX file; beside

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "hf_download.h"
+#include "config/json_text.h"
 
 namespace automm {
 namespace fs = std::filesystem;
@@ -179,6 +180,17 @@ ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::str
           << repo_folder << " (with refs/ and snapshots/) into one of the cache folders above, or pass the "
           << "model folder's path (holding config.json) as the checkpoint name.";
   throw std::runtime_error(message.str());
+}
+
+nlohmann::json read_checkpoint_config(const std::string& folder) {
+  const fs::path path = fs::path(folder) / "config.json";
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("checkpoint " + folder + " has no config.json");
+  try {
+    return parse_json(in, path.string());
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
+  }
 }
 
 void copy_text_checkpoint_files(const std::string& from, const std::string& to) {

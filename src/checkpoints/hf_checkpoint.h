@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace automm {
 
 struct ResolvedCheckpoint {
@@ -41,6 +43,10 @@ std::string hf_cache_repo_folder(const std::string& repo_id);
 // download failed or was not tried, and how to provide the files) or the
 // folder lacks config.json.
 ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::string& predictor_dir = "");
+
+// The parsed config.json of a checkpoint folder; throws naming the file when it
+// is missing or not valid JSON.
+nlohmann::json read_checkpoint_config(const std::string& folder);
 
 // Copies a text checkpoint's config and tokenizer files (not its weights) from
 // `from` into the folder `to` (created), so that a predictor folder is self-contained.

@@ -140,13 +140,58 @@ int run_fit(const FitArgs& a, const std::vector<std::string>& arguments) {
   return 0;
 }
 
-int run_predict(const std::string& path, const std::string& data_path, const std::string& out_path, bool proba) {
-  const auto predictor = automm::MultiModalPredictor::load(path);
-  const automm::Table data = automm::read_table(data_path);
+// What `automm predict` reads besides the table.
+struct PredictArgs {
+  std::string path, data, out;
+  bool proba = false;
+  // Zero-shot image classification: no saved predictor, a CLIP checkpoint.
+  bool zero_shot = false;
+  std::string checkpoint = "openai/clip-vit-base-patch32", classes, classes_file, prompt;
+};
+
+// --classes "a,b,c" or --classes-file (one name a line); empty when neither is given.
+std::vector<std::string> candidate_classes(const PredictArgs& a) {
+  if (!a.classes.empty() && !a.classes_file.empty())
+    throw std::invalid_argument("give the candidate classes once: --classes or --classes-file");
+  if (!a.classes.empty()) return split_commas(a.classes);
+  std::vector<std::string> names;
+  if (a.classes_file.empty()) return names;
+  std::ifstream in(a.classes_file);
+  if (!in) throw std::runtime_error("cannot read --classes-file " + a.classes_file);
+  for (std::string line; std::getline(in, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.empty()) names.push_back(line);
+  }
+  if (names.empty()) throw std::invalid_argument("--classes-file " + a.classes_file + " names no class");
+  return names;
+}
+
+int run_predict(const PredictArgs& a) {
+  const std::vector<std::string> candidates = candidate_classes(a);
+  automm::MultiModalPredictor predictor = [&] {
+    if (!a.zero_shot) {
+      if (a.path.empty()) throw std::invalid_argument("predict needs --path (a saved predictor) or --zero-shot");
+      return automm::MultiModalPredictor::load(a.path);
+    }
+    automm::PredictorOptions options;
+    options.problem_type = "zero_shot_image_classification";
+    options.path = a.path;
+    automm::Json hyperparameters = {{"model.clip.checkpoint_name", a.checkpoint}};
+    if (!a.prompt.empty()) hyperparameters["model.clip.prompt_template"] = a.prompt;
+    options.hyperparameters = hyperparameters;
+    return automm::MultiModalPredictor(options);
+  }();
+  if (a.zero_shot && candidates.empty())
+    throw std::invalid_argument("--zero-shot needs the candidate class names: --classes \"cat,dog\" or --classes-file F");
+  const automm::Table data = automm::read_table(a.data);
   automm::Table out;
-  if (proba) {
-    const torch::Tensor p = predictor.predict_proba(data).contiguous().to(torch::kFloat64);
-    const auto classes = predictor.classes();
+  const bool with_candidates = !candidates.empty();
+  if (a.proba) {
+    const torch::Tensor p =
+        (with_candidates ? predictor.predict_proba(data, candidates) : predictor.predict_proba(data))
+            .contiguous()
+            .to(torch::kFloat64);
+    const auto classes = with_candidates ? candidates : predictor.classes();
     for (size_t c = 0; c < classes.size(); ++c) {
       automm::Column column(classes[c]);
       for (int64_t r = 0; r < p.size(0); ++r) {
@@ -157,10 +202,10 @@ int run_predict(const std::string& path, const std::string& data_path, const std
       out.add_column(std::move(column));
     }
   } else {
-    out.add_column(predictor.predict(data).to_column());
+    out.add_column((with_candidates ? predictor.predict(data, candidates) : predictor.predict(data)).to_column());
   }
-  automm::write_csv(out, out_path);
-  std::cerr << "wrote " << out.num_rows() << " predictions to " << out_path << "\n";
+  automm::write_csv(out, a.out);
+  std::cerr << "wrote " << out.num_rows() << " predictions to " << a.out << "\n";
   return 0;
 }
 
@@ -289,12 +334,23 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--teacher", fit.teacher, "a saved predictor to distill from (distiller.* keys)");
 
   std::string path, data, out, metrics;
-  bool proba = false, json = false;
+  bool json = false;
+  PredictArgs predict;
   CLI::App* predict_cmd = app.add_subcommand("predict", "predict a table's rows");
-  predict_cmd->add_option("--path", path, "predictor folder")->required();
-  predict_cmd->add_option("--data", data, "table to predict")->required();
-  predict_cmd->add_option("--out", out, "CSV file to write")->required();
-  predict_cmd->add_flag("--proba", proba, "class probabilities instead of labels");
+  predict_cmd->add_option("--path", predict.path, "predictor folder");
+  predict_cmd->add_option("--data", predict.data, "table to predict")->required();
+  predict_cmd->add_option("--out", predict.out, "CSV file to write")->required();
+  predict_cmd->add_flag("--proba", predict.proba, "class probabilities instead of labels");
+  predict_cmd->add_flag("--zero-shot", predict.zero_shot,
+                        "zero-shot image classification with a CLIP checkpoint (no --path): each row's images "
+                        "against --classes");
+  predict_cmd->add_option("--checkpoint", predict.checkpoint,
+                          "--zero-shot: CLIP checkpoint (Hugging Face id, cache or folder)")
+      ->capture_default_str();
+  predict_cmd->add_option("--classes", predict.classes, "candidate class names, comma-separated");
+  predict_cmd->add_option("--classes-file", predict.classes_file, "candidate class names, one a line");
+  predict_cmd->add_option("--prompt", predict.prompt,
+                          "--zero-shot: the text for a class name, {} standing for it (model.clip.prompt_template)");
 
   CLI::App* evaluate_cmd = app.add_subcommand("evaluate", "score a labelled table");
   evaluate_cmd->add_option("--path", path, "predictor folder")->required();
@@ -349,7 +405,7 @@ int main(int argc, char** argv) {
   tokenize_cmd->add_option("--checkpoint", checkpoint, "checkpoint folder or Hugging Face id")->required();
   tokenize_cmd->add_option("--input", input, "text file, one input per line")->required();
   tokenize_cmd->add_option("--max-len", max_len, "maximum sequence length")->check(number_in(1, 1e9, "a positive number of tokens"));
-  tokenize_cmd->add_option("--tokenizer", tokenizer, "hf_auto, bert or electra");
+  tokenize_cmd->add_option("--tokenizer", tokenizer, "hf_auto, bert, electra or clip");
 
   try {
     app.parse(argc, argv);
@@ -363,7 +419,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (fit_cmd->parsed()) return run_fit(fit, std::vector<std::string>(argv + 1, argv + argc));
-    if (predict_cmd->parsed()) return run_predict(path, data, out, proba);
+    if (predict_cmd->parsed()) return run_predict(predict);
     if (evaluate_cmd->parsed()) return run_evaluate(path, data, metrics, json);
     if (info_cmd->parsed()) return run_info(path, json);
     if (export_cmd->parsed()) return run_export(path, data, out, export_options);

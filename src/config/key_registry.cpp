@@ -8,7 +8,6 @@
 namespace automm {
 namespace {
 
-const char* kClipPending = "model.clip";
 const char* kDetectionPending = "model.mmdet_image (object detection)";
 const char* kSamPending = "model.sam (segmentation)";
 
@@ -195,7 +194,8 @@ void add_model_keys(Builder& b) {
         "bert-mini / bert-small / bert-medium / bert-base (random weights, vocabulary from the training text).");
   b.choice("model.hf_text.pooling_mode", "cls", {"cls", "mean"}, "Text pooling: first token or masked mean.");
   b.choice("model.hf_text.tokenizer_name", "hf_auto", {"hf_auto", "bert", "electra", "clip"},
-           "Tokenizer: hf_auto picks by the checkpoint's files; bert / electra need a WordPiece vocabulary.");
+           "Tokenizer: hf_auto picks by the checkpoint's files; bert / electra need a WordPiece vocabulary; clip "
+           "CLIP's BPE (tokenizer.json or vocab.json + merges.txt).");
   b.add("model.hf_text.max_text_len", K::kInt, 512, "Maximum tokens; <= 0 = the model's maximum.");
   b.add("model.hf_text.insert_sep", K::kBool, true, "[SEP] between text columns.");
   range(b.add("model.hf_text.text_segment_num", K::kInt, 2, "Segment ids used (capped at the model's)."), 1.0, {});
@@ -220,11 +220,22 @@ void add_model_keys(Builder& b) {
   range(b.add("model.timm_image.max_image_num_per_column", K::kInt, 1, "Images used per cell (';'-separated)."),
         1.0, {});
   // clip
-  pending(b.add("model.clip.checkpoint_name", K::kString, "openai/clip-vit-base-patch32",
-                "CLIP checkpoint."),
-          kClipPending);
-  pending(b.add("model.clip.image_size", K::kInt, 224, "CLIP image size."), kClipPending);
-  pending(b.add("model.clip.max_text_len", K::kInt, 77, "CLIP text length."), kClipPending);
+  b.add("model.clip.checkpoint_name", K::kString, "openai/clip-vit-base-patch32",
+        "Hugging Face CLIPModel id (cache, else download), local folder, local:// path, or scratch:clip-tiny "
+        "(random weights, tokenizer learned from the training text).");
+  nullable(b.add("model.clip.image_size", K::kInt, nullptr,
+                 "Input size; null = the checkpoint's (224 for openai/clip-vit-base-patch32). Pretrained "
+                 "checkpoints take only their own size; scratch:clip-tiny any multiple of 16."));
+  b.add("model.clip.max_text_len", K::kInt, 77, "Maximum tokens with <|startoftext|> and <|endoftext|>; <= 0 = 77.");
+  b.add("model.clip.train_transforms", K::kStringList,
+        Json::array({"resize_shorter_side", "center_crop", "trivial_augment"}), "Training image transforms.");
+  b.add("model.clip.val_transforms", K::kStringList, Json::array({"resize_shorter_side", "center_crop"}),
+        "Inference image transforms.");
+  b.choice("model.clip.image_norm", "clip", {"imagenet", "clip"}, "Normalisation statistics.");
+  range(b.add("model.clip.max_image_num_per_column", K::kInt, 1, "Images used per cell (';'-separated)."), 1.0, {});
+  b.add("model.clip.prompt_template", K::kString, "{}",
+        "Zero-shot: the text CLIP reads for a class name, {} standing for the name (AutoMM: the name verbatim); "
+        "e.g. \"a photo of a {}\".");
   // tabular backbones
   for (const char* name : {"categorical_mlp", "numerical_mlp"}) {
     const std::string prefix = std::string("model.") + name + ".";

@@ -29,6 +29,9 @@ class Learner {
   virtual torch::Tensor predict_proba(const Table& data, bool as_multiclass) const = 0;
   virtual std::map<std::string, double> evaluate(const Table& data, const std::vector<std::string>& metrics) const = 0;
   virtual torch::Tensor extract_embedding(const Table& data) const = 0;
+  // Zero-shot classification: [rows, candidates] probabilities of each row
+  // against candidate class names. Learners with classes of their own throw.
+  virtual torch::Tensor predict_proba(const Table& data, const std::vector<std::string>& candidates) const;
   // For a student's distillation: the head's raw outputs [rows, outputs] (logits;
   // regression: scaled values) computed without gradient, and the head itself on
   // features [rows, embedding_dim] (gradients reach the features, never this

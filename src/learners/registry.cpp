@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "learners/default_learner.h"
+#include "learners/zero_shot_learner.h"
 
 namespace automm {
 namespace {
@@ -12,6 +13,7 @@ struct Registry {
   std::mutex mutex;
   std::map<std::string, LearnerFactory> factories = {
       {"default", [](PredictorOptions options) { return std::make_unique<DefaultLearner>(std::move(options)); }},
+      {"zero_shot", make_zero_shot_learner},
   };
 };
 
@@ -25,6 +27,11 @@ Registry& registry() {
 void register_learner(const std::string& name, LearnerFactory factory) {
   std::lock_guard<std::mutex> lock(registry().mutex);
   registry().factories[name] = std::move(factory);
+}
+
+torch::Tensor Learner::predict_proba(const Table&, const std::vector<std::string>&) const {
+  throw std::invalid_argument("candidate class names are for problem_type zero_shot_image_classification; this "
+                              "predictor's problem type is " + problem_type() + " (predict(data) uses its own classes)");
 }
 
 std::unique_ptr<Learner> make_learner(const std::string& name, PredictorOptions options) {

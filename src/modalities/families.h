@@ -9,5 +9,6 @@ ModalityFamily numerical_family();    // tabular.cpp
 ModalityFamily categorical_family();  // tabular.cpp
 ModalityFamily hf_text_family();      // text.cpp
 ModalityFamily timm_image_family();   // image.cpp
+ModalityFamily clip_family();         // clip.cpp
 
 }  // namespace automm

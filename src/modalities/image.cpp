@@ -33,18 +33,11 @@ class ImageModality : public Modality {
   }
 
   nlohmann::json save(const std::string& folder, bool standalone) const override {
-    const ImageProcessorOptions& o = processor_->options();
-    return {{"model", name_},
-            {"architecture", spec_.architecture},
-            {"columns", processor_->columns()},
-            {"image_size", o.image_size},
-            {"mean", o.mean},
-            {"std", o.std},
-            {"interpolation", o.interpolation},
-            {"max_images_per_column", o.max_images_per_column},
-            {"skip_invalid", o.skip_invalid},
-            {"train_transforms", o.train_transforms},
-            {"val_transforms", o.val_transforms}};
+    nlohmann::json state = image_options_to_json(processor_->options());
+    state["model"] = name_;
+    state["architecture"] = spec_.architecture;
+    state["columns"] = processor_->columns();
+    return state;
   }
 
  private:
@@ -73,20 +66,11 @@ ModalityFamily timm_image_family() {
     return std::make_unique<ImageModality>(
         in.name, ImageModelSpec{model.architecture, model.weights},
         ImageProcessor::create(in.name, columns,
-                               image_processor_options(*in.config, model.info.image_size, model.info.interpolation)));
+                               image_processor_options(*in.config, "model.timm_image", model.info.image_size, model.info.interpolation)));
   };
   family.load = [](const ModalityLoadInputs& in) -> std::unique_ptr<Modality> {
     const nlohmann::json& s = in.state;
-    ImageProcessorOptions options;
-    options.image_size = json_integer_field(s, "image_size", 0, "processors.json: image modality");
-    if (options.image_size < 1) throw std::runtime_error("processors.json: image modality: \"image_size\" must be a positive integer");
-    options.mean = s.at("mean").get<std::array<double, 3>>();
-    options.std = s.at("std").get<std::array<double, 3>>();
-    options.interpolation = s.at("interpolation").get<std::string>();
-    options.max_images_per_column = json_integer_field(s, "max_images_per_column", 1, "processors.json: image modality");
-    options.skip_invalid = s.at("skip_invalid").get<bool>();
-    options.train_transforms = s.at("train_transforms").get<std::vector<std::string>>();
-    options.val_transforms = s.at("val_transforms").get<std::vector<std::string>>();
+    const ImageProcessorOptions options = image_options_from_json(s, "processors.json: image modality");
     return std::make_unique<ImageModality>(
         in.name, ImageModelSpec{s.at("architecture").get<std::string>(), ""},
         ImageProcessor::create(in.name, s.at("columns").get<std::vector<std::pair<std::string, bool>>>(), options));

@@ -14,6 +14,7 @@ const std::vector<ModalityFamily>& modality_families() {
       categorical_family(),
       hf_text_family(),
       timm_image_family(),
+      clip_family(),
   };
   return families;
 }

@@ -15,6 +15,7 @@ std::shared_ptr<BackboneImpl> make_ft_transformer(const std::string& prefix, con
                                                   const Config& config);
 std::shared_ptr<BackboneImpl> make_hf_text(const std::string& prefix, const ModelContext& context,
                                           const Config& config);
+std::shared_ptr<BackboneImpl> make_clip(const std::string& prefix, const ModelContext& context, const Config& config);
 std::shared_ptr<BackboneImpl> make_timm_image(const std::string& prefix, const ModelContext& context,
                                              const Config& config);
 

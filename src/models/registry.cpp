@@ -21,7 +21,7 @@ const std::map<std::string, ModelEntry>& backbone_registry() {
       {"ft_transformer", {make_ft_transformer, ""}},
       {"hf_text", {make_hf_text, ""}},
       {"timm_image", {make_timm_image, ""}},
-      {"clip", {nullptr, "CLIP"}},
+      {"clip", {make_clip, ""}},
       {"mmdet_image", {nullptr, "object detection (mmdet_image)"}},
       {"sam", {nullptr, "segmentation (SAM)"}},
   };

@@ -49,8 +49,10 @@ MultiModalPredictor& MultiModalPredictor::operator=(MultiModalPredictor&&) noexc
 
 MultiModalPredictor::MultiModalPredictor(PredictorOptions options) {
   // The problem type first: one that is not built yet says so, label or not.
-  const std::string learner = options.problem_type.empty() ? "default" : find_task(options.problem_type).learner;
-  if (options.label.empty()) throw std::invalid_argument("MultiModalPredictor needs a label column name");
+  const TaskEntry* task = options.problem_type.empty() ? nullptr : &find_task(options.problem_type);
+  if (options.label.empty() && (!task || task->needs_label))
+    throw std::invalid_argument("MultiModalPredictor needs a label column name");
+  const std::string learner = task ? task->learner : "default";
   if (!options.eval_metric.empty()) find_metric(options.eval_metric);
   learner_ = make_learner(learner, std::move(options));
 }
@@ -67,6 +69,18 @@ Predictions MultiModalPredictor::predict(const Table& data) const { return learn
 
 torch::Tensor MultiModalPredictor::predict_proba(const Table& data, bool as_multiclass) const {
   return learner_->predict_proba(data, as_multiclass);
+}
+
+torch::Tensor MultiModalPredictor::predict_proba(const Table& data, const std::vector<std::string>& candidates) const {
+  return learner_->predict_proba(data, candidates);
+}
+
+Predictions MultiModalPredictor::predict(const Table& data, const std::vector<std::string>& candidates) const {
+  Predictions out;
+  out.name = "prediction";
+  out.classes = candidates;
+  out.values = predict_proba(data, candidates).argmax(-1).to(torch::kLong);
+  return out;
 }
 
 std::map<std::string, double> MultiModalPredictor::evaluate(const Table& data,

@@ -20,10 +20,11 @@ Registry& registry() {
              TaskEntry{"binary", make_binary_task, "default", ""},
              TaskEntry{"multiclass", make_multiclass_task, "default", ""},
              TaskEntry{"regression", make_regression_task, "default", ""},
+             // No targets: its learner scores candidate class names given at prediction time.
+             TaskEntry{"zero_shot_image_classification", nullptr, "zero_shot", "", false},
              // AutoMM's other problem types, not built yet.
              TaskEntry{"object_detection", nullptr, "object_detection", "object detection"},
              TaskEntry{"semantic_segmentation", nullptr, "semantic_segmentation", "semantic segmentation (SAM)"},
-             TaskEntry{"zero_shot_image_classification", nullptr, "default", "zero-shot classification (CLIP)"},
              TaskEntry{"text_similarity", nullptr, "matching", "matching (text_similarity)"},
              TaskEntry{"image_similarity", nullptr, "matching", "matching (image_similarity)"},
              TaskEntry{"image_text_similarity", nullptr, "matching", "matching (image_text_similarity)"},
@@ -61,10 +62,10 @@ const TaskEntry& find_task(const std::string& name) {
   if (it == r.entries.end()) {
     std::string known;
     for (const auto& [key, entry] : r.entries)
-      if (entry.make) known += (known.empty() ? "" : ", ") + key;
+      if (entry.pending.empty()) known += (known.empty() ? "" : ", ") + key;
     throw std::invalid_argument("unknown problem type '" + name + "'; known problem types: " + known);
   }
-  if (!it->second.make)
+  if (!it->second.pending.empty())
     throw std::invalid_argument("problem type '" + name + "' (" + it->second.pending +
                                 ") is not supported yet in this version of automm.cpp");
   return it->second;
@@ -72,7 +73,11 @@ const TaskEntry& find_task(const std::string& name) {
 
 std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& options) {
   if (!options.config) throw std::invalid_argument("make_task needs the predictor's config");
-  return find_task(name).make(options);
+  const TaskEntry& entry = find_task(name);
+  if (!entry.make)
+    throw std::invalid_argument("problem type '" + name + "' has no training targets (its learner, " + entry.learner +
+                                ", needs no task)");
+  return entry.make(options);
 }
 
 std::vector<std::string> task_names() {
@@ -80,7 +85,7 @@ std::vector<std::string> task_names() {
   std::lock_guard<std::mutex> lock(r.mutex);
   std::vector<std::string> names;
   for (const auto& [name, entry] : r.entries)
-    if (entry.make) names.push_back(name);
+    if (entry.pending.empty()) names.push_back(name);
   return names;
 }
 

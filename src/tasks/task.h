@@ -76,10 +76,11 @@ struct TaskOptions {
 
 struct TaskEntry {
   std::string name;
-  // Null for a problem type that is not built yet; `pending` then says what is missing.
+  // Null for a problem type whose learner reads no targets (zero-shot).
   std::function<std::unique_ptr<Task>(const TaskOptions&)> make;
   std::string learner = "default";  // the learner that fits it (learners/learner.h)
-  std::string pending;
+  std::string pending;  // non-empty for a problem type that is not built yet: what is missing
+  bool needs_label = true;  // false: the predictor is made without a label column
 };
 
 // Adds a problem type (tests and extensions); replaces an entry of the same name.

@@ -177,7 +177,9 @@ TEST(ConfigDefaults, MatchTheSpecTables) {
       {"model.timm_image.image_norm", "imagenet"},
       {"model.timm_image.max_image_num_per_column", 1},
       {"model.clip.checkpoint_name", "openai/clip-vit-base-patch32"},
-      {"model.clip.image_size", 224},
+      // AutoMM's 224 is what clip-vit-base-patch32's config.json says; null reads
+      // it from the checkpoint (336 for clip-vit-large-patch14-336).
+      {"model.clip.image_size", nullptr},
       {"model.clip.max_text_len", 77},
       {"model.ft_transformer.checkpoint_name", nullptr},
       {"model.ft_transformer.num_blocks", 3},
@@ -887,12 +889,12 @@ TEST(ConfigPresets, HpoPresetsErrorClearly) {
 // Pending features
 
 TEST(ConfigSupported, UserSetPendingKeyIsRejected) {
-  Config clip;
-  clip.set_assignment("model.clip.max_text_len=64");
-  const std::string message = message_of<std::invalid_argument>([&] { clip.check_supported(); });
-  EXPECT_TRUE(Contains(message, "model.clip.max_text_len"));
+  Config detection;
+  detection.set_assignment("model.mmdet_image.output_bbox_format=xywh");
+  const std::string message = message_of<std::invalid_argument>([&] { detection.check_supported(); });
+  EXPECT_TRUE(Contains(message, "model.mmdet_image.output_bbox_format"));
   EXPECT_TRUE(Contains(message, "not supported yet"));
-  EXPECT_TRUE(Contains(message, "77"));  // names the default to go back to
+  EXPECT_TRUE(Contains(message, "xyxy"));  // names the default to go back to
 
   Config sam;
   sam.set("model.sam.num_mask_tokens", 2);

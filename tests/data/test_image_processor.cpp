@@ -115,7 +115,7 @@ namespace {
 
 TEST(ImageProcessorOptions, KeysOverTheCheckpointsDefaults) {
   Config config;
-  ImageProcessorOptions options = image_processor_options(config, 256, "bilinear");
+  ImageProcessorOptions options = image_processor_options(config, "model.timm_image", 256, "bilinear");
   EXPECT_EQ(options.image_size, 256);  // image_size null: the checkpoint's
   EXPECT_EQ(options.interpolation, "bilinear");
   EXPECT_NEAR(options.mean[0], 0.485, 1e-9);
@@ -126,7 +126,7 @@ TEST(ImageProcessorOptions, KeysOverTheCheckpointsDefaults) {
   config.set("model.timm_image.image_norm", "clip");
   config.set("model.timm_image.max_image_num_per_column", 3);
   config.set("data.image.missing_value_strategy", "skip");
-  options = image_processor_options(config, 256, "bilinear");
+  options = image_processor_options(config, "model.timm_image", 256, "bilinear");
   EXPECT_EQ(options.image_size, 96);
   EXPECT_NEAR(options.mean[0], 0.48145466, 1e-6);
   EXPECT_EQ(options.max_images_per_column, 3);

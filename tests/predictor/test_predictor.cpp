@@ -321,7 +321,7 @@ TEST(PredictorErrors, UnknownMetricKeyAndWrongType) {
 
 TEST(PredictorErrors, PendingFeaturesAreRejectedNotIgnored) {
   TempDir dir;
-  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"model.clip.max_text_len", 64}}));
+  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"model.sam.num_mask_tokens", 2}}));
   EXPECT_NE(error_of([&] { predictor.fit(make_tabular_table(60, 1)); }).find("not supported yet"), std::string::npos);
   // torch.compile's backends do not exist here: refused before training, naming the key.
   MultiModalPredictor compiled(

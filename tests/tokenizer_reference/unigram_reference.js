@@ -7,6 +7,7 @@
 //     Trains a Unigram model (UnigramTrainer defaults) behind a Metaspace
 //     pre-tokenizer on the corpus (one sentence a line) and saves it.
 //   node unigram_reference.js encode <tokenizer.json> <sentences.jsonl>
+//     (also the CLIP tokenizer test's reference: any tokenizer.json loads)
 //     Loads any tokenizer.json and prints, for every sentence (one JSON
 //     string a line), its ids without special tokens as one JSON line.
 'use strict';

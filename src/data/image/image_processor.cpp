@@ -1,4 +1,5 @@
 #include "image_processor.h"
+#include "config/json_text.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -16,17 +17,41 @@ Image decode(const ImageRef& ref) {
 
 }  // namespace
 
-ImageProcessorOptions image_processor_options(const Config& config, int64_t default_size,
-                                              const std::string& interpolation) {
+ImageProcessorOptions image_processor_options(const Config& config, const std::string& model_key,
+                                              int64_t default_size, const std::string& interpolation) {
   ImageProcessorOptions options;
-  options.image_size =
-      config.is_null("model.timm_image.image_size") ? default_size : config.get_int("model.timm_image.image_size");
-  std::tie(options.mean, options.std) = image_norm_stats(config.get_string("model.timm_image.image_norm"));
+  options.image_size = config.is_null(model_key + ".image_size") ? default_size : config.get_int(model_key + ".image_size");
+  std::tie(options.mean, options.std) = image_norm_stats(config.get_string(model_key + ".image_norm"));
   options.interpolation = interpolation;
-  options.max_images_per_column = config.get_int("model.timm_image.max_image_num_per_column");
+  options.max_images_per_column = config.get_int(model_key + ".max_image_num_per_column");
   options.skip_invalid = config.get_string("data.image.missing_value_strategy") == "skip";
-  options.train_transforms = config.get_list("model.timm_image.train_transforms");
-  options.val_transforms = config.get_list("model.timm_image.val_transforms");
+  options.train_transforms = config.get_list(model_key + ".train_transforms");
+  options.val_transforms = config.get_list(model_key + ".val_transforms");
+  return options;
+}
+
+nlohmann::json image_options_to_json(const ImageProcessorOptions& o) {
+  return {{"image_size", o.image_size},
+          {"mean", o.mean},
+          {"std", o.std},
+          {"interpolation", o.interpolation},
+          {"max_images_per_column", o.max_images_per_column},
+          {"skip_invalid", o.skip_invalid},
+          {"train_transforms", o.train_transforms},
+          {"val_transforms", o.val_transforms}};
+}
+
+ImageProcessorOptions image_options_from_json(const nlohmann::json& s, const std::string& what) {
+  ImageProcessorOptions options;
+  options.image_size = json_integer_field(s, "image_size", 0, what);
+  if (options.image_size < 1) throw std::runtime_error(what + ": \"image_size\" must be a positive integer");
+  options.mean = s.at("mean").get<std::array<double, 3>>();
+  options.std = s.at("std").get<std::array<double, 3>>();
+  options.interpolation = s.at("interpolation").get<std::string>();
+  options.max_images_per_column = json_integer_field(s, "max_images_per_column", 1, what);
+  options.skip_invalid = s.at("skip_invalid").get<bool>();
+  options.train_transforms = s.at("train_transforms").get<std::vector<std::string>>();
+  options.val_transforms = s.at("val_transforms").get<std::vector<std::string>>();
   return options;
 }
 

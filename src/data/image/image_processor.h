@@ -100,9 +100,16 @@ class ImageProcessor : public std::enable_shared_from_this<ImageProcessor> {
   std::unique_ptr<ImagePipeline> train_, val_;
 };
 
-// Options from model.timm_image.* and data.image.* for a model whose timm
-// pretrained_cfg gives `default_size`, `interpolation` and its own mean/std.
-ImageProcessorOptions image_processor_options(const Config& config, int64_t default_size,
-                                              const std::string& interpolation);
+// Options from <model_key>.* (model.timm_image, model.clip: image_size,
+// image_norm, max_image_num_per_column, train_transforms, val_transforms) and
+// data.image.* for a model whose checkpoint gives `default_size` and
+// `interpolation`.
+ImageProcessorOptions image_processor_options(const Config& config, const std::string& model_key,
+                                              int64_t default_size, const std::string& interpolation);
+
+// The options as a predictor folder's processors.json keeps them, and back;
+// `what` names the entry in errors.
+nlohmann::json image_options_to_json(const ImageProcessorOptions& options);
+ImageProcessorOptions image_options_from_json(const nlohmann::json& saved, const std::string& what);
 
 }  // namespace automm

@@ -1,6 +1,8 @@
 #include "bpe_tokenizer.h"
 #include "tokenizer_limits.h"
 #include "config/json_text.h"
+#include "unicode_normalize.h"
+#include "unicode_props.h"
 #include "utf8.h"
 
 #include <algorithm>
@@ -113,6 +115,92 @@ std::vector<std::pair<size_t, size_t>> pre_tokenize(const std::vector<Char>& c) 
   return pieces;
 }
 
+// CLIP's split regex, as its tokenizer.json spells it:
+//   <\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+// (case-insensitive), keeping the matches and dropping what lies between
+// them (whitespace). `text` is the normalized text `c` was decoded from.
+const char kClipSplitRegex[] =
+    "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
+
+// Case-insensitive ASCII letter test for the contractions (the regex's
+// IGNORECASE; U+017F, long s, does not match 's' in the reference).
+bool is_letter_ci(char32_t cp, char lower) {
+  return cp == static_cast<char32_t>(lower) || cp == static_cast<char32_t>(lower - 'a' + 'A');
+}
+
+std::vector<std::pair<size_t, size_t>> clip_pre_tokenize(const std::vector<Char>& c, const std::string& text) {
+  std::vector<std::pair<size_t, size_t>> pieces;
+  const size_t n = c.size();
+  size_t i = 0;
+  while (i < n) {
+    if (c[i].cls == CharClass::kSpace) {
+      ++i;
+      continue;
+    }
+    bool matched = false;
+    for (const char* literal : {"<|startoftext|>", "<|endoftext|>"}) {
+      const size_t len = std::char_traits<char>::length(literal);
+      if (text.compare(c[i].start, len, literal) != 0) continue;
+      size_t j = i;
+      while (j < n && c[j].start < c[i].start + len) ++j;
+      pieces.emplace_back(i, j);
+      i = j;
+      matched = true;
+      break;
+    }
+    if (matched) continue;
+    if (c[i].cp == U'\'' && i + 1 < n) {
+      const char32_t a = c[i + 1].cp;
+      if (is_letter_ci(a, 's') || is_letter_ci(a, 't') || is_letter_ci(a, 'm') || is_letter_ci(a, 'd')) {
+        pieces.emplace_back(i, i + 2);
+        i += 2;
+        continue;
+      }
+      if (i + 2 < n) {
+        const char32_t b = c[i + 2].cp;
+        if ((is_letter_ci(a, 'r') && is_letter_ci(b, 'e')) || (is_letter_ci(a, 'v') && is_letter_ci(b, 'e')) ||
+            (is_letter_ci(a, 'l') && is_letter_ci(b, 'l'))) {
+          pieces.emplace_back(i, i + 3);
+          i += 3;
+          continue;
+        }
+      }
+    }
+    // Letters run, a number is one character, anything else runs until a
+    // letter, number or space.
+    size_t j = i + 1;
+    if (c[i].cls != CharClass::kNumber)
+      while (j < n && c[j].cls == c[i].cls) ++j;
+    pieces.emplace_back(i, j);
+    i = j;
+  }
+  return pieces;
+}
+
+// The words (byte ranges of `text`) CLIP's regex keeps.
+std::vector<std::string> clip_split(const std::string& text) {
+  const std::vector<Char> chars = decode_chars(text);
+  std::vector<std::string> words;
+  for (const auto& [begin, end] : clip_pre_tokenize(chars, text)) {
+    const size_t from = chars[begin].start;
+    words.push_back(text.substr(from, chars[end - 1].start + chars[end - 1].len - from));
+  }
+  return words;
+}
+
+// CLIP's normalizer: NFC, then lowercasing (Rust's char::to_lowercase, one
+// character at a time). Its Replace(\s+, " ") step is left out: the split
+// drops whitespace, so it cannot change the ids. Invalid UTF-8 reads as U+FFFD.
+std::string clip_normalize(const std::string& text) {
+  std::string valid;
+  for (char32_t cp : decode_utf8(text)) append_utf8(cp, &valid);
+  std::u32string lowered;
+  for (char32_t cp : decode_utf8(normalize_unicode(valid, NormalForm::kNfc, "CLIP tokenizer input")))
+    append_lowercase(cp, &lowered);
+  std::string out;
+  for (char32_t cp : lowered) append_utf8(cp, &out);
+  return out;
+}
 
 // GPT-2's bytes_to_unicode(): printable bytes map to themselves, the others
 // (controls, space, 0x7F-0xA0, 0xAD) to U+0100 onwards in byte order.
@@ -140,6 +228,35 @@ constexpr size_t kMaxCachedWordBytes = 256;
 
 }  // namespace
 
+namespace {
+
+// Splits `text` at the special tokens whose `normalized` flag is `normalized`
+// (leftmost match, then the longest), appending each token's id to `ids` and
+// handing the text between them to `encode_part`.
+template <typename Token, typename EncodePart>
+void split_on_added_tokens(const std::string& text, const std::vector<Token>& added, bool normalized,
+                           const EncodePart& encode_part, std::vector<int64_t>* ids) {
+  size_t done = 0;
+  for (size_t at = 0; at < text.size();) {
+    const Token* found = nullptr;
+    for (const Token& token : added)
+      if (token.normalized == normalized && text.compare(at, token.content.size(), token.content) == 0 &&
+          (!found || token.content.size() > found->content.size()))
+        found = &token;
+    if (!found) {
+      ++at;
+      continue;
+    }
+    encode_part(text.substr(done, at - done));
+    ids->push_back(found->id);
+    at += found->content.size();
+    done = at;
+  }
+  encode_part(text.substr(done));
+}
+
+}  // namespace
+
 struct ByteLevelBpeTokenizer::Cache {
   std::mutex mutex;
   std::unordered_map<std::string, std::vector<int64_t>> words;
@@ -147,6 +264,7 @@ struct ByteLevelBpeTokenizer::Cache {
 
 ByteLevelBpeTokenizer::ByteLevelBpeTokenizer() : cache_(std::make_unique<Cache>()) {
   std::fill(std::begin(byte_ids_), std::end(byte_ids_), int64_t{-1});
+  std::fill(std::begin(word_end_ids_), std::end(word_end_ids_), int64_t{-1});
 }
 ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(ByteLevelBpeTokenizer&&) noexcept = default;
 ByteLevelBpeTokenizer& ByteLevelBpeTokenizer::operator=(ByteLevelBpeTokenizer&&) noexcept = default;
@@ -167,10 +285,11 @@ nlohmann::json read_json_file(const std::string& path, const std::string& what) 
 }  // namespace
 
 ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_parts(const nlohmann::json& vocab, const std::vector<MergeRule>& merges,
-                                                        bool add_prefix_space, const std::string& source) {
+                                                        bool add_prefix_space, BpeStyle style, const std::string& source) {
   ByteLevelBpeTokenizer t;
   t.source_ = source;
   t.add_prefix_space_ = add_prefix_space;
+  t.style_ = style;
   if (!vocab.is_object()) fail(source, "expected the vocabulary as a JSON object {token: id}");
   if (vocab.empty()) fail(source, "empty vocabulary");
   check_tokenizer_entries(vocab.size(), "vocabulary", source);
@@ -200,9 +319,19 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_parts(const nlohmann::json& vo
   return t;
 }
 
+void ByteLevelBpeTokenizer::set_clip_specials(std::vector<AddedToken> added, const std::string& suffix,
+                                              const std::string& unk) {
+  added_ = std::move(added);
+  for (int b = 0; b < 256; ++b) {
+    auto it = vocab_.find(byte_chars()[b] + suffix);
+    if (it != vocab_.end()) word_end_ids_[b] = it->second;
+  }
+  if (!unk.empty()) unk_id_ = token_to_id(unk);
+}
+
 ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab_json,
                                                         const std::string& merges_txt,
-                                                        bool add_prefix_space) {
+                                                        bool add_prefix_space, BpeStyle style) {
   const nlohmann::json vocab = read_json_file(vocab_json, "vocabulary file");
   std::ifstream in(merges_txt, std::ios::binary);
   if (!in) throw std::runtime_error("byte-level BPE tokenizer: cannot open merges file " + merges_txt);
@@ -221,27 +350,79 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_files(const std::string& vocab
     }
     merges.push_back({line.substr(0, space), line.substr(space + 1), where});
   }
-  return from_parts(vocab, merges, add_prefix_space, vocab_json);
+  if (style == BpeStyle::kGpt2) return from_parts(vocab, merges, add_prefix_space, style, vocab_json);
+  // transformers' CLIPTokenizer reads merges.txt lines [1, 49152 - 256 - 2 + 1).
+  constexpr size_t kClipMerges = 49152 - 256 - 2;
+  if (merges.size() > kClipMerges) merges.resize(kClipMerges);
+  ByteLevelBpeTokenizer t = from_parts(vocab, merges, false, style, vocab_json);
+  // The special tokens as the converted fast tokenizer (and openai's
+  // tokenizer.json) has them: <|startoftext|> matched after normalization.
+  t.set_clip_specials({{"<|startoftext|>", t.token_to_id("<|startoftext|>"), true},
+                       {"<|endoftext|>", t.token_to_id("<|endoftext|>"), false}},
+                      "</w>", "<|endoftext|>");
+  return t;
 }
+
+namespace {
+
+// The parts of a CLIP-style tokenizer.json other than its BPE model must be
+// CLIP's own pipeline; anything else is refused naming the field.
+void check_clip_pipeline(const nlohmann::json& j, const std::string& path) {
+  const auto type_of = [](const nlohmann::json& step) {
+    return step.is_object() ? step.value("type", "") : std::string();
+  };
+  const nlohmann::json& norm = j.contains("normalizer") ? j["normalizer"] : nlohmann::json();
+  const nlohmann::json steps = type_of(norm) == "Sequence" ? norm.value("normalizers", nlohmann::json::array())
+                                                           : nlohmann::json::array();
+  const bool clip_normalizer =
+      steps.size() == 3 && type_of(steps[0]) == "NFC" && type_of(steps[1]) == "Replace" &&
+      steps[1].value("pattern", nlohmann::json::object()).value("Regex", "") == "\\s+" &&
+      steps[1].value("content", "") == " " && type_of(steps[2]) == "Lowercase";
+  if (!clip_normalizer)
+    fail(path, "normalizer: a BPE model with end_of_word_suffix needs CLIP's normalizer "
+               "(Sequence of NFC, Replace(\\s+, \" \"), Lowercase), got " + norm.dump());
+  const nlohmann::json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json();
+  const nlohmann::json pres = type_of(pre) == "Sequence" ? pre.value("pretokenizers", nlohmann::json::array())
+                                                         : nlohmann::json::array();
+  const bool clip_split = pres.size() == 2 && type_of(pres[0]) == "Split" &&
+                          pres[0].value("pattern", nlohmann::json::object()).value("Regex", "") == kClipSplitRegex &&
+                          pres[0].value("behavior", "") == "Removed" && pres[0].value("invert", false) &&
+                          type_of(pres[1]) == "ByteLevel" && !pres[1].value("use_regex", true) &&
+                          !pres[1].value("add_prefix_space", false);
+  if (!clip_split)
+    fail(path, "pre_tokenizer: a BPE model with end_of_word_suffix needs CLIP's pre-tokenizer (Sequence of "
+               "Split(CLIP's regex, Removed, invert) and ByteLevel(use_regex = false)), got " + pre.dump());
+}
+
+}  // namespace
 
 ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::string& path) {
   const nlohmann::json j = read_json_file(path, "tokenizer file");
   const nlohmann::json& model = j.contains("model") ? j["model"] : nlohmann::json();
   if (!model.is_object() || model.value("type", "") != "BPE") fail(path, "model is not BPE");
-  for (const char* unsupported : {"end_of_word_suffix", "continuing_subword_prefix"}) {
-    if (model.contains(unsupported) && !model[unsupported].is_null() && model[unsupported] != "")
-      fail(path, std::string("BPE with ") + unsupported + " (e.g. CLIP's tokenizer) is not supported; only "
-                 "byte-level BPE (GPT-2, RoBERTa)");
-  }
-  // The ByteLevel pre-tokenizer, alone or inside a Sequence, gives add_prefix_space.
-  const nlohmann::json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json();
+  const auto string_field = [&](const char* field) {
+    if (!model.contains(field) || model[field].is_null()) return std::string();
+    if (!model[field].is_string()) fail(path, std::string("model.") + field + " is not a string");
+    return model[field].get<std::string>();
+  };
+  if (!string_field("continuing_subword_prefix").empty())
+    fail(path, "BPE with continuing_subword_prefix is not supported; only byte-level BPE (GPT-2, RoBERTa, CLIP)");
+  const std::string suffix = string_field("end_of_word_suffix");
+  const BpeStyle style = suffix.empty() ? BpeStyle::kGpt2 : BpeStyle::kClip;
   const nlohmann::json* byte_level = nullptr;
-  if (pre.is_object() && pre.value("type", "") == "ByteLevel") byte_level = &pre;
-  if (pre.is_object() && pre.value("type", "") == "Sequence")
-    for (const auto& step : pre.value("pretokenizers", nlohmann::json::array()))
-      if (step.value("type", "") == "ByteLevel") byte_level = &step;
-  if (!byte_level) fail(path, "the pre_tokenizer is not ByteLevel; only byte-level BPE (GPT-2, RoBERTa) is supported");
-  if (!byte_level->value("use_regex", true)) fail(path, "ByteLevel with use_regex = false is not supported");
+  if (style == BpeStyle::kClip) {
+    check_clip_pipeline(j, path);
+  } else {
+    // The ByteLevel pre-tokenizer, alone or inside a Sequence, gives add_prefix_space.
+    const nlohmann::json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json();
+    if (pre.is_object() && pre.value("type", "") == "ByteLevel") byte_level = &pre;
+    if (pre.is_object() && pre.value("type", "") == "Sequence")
+      for (const auto& step : pre.value("pretokenizers", nlohmann::json::array()))
+        if (step.value("type", "") == "ByteLevel") byte_level = &step;
+    if (!byte_level)
+      fail(path, "the pre_tokenizer is not ByteLevel; only byte-level BPE (GPT-2, RoBERTa) is supported");
+    if (!byte_level->value("use_regex", true)) fail(path, "ByteLevel with use_regex = false is not supported");
+  }
   // Merges are "a b" strings (older files) or ["a", "b"] pairs.
   std::vector<MergeRule> merges;
   const nlohmann::json& list = model.contains("merges") ? model["merges"] : nlohmann::json::array();
@@ -259,8 +440,20 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
       fail(where, "expected \"a b\" or [\"a\", \"b\"], got " + m.dump());
     }
   }
-  return from_parts(model.contains("vocab") ? model["vocab"] : nlohmann::json(), merges,
-                    byte_level->value("add_prefix_space", false), path);
+  ByteLevelBpeTokenizer t = from_parts(model.contains("vocab") ? model["vocab"] : nlohmann::json(), merges,
+                                       byte_level && byte_level->value("add_prefix_space", false), style, path);
+  if (style == BpeStyle::kClip) {
+    std::vector<AddedToken> added;
+    for (const nlohmann::json& token : j.value("added_tokens", nlohmann::json::array())) {
+      if (!token.is_object() || !token.contains("content") || !token["content"].is_string() ||
+          !token.contains("id") || !token["id"].is_number_integer())
+        fail(path, "added_tokens: each entry needs a string \"content\" and an integer \"id\", got " + token.dump());
+      if (token["content"].get<std::string>().empty()) fail(path, "added_tokens: empty \"content\"");
+      added.push_back({token["content"].get<std::string>(), token["id"].get<int64_t>(), token.value("normalized", false)});
+    }
+    t.set_clip_specials(std::move(added), suffix, string_field("unk_token"));
+  }
+  return t;
 }
 
 void ByteLevelBpeTokenizer::bpe_word(const std::string& word, std::vector<int64_t>* ids) const {
@@ -275,8 +468,11 @@ void ByteLevelBpeTokenizer::bpe_word(const std::string& word, std::vector<int64_
   }
   std::vector<int64_t> symbols;
   symbols.reserve(word.size());
-  for (char ch : word) {
-    const int64_t id = byte_ids_[static_cast<unsigned char>(ch)];
+  for (size_t k = 0; k < word.size(); ++k) {
+    const auto byte = static_cast<unsigned char>(word[k]);
+    // CLIP style: the word's last symbol carries the end-of-word suffix.
+    int64_t id = style_ == BpeStyle::kClip && k + 1 == word.size() ? word_end_ids_[byte] : byte_ids_[byte];
+    if (id < 0) id = unk_id_;
     if (id >= 0) symbols.push_back(id);
   }
   // Repeatedly merge the lowest-ranked adjacent pair, every occurrence left
@@ -313,9 +509,25 @@ void ByteLevelBpeTokenizer::bpe_word(const std::string& word, std::vector<int64_
   }
 }
 
+void ByteLevelBpeTokenizer::encode_clip_segment(const std::string& text, std::vector<int64_t>* ids) const {
+  const std::string normalized = clip_normalize(text);
+  const auto encode_words = [&](const std::string& part) {
+    for (const std::string& word : clip_split(part)) bpe_word(word, ids);
+  };
+  // Special tokens that match the normalized text split it once more.
+  split_on_added_tokens(normalized, added_, true, encode_words, ids);
+}
+
 std::vector<int64_t> ByteLevelBpeTokenizer::encode(const std::string& text) const {
   std::vector<int64_t> ids;
   if (text.empty()) return ids;
+  if (style_ == BpeStyle::kClip) {
+    // Special tokens spelled in the raw text are kept whole, and the text
+    // between them is normalized and split.
+    split_on_added_tokens(text, added_, false, [&](const std::string& part) { encode_clip_segment(part, &ids); },
+                          &ids);
+    return ids;
+  }
   // Hugging Face's ByteLevel: add_prefix_space prepends " " unless the text
   // already starts with one.
   const std::string input = add_prefix_space_ && text[0] != ' ' ? " " + text : text;
@@ -327,6 +539,12 @@ std::vector<int64_t> ByteLevelBpeTokenizer::encode(const std::string& text) cons
   }
   return ids;
 }
+
+std::vector<std::string> ByteLevelBpeTokenizer::clip_words(const std::string& text) {
+  return clip_split(clip_normalize(text));
+}
+
+const std::string& ByteLevelBpeTokenizer::byte_level_char(unsigned char b) { return byte_chars()[b]; }
 
 std::vector<std::string> ByteLevelBpeTokenizer::tokenize(const std::string& text) const {
   std::vector<std::string> tokens;

@@ -21,29 +21,38 @@ std::shared_ptr<const TextProcessor> TextProcessor::create(const std::string& mo
                                                            std::vector<std::string> columns,
                                                            const std::string& checkpoint_dir,
                                                            const TextModelLimits& limits, const Config& config) {
-  if (columns.empty()) throw std::invalid_argument("text model '" + model_name + "' has no text column to read");
-  std::sort(columns.begin(), columns.end());
-  auto processor = std::shared_ptr<TextProcessor>(new TextProcessor());
-  processor->model_name_ = model_name;
-  processor->columns_ = std::move(columns);
-  processor->tokenizer_ = std::make_shared<const TextTokenizer>(
-      TextTokenizer::from_folder(checkpoint_dir, config.get_string("model.hf_text.tokenizer_name")));
-
   const int64_t model_max = limits.max_sequence_length, type_vocab = limits.type_vocab_size;
-  TextProcessorOptions& options = processor->options_;
+  TextProcessorOptions options;
   const int64_t requested = config.get_int("model.hf_text.max_text_len");
   options.sequence.max_len = requested <= 0 ? model_max : std::min(requested, model_max);
   options.sequence.insert_sep = config.get_bool("model.hf_text.insert_sep");
   options.sequence.text_segment_num =
       std::max<int64_t>(1, std::min(config.get_int("model.hf_text.text_segment_num"), type_vocab));
-  options.sequence.cls_id = processor->tokenizer_->cls_id();
-  options.sequence.sep_id = processor->tokenizer_->sep_id();
-  options.sequence.pad_id = processor->tokenizer_->pad_id();
-  validate_text_sequence_options(options.sequence, processor->columns_.size());
   options.stochastic_chunk = config.get_bool("model.hf_text.stochastic_chunk");
   options.augment_max_scale = config.get_double("model.hf_text.text_trivial_aug_maxscale");
   options.augment_detect_length = config.get_int("model.hf_text.text_aug_detect_length");
   options.normalize_text = config.get_bool("data.text.normalize_text");
+  return create(model_name, std::move(columns), checkpoint_dir, config.get_string("model.hf_text.tokenizer_name"),
+                options);
+}
+
+std::shared_ptr<const TextProcessor> TextProcessor::create(const std::string& model_name,
+                                                           std::vector<std::string> columns,
+                                                           const std::string& checkpoint_dir,
+                                                           const std::string& tokenizer_name,
+                                                           TextProcessorOptions options) {
+  if (columns.empty()) throw std::invalid_argument("text model '" + model_name + "' has no text column to read");
+  std::sort(columns.begin(), columns.end());
+  auto processor = std::shared_ptr<TextProcessor>(new TextProcessor());
+  processor->model_name_ = model_name;
+  processor->columns_ = std::move(columns);
+  processor->tokenizer_ =
+      std::make_shared<const TextTokenizer>(TextTokenizer::from_folder(checkpoint_dir, tokenizer_name));
+  options.sequence.cls_id = processor->tokenizer_->cls_id();
+  options.sequence.sep_id = processor->tokenizer_->sep_id();
+  options.sequence.pad_id = processor->tokenizer_->pad_id();
+  validate_text_sequence_options(options.sequence, processor->columns_.size());
+  processor->options_ = options;
   return processor;
 }
 

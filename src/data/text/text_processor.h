@@ -59,6 +59,11 @@ class TextProcessor : public std::enable_shared_from_this<TextProcessor> {
   static std::shared_ptr<const TextProcessor> create(const std::string& model_name, std::vector<std::string> columns,
                                                      const std::string& checkpoint_dir, const TextModelLimits& limits,
                                                      const Config& config);
+  // The same with the options given (a model with keys of its own: clip);
+  // the special ids come from the tokenizer `tokenizer_name` (TextTokenizer::from_folder).
+  static std::shared_ptr<const TextProcessor> create(const std::string& model_name, std::vector<std::string> columns,
+                                                     const std::string& checkpoint_dir,
+                                                     const std::string& tokenizer_name, TextProcessorOptions options);
 
   // Tokenizes every row (missing cells read as ""). keep_text: keep the texts
   // for augmentation (training data only).

@@ -69,14 +69,25 @@ int64_t first_known(const ByteLevelBpeTokenizer& bpe, const std::vector<std::str
 
 TextTokenizer TextTokenizer::from_folder(const std::string& folder_text, const std::string& tokenizer_name) {
   const fs::path folder(folder_text);
-  if (tokenizer_name == "clip")
-    throw std::invalid_argument("model.hf_text.tokenizer_name = clip is not supported yet");
-  if (tokenizer_name != "hf_auto" && tokenizer_name != "bert" && tokenizer_name != "electra")
-    throw std::invalid_argument("unknown tokenizer_name '" + tokenizer_name + "'; known: hf_auto, bert, electra");
+  if (tokenizer_name != "hf_auto" && tokenizer_name != "bert" && tokenizer_name != "electra" && tokenizer_name != "clip")
+    throw std::invalid_argument("unknown tokenizer_name '" + tokenizer_name + "'; known: hf_auto, bert, electra, clip");
   TextTokenizer tokenizer;
   const std::string json_type = json_model_type(folder / "tokenizer.json");
   const bool hf_auto = tokenizer_name == "hf_auto";
-  if (json_type == "WordPiece") {
+  const bool clip = tokenizer_name == "clip";
+  if (clip) {
+    if (json_type == "BPE") {
+      tokenizer.bpe_ = std::make_shared<ByteLevelBpeTokenizer>(
+          ByteLevelBpeTokenizer::from_tokenizer_json((folder / "tokenizer.json").string()));
+    } else if (fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt")) {
+      tokenizer.bpe_ = std::make_shared<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_files(
+          (folder / "vocab.json").string(), (folder / "merges.txt").string(), false, BpeStyle::kClip));
+    }
+    if (!tokenizer.bpe_ || tokenizer.bpe_->style() != BpeStyle::kClip)
+      throw std::runtime_error("tokenizer_name = clip: " + folder.string() +
+                               " has no CLIP tokenizer (tokenizer.json with a BPE model whose end_of_word_suffix is "
+                               "set, or vocab.json + merges.txt)");
+  } else if (json_type == "WordPiece") {
     tokenizer.wordpiece_ = std::make_shared<WordPieceTokenizer>(
         WordPieceTokenizer::from_tokenizer_json((folder / "tokenizer.json").string()));
   } else if (hf_auto && json_type == "Unigram") {
@@ -90,8 +101,13 @@ TextTokenizer TextTokenizer::from_folder(const std::string& folder_text, const s
         WordPieceTokenizer::from_vocab_file((folder / "vocab.txt").string(), wordpiece_options(folder)));
   } else if (hf_auto && fs::exists(folder / "vocab.json") && fs::exists(folder / "merges.txt")) {
     const nlohmann::json config = read_optional_json(folder / "tokenizer_config.json");
+    // transformers' CLIPTokenizer, named by tokenizer_config.json or implied by the model type.
+    const std::string model_type = read_optional_json(folder / "config.json").value("model_type", "");
+    const bool clip_files = config.value("tokenizer_class", "").rfind("CLIPTokenizer", 0) == 0 ||
+                            model_type == "clip" || model_type == "clip_text_model";
     tokenizer.bpe_ = std::make_shared<ByteLevelBpeTokenizer>(ByteLevelBpeTokenizer::from_files(
-        (folder / "vocab.json").string(), (folder / "merges.txt").string(), config.value("add_prefix_space", false)));
+        (folder / "vocab.json").string(), (folder / "merges.txt").string(), config.value("add_prefix_space", false),
+        clip_files ? BpeStyle::kClip : BpeStyle::kGpt2));
   } else if (hf_auto && sentencepiece_model(folder)) {
     SentencePieceConversion conversion;
     conversion.model_type = read_optional_json(folder / "config.json").value("model_type", "");
@@ -114,6 +130,12 @@ TextTokenizer TextTokenizer::from_folder(const std::string& folder_text, const s
     tokenizer.cls_id_ = tokenizer.unigram_->cls_id();
     tokenizer.sep_id_ = tokenizer.unigram_->sep_id();
     tokenizer.pad_id_ = tokenizer.unigram_->pad_id();
+  } else if (tokenizer.bpe_->style() == BpeStyle::kClip) {
+    // CLIP pads with <|endoftext|> (its pad_token in openai's checkpoints).
+    tokenizer.kind_ = "clip_bpe";
+    tokenizer.cls_id_ = first_known(*tokenizer.bpe_, {"<|startoftext|>"}, "start", folder);
+    tokenizer.sep_id_ = first_known(*tokenizer.bpe_, {"<|endoftext|>"}, "end", folder);
+    tokenizer.pad_id_ = first_known(*tokenizer.bpe_, {"<|endoftext|>"}, "padding", folder);
   } else {
     // RoBERTa's <s> </s> <pad>; GPT-2's vocabulary has only <|endoftext|>.
     tokenizer.kind_ = "byte_level_bpe";

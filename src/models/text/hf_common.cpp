@@ -209,8 +209,10 @@ Activation activation_by_name(const std::string& name) {
   if (name == "relu") return [](const torch::Tensor& x) { return torch::relu(x); };
   if (name == "silu" || name == "swish") return [](const torch::Tensor& x) { return torch::silu(x); };
   if (name == "tanh") return [](const torch::Tensor& x) { return torch::tanh(x); };
+  // CLIP's x * sigmoid(1.702 x).
+  if (name == "quick_gelu") return [](const torch::Tensor& x) { return x * torch::sigmoid(1.702 * x); };
   throw std::invalid_argument("unknown activation '" + name +
-                              "'; supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish, tanh");
+                              "'; supported: gelu, gelu_new, gelu_pytorch_tanh, quick_gelu, relu, silu, swish, tanh");
 }
 
 torch::nn::Linear make_linear(int64_t in, int64_t out, double std, bool bias) {

@@ -99,7 +99,7 @@ EncoderInputs check_encoder_inputs(const std::string& encoder, const torch::Tens
 
 using Activation = std::function<torch::Tensor(const torch::Tensor&)>;
 // transformers' ACT2FN names: gelu (erf), gelu_new / gelu_pytorch_tanh (tanh
-// approximation), relu, silu / swish, tanh. Throws std::invalid_argument
+// approximation), quick_gelu (CLIP), relu, silu / swish, tanh. Throws std::invalid_argument
 // listing the supported names.
 Activation activation_by_name(const std::string& name);
 

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "automm/weights_io.h"
+#include "checkpoints/hf_checkpoint.h"
 #include "models/backbones.h"
 #include "models/layers.h"
 #include "data/text/scratch_checkpoint.h"
@@ -14,23 +15,13 @@ namespace automm {
 namespace {
 namespace fs = std::filesystem;
 
-nlohmann::json read_model_config(const fs::path& folder) {
-  std::ifstream in(folder / "config.json");
-  if (!in) throw std::runtime_error("text checkpoint " + folder.string() + " has no config.json");
-  try {
-    return parse_json(in, (folder / "config.json").string());
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error((folder / "config.json").string() + " is not valid JSON: " + e.what());
-  }
-}
-
 class HfTextImpl : public BackboneImpl {
  public:
   HfTextImpl(const std::string& prefix, const ModelContext& context, const Config& config) : prefix_(prefix) {
     const auto dir = context.checkpoint_dirs.find(prefix);
     if (dir == context.checkpoint_dirs.end())
       throw std::logic_error("text model '" + prefix + "' was built without a checkpoint folder");
-    const nlohmann::json model_config = read_model_config(dir->second);
+    const nlohmann::json model_config = read_checkpoint_config(dir->second);
     encoder_ = register_module("model", make_text_encoder(model_config));
     scratch_ = is_scratch_checkpoint(model_config);
     if (context.load_pretrained && !scratch_) {

@@ -1,4 +1,5 @@
 #include "text_encoder.h"
+#include "checkpoints/hf_checkpoint.h"
 #include "config/json_text.h"
 
 #include <filesystem>
@@ -86,14 +87,7 @@ std::shared_ptr<TextEncoderImpl> make_text_encoder(const nlohmann::json& config)
 TextModelLimits text_model_limits(const nlohmann::json& config) { return find_encoder(config).limits(config); }
 
 TextModelLimits read_text_model_limits(const std::string& checkpoint_dir) {
-  const std::filesystem::path path = std::filesystem::path(checkpoint_dir) / "config.json";
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("text checkpoint " + checkpoint_dir + " has no config.json");
-  try {
-    return text_model_limits(parse_json(in, path.string()));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(path.string() + " is not valid JSON: " + e.what());
-  }
+  return text_model_limits(read_checkpoint_config(checkpoint_dir));
 }
 
 torch::Tensor TextEncoderImpl::run_block(torch::nn::Module& block, const CheckpointedBlock& block_fn,

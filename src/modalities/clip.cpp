@@ -1,0 +1,187 @@
+// clip: one adapter per CLIP model, reading the table's text columns (CLIP's
+// tokenizer, AutoMM's model.clip text settings) and image columns (CLIP's
+// normalisation and model.clip transforms), with the checkpoint folder its
+// backbone is built from.
+#include <filesystem>
+
+#include "automm/log.h"
+#include "checkpoints/hf_checkpoint.h"
+#include "data/image/image_processor.h"
+#include "data/text/scratch_checkpoint.h"
+#include "data/text/text_processor.h"
+#include "modalities/families.h"
+#include "models/clip/clip_model.h"
+
+namespace automm {
+namespace {
+
+// A CLIP model's text and image inputs for one table; either may be absent.
+struct ClipInputs : ModelInputs {
+  void add_to_batch(const std::vector<int64_t>& rows, const BatchPlacement& placement, std::mt19937_64* training_rng,
+                    Batch& batch) const override {
+    if (text) text->add_to_batch(rows, placement, training_rng, batch);
+    if (images) images->add_to_batch(rows, placement, training_rng, batch);
+  }
+  std::vector<std::string> problems() const override { return images ? images->problems() : std::vector<std::string>{}; }
+
+  std::shared_ptr<const TextInputs> text;
+  std::shared_ptr<const ImageInputs> images;
+};
+
+// AutoMM's model.clip text settings: [bos] tokens [eos], the columns
+// concatenated and trimmed jointly, at most max_text_len tokens (<= 0: the
+// model's 77), no augmentation.
+TextProcessorOptions clip_text_options(const Config& config, const ClipConfig& model) {
+  TextProcessorOptions options;
+  const int64_t model_max = model.text.max_position_embeddings;
+  const int64_t requested = config.get_int("model.clip.max_text_len");
+  options.sequence.max_len = requested <= 0 ? model_max : std::min(requested, model_max);
+  options.sequence.insert_sep = false;
+  options.sequence.text_segment_num = 1;
+  options.normalize_text = config.get_bool("data.text.normalize_text");
+  return options;
+}
+
+class ClipModality : public Modality {
+ public:
+  ClipModality(std::string name, std::string checkpoint, std::string folder,
+               std::shared_ptr<const TextProcessor> text, std::shared_ptr<const ImageProcessor> images)
+      : name_(std::move(name)), checkpoint_(std::move(checkpoint)), folder_(std::move(folder)),
+        text_(std::move(text)), images_(std::move(images)) {}
+
+  const std::string& name() const override { return name_; }
+  std::string family() const override { return "clip"; }
+  std::vector<std::string> columns() const override {
+    std::vector<std::string> names = text_ ? text_->columns() : std::vector<std::string>{};
+    if (images_)
+      for (const auto& [column, is_path] : images_->columns()) names.push_back(column);
+    return names;
+  }
+  std::shared_ptr<const ModelInputs> process(const Table& table, bool training,
+                                             std::vector<std::string>* warnings) const override {
+    auto inputs = std::make_shared<ClipInputs>();
+    if (text_) inputs->text = text_->transform(table, training);
+    if (images_) inputs->images = images_->transform(table, table_folder(table));
+    return inputs;
+  }
+  void describe(ModelContext& context) const override { context.checkpoint_dirs[name_] = folder_; }
+  std::optional<std::vector<size_t>> usable_rows(const Table& table) const override {
+    if (!images_ || !images_->options().skip_invalid) return std::nullopt;
+    return images_->readable_rows(*images_->transform(table, table_folder(table)));
+  }
+
+  nlohmann::json save(const std::string& folder, bool standalone) const override {
+    nlohmann::json state = {{"model", name_}};
+    if (text_) state["text_columns"] = text_->columns();
+    if (images_) {
+      state["image_columns"] = images_->columns();
+      state["image"] = image_options_to_json(images_->options());
+    }
+    if (standalone || is_scratch_name(checkpoint_) || checkpoint_.empty()) {
+      // config.json and the tokenizer travel with the predictor; the weights are in its model file.
+      copy_text_checkpoint_files(folder_, (std::filesystem::path(folder) / name_).string());
+      state["checkpoint"] = "local://" + name_;
+    } else {
+      state["checkpoint"] = checkpoint_;
+    }
+    return state;
+  }
+  void relocate(const std::string& folder) override {
+    const std::filesystem::path copy = std::filesystem::path(folder) / name_;
+    if (std::filesystem::is_directory(copy)) folder_ = copy.string();
+  }
+
+ private:
+  std::string name_;
+  std::string checkpoint_;  // the hub id or path it came from; "" when read from a predictor folder
+  std::string folder_;      // config.json and tokenizer files
+  std::shared_ptr<const TextProcessor> text_;
+  std::shared_ptr<const ImageProcessor> images_;
+};
+
+std::vector<std::pair<std::string, bool>> image_columns(const ColumnTypes& types) {
+  std::vector<std::pair<std::string, bool>> columns;  // column, true for paths (false: base64 bytes)
+  for (const auto& [name, type] : types) {
+    if (type == ColumnType::kImagePath) columns.emplace_back(name, true);
+    if (type == ColumnType::kImageBytes) columns.emplace_back(name, false);
+  }
+  return columns;
+}
+
+std::string scratch_hint() {
+  return "\nWithout a pretrained checkpoint, clip can train from scratch: set model.clip.checkpoint_name to "
+         "scratch:clip-tiny";
+}
+
+}  // namespace
+
+ModalityFamily clip_family() {
+  ModalityFamily family;
+  family.name = "clip";
+  family.models = {"clip"};
+  family.per_model = true;
+  family.column_types = {ColumnType::kText, ColumnType::kImagePath, ColumnType::kImageBytes};
+  family.fit = [](const ModalityFitInputs& in) -> std::unique_ptr<Modality> {
+    const Config& config = *in.config;
+    const std::vector<std::string> text_columns = columns_of_type(*in.column_types, ColumnType::kText);
+    const std::vector<std::pair<std::string, bool>> images = image_columns(*in.column_types);
+    const std::string checkpoint = config.get_string("model.clip.checkpoint_name");
+    std::string folder;
+    std::string source;
+    if (is_scratch_name(checkpoint)) {
+      std::vector<std::string> texts;
+      for (const std::string& column_name : text_columns) {
+        const Column& column = in.train->column(column_name);
+        for (size_t r = 0; r < column.size(); ++r)
+          if (!column.is_missing(r)) texts.push_back(column.text(r));
+      }
+      folder = (std::filesystem::path(in.work_folder) / in.name).string();
+      const int64_t size = config.is_null("model.clip.image_size") ? 224 : config.get_int("model.clip.image_size");
+      write_scratch_clip_checkpoint(checkpoint, texts, size, folder);
+      source = "random weights, tokenizer learned from the training text";
+    } else {
+      try {
+        const ResolvedCheckpoint resolved = resolve_hf_checkpoint(checkpoint);
+        folder = resolved.folder;
+        source = resolved.source;
+      } catch (const std::exception& e) {
+        throw std::runtime_error(std::string(e.what()) + scratch_hint());
+      }
+    }
+    const ClipConfig model = ClipConfig::from_json(read_checkpoint_config(folder));
+    if (!config.is_null("model.clip.image_size") && config.get_int("model.clip.image_size") != model.vision.image_size)
+      throw std::invalid_argument("model.clip.image_size = " + std::to_string(config.get_int("model.clip.image_size")) +
+                                  ", but " + checkpoint + " was trained on images of " +
+                                  std::to_string(model.vision.image_size) +
+                                  " pixels (its position embeddings); leave the key null to use that size");
+    if (in.verbose) log_message(LogLevel::kInfo, "automm: " + in.name + " = " + checkpoint + ", " + source);
+    std::shared_ptr<const TextProcessor> text;
+    if (!text_columns.empty())
+      text = TextProcessor::create(in.name, text_columns, folder, "clip", clip_text_options(config, model));
+    std::shared_ptr<const ImageProcessor> image;
+    if (!images.empty())
+      image = ImageProcessor::create(
+          in.name, images, image_processor_options(config, "model.clip", model.vision.image_size, "bicubic"));
+    return std::make_unique<ClipModality>(in.name, checkpoint, folder, text, image);
+  };
+  family.load = [](const ModalityLoadInputs& in) -> std::unique_ptr<Modality> {
+    const nlohmann::json& s = in.state;
+    // local://<model> inside the folder, or a Hugging Face id (saved with standalone=false).
+    const std::string checkpoint = s.at("checkpoint").get<std::string>();
+    const std::string folder = resolve_hf_checkpoint(checkpoint, in.folder).folder;
+    const ClipConfig model = ClipConfig::from_json(read_checkpoint_config(folder));
+    std::shared_ptr<const TextProcessor> text;
+    if (s.contains("text_columns"))
+      text = TextProcessor::create(in.name, s.at("text_columns").get<std::vector<std::string>>(), folder, "clip",
+                                   clip_text_options(*in.config, model));
+    std::shared_ptr<const ImageProcessor> image;
+    if (s.contains("image_columns"))
+      image = ImageProcessor::create(in.name, s.at("image_columns").get<std::vector<std::pair<std::string, bool>>>(),
+                                     image_options_from_json(s.at("image"), "processors.json: clip modality"));
+    const bool local = checkpoint.rfind("local://", 0) == 0;
+    return std::make_unique<ClipModality>(in.name, local ? "" : checkpoint, folder, text, image);
+  };
+  return family;
+}
+
+}  // namespace automm
