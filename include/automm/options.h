@@ -28,6 +28,11 @@ struct PredictorOptions {
   // AutoMM's `pretrained`: false builds every backbone with random weights
   // (text models still read their checkpoint's config and tokenizer).
   bool pretrained = true;
+  // Matching problems (text_similarity, image_similarity, image_text_similarity):
+  // the query and response columns, and the label value that marks a matching
+  // pair (default: the label's second class in sorted order, "1" for 0 / 1).
+  // Without a label every row is a matching pair.
+  std::string query, response, match_label;
 };
 
 struct FitOptions {

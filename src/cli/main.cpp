@@ -1,4 +1,4 @@
-// The automm command line: fit, predict, evaluate, info, serve,
+// The automm command line: fit, predict, evaluate, export, info, serve, search,
 // hyperparameters, tokenize. Arguments are parsed by CLI11 (Debian's libcli11-dev), so a bad
 // value names its flag.
 #include <CLI/CLI.hpp>
@@ -25,6 +25,7 @@
 #include "data/text/token_ids.h"
 #include "learners/distributed.h"
 #include "learners/learner_io.h"
+#include "learners/ranking.h"
 
 namespace {
 
@@ -71,6 +72,7 @@ CLI::Validator number_in(double lo, double hi, const std::string& what) {
 
 struct FitArgs {
   std::string train, tuning, label, path, presets, problem_type, eval_metric, config_file, teacher;
+  std::string query, response, match_label;  // matching problem types
   std::vector<std::string> hp, column_types;
   double time_limit = 0.0, holdout_frac = 0.0;
   uint64_t seed = 0;
@@ -110,7 +112,9 @@ int run_fit(const FitArgs& a, const std::vector<std::string>& arguments) {
     if (!quiet_rank) print_summary(predictor);
     return 0;
   }
-  if (a.label.empty()) throw std::invalid_argument("--label is required (except with --resume)");
+  // The predictor says when its problem type needs a label (matching does not).
+  if (a.label.empty() && a.query.empty())
+    throw std::invalid_argument("--label is required (except with --resume, or --query / --response for matching)");
   automm::Config config;  // parsed here first so that bad keys fail before reading data
   if (!a.config_file.empty()) config.merge_yaml_file(a.config_file);
   for (const std::string& hp : a.hp) config.set_assignment(hp);
@@ -121,6 +125,9 @@ int run_fit(const FitArgs& a, const std::vector<std::string>& arguments) {
   options.presets = a.presets;
   options.problem_type = a.problem_type;
   options.eval_metric = a.eval_metric;
+  options.query = a.query;
+  options.response = a.response;
+  options.match_label = a.match_label;
   for (const std::string& key : config.user_keys()) options.hyperparameters[key] = config.get(key);
   options.verbose = !a.quiet;
   options.pretrained = !a.no_pretrained;
@@ -164,6 +171,36 @@ std::vector<std::string> candidate_classes(const PredictArgs& a) {
   }
   if (names.empty()) throw std::invalid_argument("--classes-file " + a.classes_file + " names no class");
   return names;
+}
+
+// The top_k corpus rows of every query row, by cosine similarity of the
+// predictor's embeddings: one row per hit (query_row, rank, corpus_row, score).
+int run_search(const std::string& path, const std::string& queries_path, const std::string& corpus_path,
+               int64_t top_k, const std::string& out_path) {
+  const auto predictor = automm::MultiModalPredictor::load(path);
+  const torch::Tensor queries = predictor.extract_embedding(automm::read_table(queries_path));
+  const torch::Tensor corpus = predictor.extract_embedding(automm::read_table(corpus_path));
+  automm::Column query_row("query_row"), rank("rank"), corpus_row("corpus_row"), score("score");
+  for (const automm::SearchHit& hit : automm::semantic_search(queries, corpus, top_k)) {
+    char text[32];
+    std::snprintf(text, sizeof(text), "%.9g", hit.score);
+    query_row.push(std::to_string(hit.query), true);
+    rank.push(std::to_string(hit.rank), true);
+    corpus_row.push(std::to_string(hit.corpus), true);
+    score.push(text, true);
+  }
+  automm::Table out;
+  for (automm::Column* column : {&query_row, &rank, &corpus_row, &score}) out.add_column(std::move(*column));
+  if (out_path.empty()) {
+    std::cout << "query_row,rank,corpus_row,score\n";
+    for (size_t r = 0; r < out.num_rows(); ++r)
+      std::cout << out.column("query_row").text(r) << "," << out.column("rank").text(r) << ","
+                << out.column("corpus_row").text(r) << "," << out.column("score").text(r) << "\n";
+  } else {
+    automm::write_csv(out, out_path);
+    std::cerr << "wrote " << out.num_rows() << " hits to " << out_path << "\n";
+  }
+  return 0;
 }
 
 int run_predict(const PredictArgs& a) {
@@ -318,7 +355,13 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--path", fit.path, "predictor folder")->required();
   fit_cmd->add_option("--tuning", fit.tuning, "tuning (validation) table");
   fit_cmd->add_option("--presets", fit.presets, "medium_quality, high_quality or best_quality");
-  fit_cmd->add_option("--problem-type", fit.problem_type, "binary, multiclass or regression (default: inferred)");
+  fit_cmd->add_option("--problem-type", fit.problem_type,
+                      "binary, multiclass, regression (default: inferred), text_similarity, image_similarity or "
+                      "image_text_similarity");
+  fit_cmd->add_option("--query", fit.query, "matching: the query column");
+  fit_cmd->add_option("--response", fit.response, "matching: the response column");
+  fit_cmd->add_option("--match-label", fit.match_label,
+                      "matching with --label: the label value of a matching pair (default: the second class)");
   fit_cmd->add_option("--eval-metric", fit.eval_metric, "metric (default: the problem type's)");
   fit_cmd->add_option("--hp", fit.hp, "a key=value hyperparameter; repeatable")->allow_extra_args(false);
   fit_cmd->add_option("--config", fit.config_file, "YAML file of hyperparameters");
@@ -396,6 +439,16 @@ int main(int argc, char** argv) {
   serve_cmd->add_option("--max-body-mb", max_body_mb, "largest request body")->check(number_in(0.001, 1e5, "megabytes > 0"));
   serve_cmd->add_option("--max-rows", serve.max_rows, "most rows per request")->check(number_in(1, 1e9, "a count >= 1"));
 
+  std::string queries, corpus;
+  int64_t top_k = 10;
+  CLI::App* search_cmd = app.add_subcommand(
+      "search", "semantic search with a matching predictor: each query row's most similar corpus rows (cosine)");
+  search_cmd->add_option("--path", path, "matching predictor folder")->required();
+  search_cmd->add_option("--queries", queries, "table with the query column")->required();
+  search_cmd->add_option("--corpus", corpus, "table with the response column")->required();
+  search_cmd->add_option("--top-k", top_k, "corpus rows per query")->check(number_in(1, 1e9, "a count >= 1"));
+  search_cmd->add_option("--out", out, "CSV file to write (default: standard output)");
+
   app.add_subcommand("hyperparameters", "every key, its default and allowed values (markdown)");
 
   std::string checkpoint, input, tokenizer = "hf_auto";
@@ -424,6 +477,7 @@ int main(int argc, char** argv) {
     if (info_cmd->parsed()) return run_info(path, json);
     if (export_cmd->parsed()) return run_export(path, data, out, export_options);
     if (serve_cmd->parsed()) return run_serve(path, serve, token_file, max_body_mb);
+    if (search_cmd->parsed()) return run_search(path, queries, corpus, top_k, out);
     if (tokenize_cmd->parsed()) return run_tokenize(checkpoint, input, max_len, tokenizer);
     std::cout << automm::hyperparameters_markdown();
     return 0;

@@ -151,6 +151,20 @@ Json processors_from_format_1(const Json& old) {
 
 }  // namespace
 
+Json write_network_weights(const torch::nn::Module& net, const std::string& folder) {
+  const fs::path file = fs::path(folder) / kWeightsFile;
+  save_safetensors(network_state(net), file.string());
+  return {{kXxh3Digest, xxh3_digest(file)}};
+}
+
+void read_network_weights(torch::nn::Module& net, const std::string& folder, const Json& meta) {
+  const fs::path file = fs::path(folder) / kWeightsFile;
+  if (!fs::exists(file)) throw std::runtime_error("cannot load predictor: " + file.string() + " is missing");
+  const MappedSafetensors mapped(file.string());
+  check_weights_digest(file, meta, &mapped);
+  assign_network_state(net, mapped.tensors(), file.string());
+}
+
 CurveMarks DefaultLearner::curve_marks() const {
   CurveMarks marks;
   marks.metric = validation_metric_;

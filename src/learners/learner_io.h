@@ -21,4 +21,12 @@ Json read_json_file(const std::string& path);
 // "<pid>-<random>": names temporary files and folders that are renamed into place.
 std::string unique_suffix();
 
+// Every parameter and buffer of `net`, by name, into <folder>/model.safetensors;
+// returns the digest entry predictor.json records for it (learner_files.cpp).
+Json write_network_weights(const torch::nn::Module& net, const std::string& folder);
+// Points `net`'s parameters and buffers at <folder>/model.safetensors (memory
+// mapped) after checking the digest `meta` (predictor.json) records; throws
+// naming the file or the tensor that does not fit.
+void read_network_weights(torch::nn::Module& net, const std::string& folder, const Json& meta);
+
 }  // namespace automm

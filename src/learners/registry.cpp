@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "learners/default_learner.h"
+#include "learners/matching_learner.h"
 #include "learners/zero_shot_learner.h"
 
 namespace automm {
@@ -14,6 +15,7 @@ struct Registry {
   std::map<std::string, LearnerFactory> factories = {
       {"default", [](PredictorOptions options) { return std::make_unique<DefaultLearner>(std::move(options)); }},
       {"zero_shot", make_zero_shot_learner},
+      {"matching", make_matching_learner},
   };
 };
 

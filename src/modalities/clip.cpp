@@ -2,6 +2,7 @@
 // tokenizer, AutoMM's model.clip text settings) and image columns (CLIP's
 // normalisation and model.clip transforms), with the checkpoint folder its
 // backbone is built from.
+#include <algorithm>
 #include <filesystem>
 
 #include "automm/log.h"
@@ -59,9 +60,17 @@ class ClipModality : public Modality {
   }
   std::shared_ptr<const ModelInputs> process(const Table& table, bool training,
                                              std::vector<std::string>* warnings) const override {
+    // The learner checked that the table has the columns it needs; a matching
+    // learner's one-sided view holds the text or the image column only.
     auto inputs = std::make_shared<ClipInputs>();
-    if (text_) inputs->text = text_->transform(table, training);
-    if (images_) inputs->images = images_->transform(table, table_folder(table));
+    const auto has_all = [&](const std::vector<std::string>& columns) {
+      return std::all_of(columns.begin(), columns.end(), [&](const std::string& c) { return table.has_column(c); });
+    };
+    if (text_ && has_all(text_->columns())) inputs->text = text_->transform(table, training);
+    std::vector<std::string> image_names;
+    if (images_)
+      for (const auto& [column, is_path] : images_->columns()) image_names.push_back(column);
+    if (images_ && has_all(image_names)) inputs->images = images_->transform(table, table_folder(table));
     return inputs;
   }
   void describe(ModelContext& context) const override { context.checkpoint_dirs[name_] = folder_; }

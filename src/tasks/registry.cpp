@@ -22,12 +22,13 @@ Registry& registry() {
              TaskEntry{"regression", make_regression_task, "default", ""},
              // No targets: its learner scores candidate class names given at prediction time.
              TaskEntry{"zero_shot_image_classification", nullptr, "zero_shot", "", false},
+             // Query / response pairs, a label optional: the matching learner reads them itself.
+             TaskEntry{"text_similarity", nullptr, "matching", "", false},
+             TaskEntry{"image_similarity", nullptr, "matching", "", false},
+             TaskEntry{"image_text_similarity", nullptr, "matching", "", false},
              // AutoMM's other problem types, not built yet.
              TaskEntry{"object_detection", nullptr, "object_detection", "object detection"},
              TaskEntry{"semantic_segmentation", nullptr, "semantic_segmentation", "semantic segmentation (SAM)"},
-             TaskEntry{"text_similarity", nullptr, "matching", "matching (text_similarity)"},
-             TaskEntry{"image_similarity", nullptr, "matching", "matching (image_similarity)"},
-             TaskEntry{"image_text_similarity", nullptr, "matching", "matching (image_text_similarity)"},
              TaskEntry{"ner", nullptr, "ner", "named-entity recognition"},
              TaskEntry{"few_shot_classification", nullptr, "few_shot", "few-shot classification"},
          })
