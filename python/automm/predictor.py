@@ -49,6 +49,32 @@ def _seconds(value, name):
     return float(value)
 
 
+def _column_name(value, what):
+    """A matching column name: AutoMM also takes a one-element list."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        if len(value) != 1:
+            raise ValueError(f"{what}: one column is supported, got {list(value)!r}")
+        value = value[0]
+    return str(value)
+
+
+def _candidate_names(candidate_data):
+    """Class names from a list, a Series, or AutoMM's {"text": [...]} (one column)."""
+    if isinstance(candidate_data, dict):
+        if len(candidate_data) != 1:
+            raise ValueError("candidate_data: give one column of class names, e.g. {'text': ['cat', 'dog']}")
+        candidate_data = next(iter(candidate_data.values()))
+    if isinstance(candidate_data, pd.DataFrame):
+        if candidate_data.shape[1] != 1:
+            raise ValueError("candidate_data: give one column of class names")
+        candidate_data = candidate_data.iloc[:, 0]
+    if isinstance(candidate_data, str):
+        raise ValueError("candidate_data: give a list of class names, not one string")
+    return [str(name) for name in candidate_data]
+
+
 class MultiModalPredictor:
     """AutoMM's MultiModalPredictor: fit on a table of text, image, numerical and
     categorical columns; predict, predict_proba, evaluate, extract_embedding, save, load."""
@@ -58,13 +84,15 @@ class MultiModalPredictor:
                  pretrained=True):
         _logging.configure(verbosity)
         self._verbosity = verbosity
-        if (query, response, match_label) != (None, None, None):
-            problem_type = problem_type or "text_similarity"  # what AutoMM's matcher needs first
+        if (query, response) != (None, None):
+            problem_type = problem_type or "text_similarity"  # AutoMM's matcher default
         self._class_index = None
         self._predictor = _automm.Predictor(
             label=label or "", problem_type=problem_type or "", presets=presets or "",
             eval_metric=eval_metric or "", hyperparameters=_hyperparameters_json(hyperparameters),
-            path=path or "", verbose=verbosity >= 1, pretrained=bool(pretrained))
+            path=path or "", verbose=verbosity >= 1, pretrained=bool(pretrained),
+            query=_column_name(query, "query"), response=_column_name(response, "response"),
+            match_label="" if match_label is None else str(match_label))
 
     @classmethod
     def _wrap(cls, predictor, verbosity):
@@ -110,8 +138,14 @@ class MultiModalPredictor:
 
     # ---- inference ----
 
-    def predict(self, data, as_pandas=True):
-        """One prediction per row: class labels or numbers, a Series indexed like `data`."""
+    def predict(self, data, candidate_data=None, as_pandas=True):
+        """One prediction per row: class labels or numbers, a Series indexed like `data`.
+        Zero-shot image classification: the most probable of the `candidate_data` names."""
+        if candidate_data is not None:
+            probabilities = self.predict_proba(data, candidate_data, as_pandas=False)
+            names = _candidate_names(candidate_data)
+            values = pd.Series(names).to_numpy()[probabilities.argmax(axis=1)]
+            return pd.Series(values, index=index_of(data, len(values))) if as_pandas else values
         table = to_table(data)
         kind, values, classes = self._predictor.predict(table)
         if kind == "classes" and values.ndim == 1:
@@ -123,9 +157,18 @@ class MultiModalPredictor:
             return pd.DataFrame(values, index=index, columns=self._classes())
         return pd.Series(values, index=index, name=self.label)
 
-    def predict_proba(self, data, as_pandas=True, as_multiclass=True):
+    def predict_proba(self, data, candidate_data=None, as_pandas=True, as_multiclass=True):
         """Class probabilities: a DataFrame (one column per class) indexed like `data`;
-        for a binary problem with as_multiclass=False, the positive class's Series."""
+        for a binary problem with as_multiclass=False, the positive class's Series.
+        Zero-shot image classification: `candidate_data` names the classes (a list, or
+        AutoMM's {"text": [...]}), one column each."""
+        if candidate_data is not None:
+            names = _candidate_names(candidate_data)
+            table = to_table(data)
+            probabilities = self._predictor.predict_proba_candidates(table, names)
+            if not as_pandas:
+                return probabilities
+            return pd.DataFrame(probabilities, index=index_of(data, table.num_rows), columns=names)
         table = to_table(data)
         probabilities = self._predictor.predict_proba(table, as_multiclass)
         if not as_pandas:

@@ -199,9 +199,13 @@ class InterruptCheck {
 MultiModalPredictor make_predictor(const std::string& label, const std::string& problem_type,
                                    const std::string& presets, const std::string& eval_metric,
                                    const std::string& hyperparameters, const std::string& path, bool verbose,
-                                   bool pretrained) {
+                                   bool pretrained, const std::string& query, const std::string& response,
+                                   const std::string& match_label) {
   PredictorOptions options;
   options.label = label;
+  options.query = query;
+  options.response = response;
+  options.match_label = match_label;
   options.problem_type = problem_type;
   options.presets = presets;
   options.eval_metric = eval_metric;
@@ -287,7 +291,7 @@ PYBIND11_MODULE(_automm, m) {
   py::class_<Predictor>(m, "Predictor")
       .def(py::init(&make_predictor), py::arg("label"), py::arg("problem_type"), py::arg("presets"),
            py::arg("eval_metric"), py::arg("hyperparameters"), py::arg("path"), py::arg("verbose"),
-           py::arg("pretrained"))
+           py::arg("pretrained"), py::arg("query"), py::arg("response"), py::arg("match_label"))
       .def("fit", &fit, py::arg("train"), py::arg("tuning"), py::arg("time_limit"), py::arg("presets"),
            py::arg("hyperparameters"), py::arg("column_types"), py::arg("holdout_frac"), py::arg("seed"),
            py::arg("teacher"))
@@ -309,6 +313,16 @@ PYBIND11_MODULE(_automm, m) {
              {
                py::gil_scoped_release release;
                probabilities = p.predict_proba(data, as_multiclass);
+             }
+             return to_numpy(probabilities);
+           })
+      // Zero-shot: [rows, candidates] probabilities and the most probable names.
+      .def("predict_proba_candidates",
+           [](const Predictor& p, const Table& data, const std::vector<std::string>& candidates) {
+             torch::Tensor probabilities;
+             {
+               py::gil_scoped_release release;
+               probabilities = p.predict_proba(data, candidates);
              }
              return to_numpy(probabilities);
            })
