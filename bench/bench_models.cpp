@@ -1,5 +1,6 @@
 // Model benchmark: training step time and inference latency / throughput of
-// BERT-base, ELECTRA-small (discriminator), ViT-B/32 and Swin-T shaped models,
+// BERT-base, ELECTRA-small (discriminator), ViT-B/32 and Swin-T shaped models
+// (and, with --models, CLIP ViT-B/32's image and text towers: inference only),
 // beside eager PyTorch (bench/models_peer.py, /usr/bin/python3, torch 1.13) and,
 // for inference, ONNX Runtime (bench/ort_peer.js, onnxruntime-node) in the same run.
 //
@@ -19,6 +20,7 @@
 //
 //   bash bench/run.sh     (or: automm_bench_models OUT.json [--iters N] [--warmup W] [--rounds R]
 //                               [--threads T] [--models bert_base,electra_small,vit_b32,swin_t]
+//                                                        (also clip_b32_image, clip_b32_text)
 //                               [--peer bench/models_peer.py] [--python /usr/bin/python3]
 //                               [--ort-js bench/ort_peer.js] [--node node])
 #include <algorithm>
@@ -43,6 +45,7 @@
 #include "learners/trainer.h"
 #include "optim/optim.h"
 #include "bench_common.h"
+#include "models/clip/clip_model.h"
 #include "models/image/image_encoder.h"
 #include "models/text/text_encoder.h"
 #include "optim/fused_adam.h"
@@ -79,6 +82,9 @@ json text_config(const std::string& model) {
 }
 
 bool is_text(const std::string& model) { return model == "bert_base" || model == "electra_small"; }
+// CLIP ViT-B/32's towers (openai/clip-vit-base-patch32's sizes): embeddings, no head, no training configs.
+bool is_clip(const std::string& model) { return model == "clip_b32_image" || model == "clip_b32_text"; }
+constexpr int64_t kClipSeq = 77;
 
 // Matmul FLOPs of one sample's forward pass (2 per multiply-add).
 double forward_flops(const std::string& model) {
@@ -89,6 +95,14 @@ double forward_flops(const std::string& model) {
     double f = layers * (s * (8 * h * h + 4 * h * inter) + 4 * s * s * h);
     if (e != h) f += s * 2 * e * h;
     return f + 2 * h * 2;  // head
+  }
+  if (model == "clip_b32_text") {
+    const double h = 512, inter = 2048, s = kClipSeq;
+    return 12 * (s * (8 * h * h + 4 * h * inter) + 4 * s * s * h) + 2 * h * 512;
+  }
+  if (model == "clip_b32_image") {
+    const double h = 768, inter = 3072, n = 50, patches = 49;
+    return patches * 2 * 3 * 32 * 32 * h + 12 * (n * (8 * h * h + 4 * h * inter) + 4 * n * n * h) + 2 * h * 512;
   }
   if (model == "vit_b32") {
     const double h = 768, inter = 3072, n = 50, patches = 49;
@@ -136,6 +150,24 @@ ModelUnderTest make_model(const std::string& model) {
                                         torch::zeros({batch, kSeq}, torch::kInt64)};
     };
     m.forward = [net](const std::vector<torch::Tensor>& x) { return net->forward(x[0], x[1]); };
+    return m;
+  }
+  if (is_clip(model)) {
+    auto net = std::make_shared<automm::ClipModelImpl>(automm::ClipConfig::from_json(json{{"model_type", "clip"}}));
+    m.module = net;
+    if (model == "clip_b32_text") {
+      m.inputs = [](int64_t batch, torch::Dtype) {
+        auto ids = torch::randint(0, 49406, {batch, kClipSeq}, torch::kInt64);
+        ids.select(1, kClipSeq - 1).fill_(49407);  // <|endoftext|> last
+        return std::vector<torch::Tensor>{ids, torch::ones({batch, kClipSeq}, torch::kInt64)};
+      };
+      m.forward = [net](const std::vector<torch::Tensor>& x) { return net->text_features(x[0], x[1]); };
+    } else {
+      m.inputs = [](int64_t batch, torch::Dtype dtype) {
+        return std::vector<torch::Tensor>{torch::randn({batch, 3, 224, 224}).to(dtype)};
+      };
+      m.forward = [net](const std::vector<torch::Tensor>& x) { return net->image_features(x[0]); };
+    }
     return m;
   }
   auto net = automm::make_image_encoder(model == "vit_b32" ? "vit_base_patch32_224" : "swin_tiny_patch4_window7_224",
@@ -346,6 +378,7 @@ int main(int argc, char** argv) {
     const double fwd = forward_flops(model);
     cpp[model]["forward_gflop_per_sample"] = fwd / 1e9;
     for (const auto& config : kConfigs) {
+      if (is_clip(model) && config.rfind("train", 0) == 0) continue;  // embedding towers: inference only
       std::vector<json> ours, theirs;
       for (int round = 0; round < rounds; ++round) {
         ours.push_back(run_json_command(shell_quote(self) + " --child " + model + " " + config + common));
@@ -406,6 +439,7 @@ int main(int argc, char** argv) {
                 "ORT ms", "vs ORT");
     for (const auto& model : models) {
       for (const auto& config : kConfigs) {
+        if (is_clip(model) && config.rfind("train", 0) == 0) continue;
         const json c = cpp.value(model, json::object()).value(config, json::object());
         const json t = torch_r.value(model, json::object()).value(config, json::object());
         json o = json::object();

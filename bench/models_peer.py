@@ -8,6 +8,9 @@ model exported with torch.onnx.export (opset 14, fp32).
           electra projection, post-norm nn.TransformerEncoder, gelu, dropout 0.1),
           a 2-class linear head on the first token; sequence 128, no padding
   images  torchvision vit_b_32 and swin_t (1000 classes), 3x224x224
+  clip    clip_b32_image / clip_b32_text: CLIP ViT-B/32's towers and projections as
+          tests/models/clip_reference.py transcribes transformers' modeling_clip.py
+          (openai/clip-vit-base-patch32's sizes); text 77 tokens; inference only
 
 The LayerNorm workaround for bf16 autocast (see fp32_layer_norms) is on for train_bf16.
 
@@ -93,6 +96,31 @@ def make_model(model):
             return (torch.randint(1, cfg["vocab_size"], (batch, SEQ)), torch.zeros(batch, SEQ, dtype=torch.long))
 
         return net, 2, inputs, ["input_ids", "token_type_ids"]
+
+    if model in ("clip_b32_image", "clip_b32_text"):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "models"))
+        from clip_reference import CLIPModel
+
+        clip = CLIPModel({"model_type": "clip"})
+
+        class Tower(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.clip = clip
+
+            def forward(self, *x):
+                if model == "clip_b32_text":
+                    return self.clip.text_projection(self.clip.text_model(x[0], x[1]))
+                return self.clip.visual_projection(self.clip.vision_model(x[0]))
+
+        def clip_inputs(batch, dtype):
+            if model == "clip_b32_text":
+                ids = torch.randint(0, 49406, (batch, 77))
+                ids[:, -1] = 49407
+                return (ids, torch.ones(batch, 77, dtype=torch.long))
+            return (torch.randn(batch, 3, 224, 224).to(dtype),)
+
+        return Tower(), 0, clip_inputs, ["input_ids", "attention_mask"] if model == "clip_b32_text" else ["images"]
 
     import torchvision
     net = torchvision.models.vit_b_32() if model == "vit_b32" else torchvision.models.swin_t()

@@ -134,6 +134,7 @@ TEST(ClipTokenizerReference, TokenizerJsonMatchesHuggingFace) {
   const auto tok = ByteLevelBpeTokenizer::from_tokenizer_json(ref.folder + "/tokenizer.json");
   EXPECT_EQ(tok.style(), BpeStyle::kClip);
   EXPECT_GT(tok.vocab_size(), 3000u);  // the merges were really learned
+  std::cout << "[ CLIP tokenizer.json ] " << tok.vocab_size() << " tokens learned" << std::endl;
   expect_agreement(tok, "CLIP tokenizer.json");
 }
 
