@@ -1,6 +1,7 @@
 #include "learners/learner_io.h"
 #include "config/json_text.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -46,6 +47,19 @@ Json read_json_file(const std::string& path) {
     return parse_json(in, path);
   } catch (const Json::exception& e) {
     throw std::runtime_error(path + " is corrupted: " + e.what());
+  }
+}
+
+void require_used_keys(const Config& config, const std::vector<std::string>& used, const std::string& who) {
+  for (const std::string& key : config.user_keys()) {
+    const bool covered = std::any_of(used.begin(), used.end(), [&](const std::string& u) {
+      return u.back() == '.' ? key.rfind(u, 0) == 0 : key == u;
+    });
+    if (covered) continue;
+    std::string list;
+    for (const std::string& u : used) list += (list.empty() ? "" : ", ") + (u.back() == '.' ? u + "*" : u);
+    throw std::invalid_argument("hyperparameter " + key + " is not used by problem type " + who +
+                                "; the keys it reads: " + list);
   }
 }
 

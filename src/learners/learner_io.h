@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -20,6 +21,12 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
 Json read_json_file(const std::string& path);
 // "<pid>-<random>": names temporary files and folders that are renamed into place.
 std::string unique_suffix();
+
+// For learners that read only some keys (zero-shot, matching): throws
+// std::invalid_argument naming the first user-set key of `config` that none of
+// `used` covers (a key, or a prefix ending in '.'), and `who` (the problem
+// type), so that a key the learner would not apply is refused, not ignored.
+void require_used_keys(const Config& config, const std::vector<std::string>& used, const std::string& who);
 
 // Every parameter and buffer of `net`, by name, into <folder>/model.safetensors;
 // returns the digest entry predictor.json records for it (learner_files.cpp).

@@ -47,20 +47,50 @@ std::string model_for(const std::string& problem_type) {
   throw std::invalid_argument("the matching learner does not serve problem type '" + problem_type + "'");
 }
 
-// AutoMM's matcher defaults (configs/matcher/default.yaml and the problem
-// types' presets), applied under the user's keys.
-Json matcher_defaults(const std::string& problem_type) {
+// AutoMM's matcher defaults (configs/matcher/default.yaml) and its presets
+// for the problem types (utils/presets.py: medium_quality, high_quality,
+// best_quality), applied under the user's keys.
+Json matcher_defaults(const std::string& problem_type, const std::string& preset_in) {
+  // No preset: AutoMM's "default", which is high_quality's choice for text and
+  // images and medium_quality's for image-text.
+  const std::string preset =
+      !preset_in.empty() ? preset_in : problem_type == "image_text_similarity" ? "medium_quality" : "high_quality";
+  if (preset != "medium_quality" && preset != "high_quality" && preset != "best_quality")
+    throw std::invalid_argument("unknown presets '" + preset_in + "' for " + problem_type +
+                                "; known: medium_quality, high_quality, best_quality");
   Json d = {{"optim.lr", problem_type == "image_text_similarity" ? 1e-5 : 1e-4},
             {"optim.weight_decay", 1e-3},
             {"optim.lr_decay", 0.9},
             {"optim.lr_schedule", "cosine_decay"},
             {"optim.warmup_steps", 0.1},
             {"optim.max_epochs", 20},
-            {"model.hf_text.pooling_mode", "mean"},
-            {"model.hf_text.checkpoint_name", "sentence-transformers/all-MiniLM-L12-v2"},
-            {"model.timm_image.checkpoint_name", "caformer_b36.sail_in22k_ft_in1k"},
-            {"model.clip.checkpoint_name", "openai/clip-vit-base-patch32"}};
+            {"model.hf_text.pooling_mode", "mean"}};
+  if (problem_type == "text_similarity")
+    d["model.hf_text.checkpoint_name"] = preset == "medium_quality" ? "sentence-transformers/all-MiniLM-L6-v2"
+                                         : preset == "best_quality" ? "sentence-transformers/all-mpnet-base-v2"
+                                                                    : "sentence-transformers/all-MiniLM-L12-v2";
+  if (problem_type == "image_similarity")
+    d["model.timm_image.checkpoint_name"] = preset == "medium_quality" ? "swin_small_patch4_window7_224"
+                                            : preset == "best_quality" ? "swin_large_patch4_window7_224"
+                                                                       : "caformer_b36.sail_in22k_ft_in1k";
+  if (problem_type == "image_text_similarity") {
+    d["model.clip.checkpoint_name"] = preset == "medium_quality" ? "openai/clip-vit-base-patch32"
+                                      : preset == "best_quality" ? "openai/clip-vit-large-patch14-336"
+                                                                 : "openai/clip-vit-large-patch14";
+    d["env.per_gpu_batch_size"] = preset == "medium_quality" ? 128 : preset == "best_quality" ? 8 : 16;
+  }
   return d;
+}
+
+// The keys the matching learner reads; a user-set key outside them is refused.
+const std::vector<std::string>& matching_keys() {
+  static const std::vector<std::string> keys = {
+      "model.hf_text.", "model.timm_image.", "model.clip.", "data.text.normalize_text", "data.image.",
+      "optim.lr", "optim.optim_type", "optim.weight_decay", "optim.lr_choice", "optim.lr_decay", "optim.lr_mult",
+      "optim.lr_schedule", "optim.end_lr", "optim.max_epochs", "optim.warmup_steps", "optim.gradient_clip_algorithm",
+      "optim.gradient_clip_val", "env.per_gpu_batch_size", "env.batch_size", "env.inference_batch_size_ratio",
+      "env.precision", "env.accelerator", "env.num_gpus"};
+  return keys;
 }
 
 bool is_image_type(ColumnType type) { return type == ColumnType::kImagePath || type == ColumnType::kImageBytes; }
@@ -89,7 +119,8 @@ class MatchingLearner : public Learner {
     problem_type_ = options_.problem_type;
     model_ = model_for(problem_type_);
     config_.merge(fit.hyperparameters);
-    const Json defaults = matcher_defaults(problem_type_);
+    require_used_keys(config_, matching_keys(), problem_type_);
+    const Json defaults = matcher_defaults(problem_type_, fit.presets.empty() ? options_.presets : fit.presets);
     for (const auto& [key, value] : defaults.items())
       if (!config_.user_keys().count(key)) {
         config_.set(key, value);
@@ -524,6 +555,7 @@ class MatchingLearner : public Learner {
     const auto optimizer = make_optimizer(groups, config_);
     const LrSchedule schedule = make_schedule(config_, steps_per_epoch * epochs, steps_per_epoch);
     const double clip = config_.get_double("optim.gradient_clip_val");
+    const bool clip_by_value = config_.get_string("optim.gradient_clip_algorithm") == "value";
     std::mt19937_64 rng(fit.seed);
     std::string stop_reason = "max_epochs";
     StateDict best;
@@ -553,7 +585,8 @@ class MatchingLearner : public Learner {
         loss_sum += loss.item<double>();
         ++batches;
         if (batches % accumulate == 0 || last == rows.size()) {
-          if (clip > 0) torch::nn::utils::clip_grad_norm_(tower_->parameters(), clip);
+          if (clip > 0 && clip_by_value) torch::nn::utils::clip_grad_value_(tower_->parameters(), clip);
+          else if (clip > 0) torch::nn::utils::clip_grad_norm_(tower_->parameters(), clip);
           apply_schedule(*optimizer, groups, schedule, step++);
           optimizer->step();
           clear_gradients(*optimizer);

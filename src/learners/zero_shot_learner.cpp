@@ -36,6 +36,23 @@ class ZeroShotLearner : public Learner {
  public:
   explicit ZeroShotLearner(PredictorOptions options) : options_(std::move(options)) {
     config_.merge(options_.hyperparameters);
+    require_used_keys(config_,
+                      {"model.clip.checkpoint_name", "model.clip.image_size", "model.clip.max_text_len",
+                       "model.clip.val_transforms", "model.clip.image_norm", "model.clip.max_image_num_per_column",
+                       "model.clip.prompt_template", "data.image.", "env.per_gpu_batch_size",
+                       "env.inference_batch_size_ratio"},
+                      kProblemType);
+    // AutoMM's zero-shot presets (utils/presets.py); without presets the key's
+    // default, clip-vit-base-patch32, the size a CPU serves.
+    if (!options_.presets.empty() && !config_.user_keys().count("model.clip.checkpoint_name")) {
+      const std::string& p = options_.presets;
+      if (p != "medium_quality" && p != "high_quality" && p != "best_quality")
+        throw std::invalid_argument("unknown presets '" + p + "'; known: medium_quality, high_quality, best_quality");
+      config_.set("model.clip.checkpoint_name", p == "medium_quality" ? "openai/clip-vit-base-patch32"
+                                                : p == "high_quality" ? "openai/clip-vit-large-patch14"
+                                                                      : "openai/clip-vit-large-patch14-336");
+      config_.mark_as_preset("model.clip.checkpoint_name");
+    }
     checkpoint_ = config_.get_string("model.clip.checkpoint_name");
     check_template(config_.get_string("model.clip.prompt_template"));
   }

@@ -228,6 +228,14 @@ TEST(TextMatching, BadColumnsAreClearErrors) {
   image_query.response = "label";
   EXPECT_TRUE(Contains(error_of([&] { MultiModalPredictor(image_query).fit(images); }),
                        "query column 'photo' holds images"));
+  // A key the matching learner would not apply is refused, naming it.
+  PredictorOptions lora = text_options(dir.file("d"), {{"optim.peft", "lora"}});
+  EXPECT_TRUE(Contains(error_of([&] { MultiModalPredictor(lora).fit(pairs.table); }),
+                       "optim.peft is not used by problem type text_similarity"));
+  // Presets choose AutoMM's checkpoints under the user's keys.
+  PredictorOptions medium = text_options(dir.file("e"));
+  medium.presets = "fastest";
+  EXPECT_TRUE(Contains(error_of([&] { MultiModalPredictor(medium).fit(pairs.table); }), "unknown presets 'fastest'"));
 }
 
 TEST(ImageTextMatching, ScratchClipRetrievesCaptionsAndSearches) {

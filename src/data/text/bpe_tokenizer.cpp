@@ -409,12 +409,13 @@ ByteLevelBpeTokenizer ByteLevelBpeTokenizer::from_tokenizer_json(const std::stri
     fail(path, "BPE with continuing_subword_prefix is not supported; only byte-level BPE (GPT-2, RoBERTa, CLIP)");
   const std::string suffix = string_field("end_of_word_suffix");
   const BpeStyle style = suffix.empty() ? BpeStyle::kGpt2 : BpeStyle::kClip;
+  // (A copy when absent: `byte_level` may point into it, so it lives as long as the function.)
+  const nlohmann::json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json();
   const nlohmann::json* byte_level = nullptr;
   if (style == BpeStyle::kClip) {
     check_clip_pipeline(j, path);
   } else {
     // The ByteLevel pre-tokenizer, alone or inside a Sequence, gives add_prefix_space.
-    const nlohmann::json& pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : nlohmann::json();
     if (pre.is_object() && pre.value("type", "") == "ByteLevel") byte_level = &pre;
     if (pre.is_object() && pre.value("type", "") == "Sequence")
       for (const auto& step : pre.value("pretokenizers", nlohmann::json::array()))
