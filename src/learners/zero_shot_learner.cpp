@@ -90,7 +90,7 @@ class ZeroShotLearner : public Learner {
     ThreadScope threads(choose_thread_count());
     torch::NoGradGuard no_grad;
     const ColumnTypes types = infer_column_types(data, nullptr, "", {});
-    if (!image_columns(types).empty()) return image_embeddings(data);
+    if (!image_column_pairs(types).empty()) return image_embeddings(data);
     std::vector<std::string> text_columns;
     for (const auto& [name, type] : types)
       if (type == ColumnType::kText || type == ColumnType::kCategorical) text_columns.push_back(name);
@@ -190,14 +190,6 @@ class ZeroShotLearner : public Learner {
         throw std::invalid_argument("candidate class name \"" + name + "\" is given twice");
     }
   }
-  static std::vector<std::pair<std::string, bool>> image_columns(const ColumnTypes& types) {
-    std::vector<std::pair<std::string, bool>> columns;  // column, true for paths
-    for (const auto& [name, type] : types) {
-      if (type == ColumnType::kImagePath) columns.emplace_back(name, true);
-      if (type == ColumnType::kImageBytes) columns.emplace_back(name, false);
-    }
-    return columns;
-  }
 
   bool is_local_checkpoint() const { return checkpoint_.rfind("local://", 0) == 0; }
 
@@ -223,7 +215,7 @@ class ZeroShotLearner : public Learner {
   // [rows, P]: each row's image columns, L2-normalised, averaged (missing images count as zero vectors).
   torch::Tensor image_embeddings(const Table& data) const {
     const ColumnTypes types = infer_column_types(data, nullptr, "", {});
-    const auto columns = image_columns(types);
+    const auto columns = image_column_pairs(types);
     if (columns.empty())
       throw std::invalid_argument(std::string(kProblemType) + " needs an image column (image paths or base64 "
                                   "images); none of the data's columns holds images");

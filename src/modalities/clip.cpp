@@ -45,12 +45,11 @@ TextProcessorOptions clip_text_options(const Config& config, const ClipConfig& m
 
 class ClipModality : public Modality {
  public:
-  ClipModality(std::string name, std::string checkpoint, std::string folder,
-               std::shared_ptr<const TextProcessor> text, std::shared_ptr<const ImageProcessor> images)
-      : name_(std::move(name)), checkpoint_(std::move(checkpoint)), folder_(std::move(folder)),
-        text_(std::move(text)), images_(std::move(images)) {}
+  ClipModality(CheckpointFolder files, std::shared_ptr<const TextProcessor> text,
+               std::shared_ptr<const ImageProcessor> images)
+      : files_(std::move(files)), text_(std::move(text)), images_(std::move(images)) {}
 
-  const std::string& name() const override { return name_; }
+  const std::string& name() const override { return files_.name; }
   std::string family() const override { return "clip"; }
   std::vector<std::string> columns() const override {
     std::vector<std::string> names = text_ ? text_->columns() : std::vector<std::string>{};
@@ -73,49 +72,28 @@ class ClipModality : public Modality {
     if (images_ && has_all(image_names)) inputs->images = images_->transform(table, table_folder(table));
     return inputs;
   }
-  void describe(ModelContext& context) const override { context.checkpoint_dirs[name_] = folder_; }
+  void describe(ModelContext& context) const override { context.checkpoint_dirs[files_.name] = files_.folder; }
   std::optional<std::vector<size_t>> usable_rows(const Table& table) const override {
     if (!images_ || !images_->options().skip_invalid) return std::nullopt;
     return images_->readable_rows(*images_->transform(table, table_folder(table)));
   }
 
   nlohmann::json save(const std::string& folder, bool standalone) const override {
-    nlohmann::json state = {{"model", name_}};
+    nlohmann::json state = {{"model", files_.name}, {"checkpoint", files_.save(folder, standalone)}};
     if (text_) state["text_columns"] = text_->columns();
     if (images_) {
       state["image_columns"] = images_->columns();
       state["image"] = image_options_to_json(images_->options());
     }
-    if (standalone || is_scratch_name(checkpoint_) || checkpoint_.empty()) {
-      // config.json and the tokenizer travel with the predictor; the weights are in its model file.
-      copy_text_checkpoint_files(folder_, (std::filesystem::path(folder) / name_).string());
-      state["checkpoint"] = "local://" + name_;
-    } else {
-      state["checkpoint"] = checkpoint_;
-    }
     return state;
   }
-  void relocate(const std::string& folder) override {
-    const std::filesystem::path copy = std::filesystem::path(folder) / name_;
-    if (std::filesystem::is_directory(copy)) folder_ = copy.string();
-  }
+  void relocate(const std::string& folder) override { files_.relocate(folder); }
 
  private:
-  std::string name_;
-  std::string checkpoint_;  // the hub id or path it came from; "" when read from a predictor folder
-  std::string folder_;      // config.json and tokenizer files
+  CheckpointFolder files_;
   std::shared_ptr<const TextProcessor> text_;
   std::shared_ptr<const ImageProcessor> images_;
 };
-
-std::vector<std::pair<std::string, bool>> image_columns(const ColumnTypes& types) {
-  std::vector<std::pair<std::string, bool>> columns;  // column, true for paths (false: base64 bytes)
-  for (const auto& [name, type] : types) {
-    if (type == ColumnType::kImagePath) columns.emplace_back(name, true);
-    if (type == ColumnType::kImageBytes) columns.emplace_back(name, false);
-  }
-  return columns;
-}
 
 std::string scratch_hint() {
   return "\nWithout a pretrained checkpoint, clip can train from scratch: set model.clip.checkpoint_name to "
@@ -133,7 +111,7 @@ ModalityFamily clip_family() {
   family.fit = [](const ModalityFitInputs& in) -> std::unique_ptr<Modality> {
     const Config& config = *in.config;
     const std::vector<std::string> text_columns = columns_of_type(*in.column_types, ColumnType::kText);
-    const std::vector<std::pair<std::string, bool>> images = image_columns(*in.column_types);
+    const std::vector<std::pair<std::string, bool>> images = image_column_pairs(*in.column_types);
     const std::string checkpoint = config.get_string("model.clip.checkpoint_name");
     std::string folder;
     std::string source;
@@ -171,13 +149,12 @@ ModalityFamily clip_family() {
     if (!images.empty())
       image = ImageProcessor::create(
           in.name, images, image_processor_options(config, "model.clip", model.vision.image_size, "bicubic"));
-    return std::make_unique<ClipModality>(in.name, checkpoint, folder, text, image);
+    return std::make_unique<ClipModality>(CheckpointFolder{in.name, checkpoint, folder}, text, image);
   };
   family.load = [](const ModalityLoadInputs& in) -> std::unique_ptr<Modality> {
     const nlohmann::json& s = in.state;
-    // local://<model> inside the folder, or a Hugging Face id (saved with standalone=false).
-    const std::string checkpoint = s.at("checkpoint").get<std::string>();
-    const std::string folder = resolve_hf_checkpoint(checkpoint, in.folder).folder;
+    CheckpointFolder files = CheckpointFolder::load(in.name, s.at("checkpoint").get<std::string>(), in.folder);
+    const std::string& folder = files.folder;
     const ClipConfig model = ClipConfig::from_json(read_checkpoint_config(folder));
     std::shared_ptr<const TextProcessor> text;
     if (s.contains("text_columns"))
@@ -187,8 +164,7 @@ ModalityFamily clip_family() {
     if (s.contains("image_columns"))
       image = ImageProcessor::create(in.name, s.at("image_columns").get<std::vector<std::pair<std::string, bool>>>(),
                                      image_options_from_json(s.at("image"), "processors.json: clip modality"));
-    const bool local = checkpoint.rfind("local://", 0) == 0;
-    return std::make_unique<ClipModality>(in.name, local ? "" : checkpoint, folder, text, image);
+    return std::make_unique<ClipModality>(std::move(files), text, image);
   };
   return family;
 }

@@ -55,11 +55,7 @@ ModalityFamily timm_image_family() {
   family.per_model = true;
   family.column_types = {ColumnType::kImagePath, ColumnType::kImageBytes};
   family.fit = [](const ModalityFitInputs& in) -> std::unique_ptr<Modality> {
-    std::vector<std::pair<std::string, bool>> columns;  // column, true for paths (false: base64 bytes)
-    for (const auto& [name, type] : *in.column_types) {
-      if (type == ColumnType::kImagePath) columns.emplace_back(name, true);
-      if (type == ColumnType::kImageBytes) columns.emplace_back(name, false);
-    }
+    const std::vector<std::pair<std::string, bool>> columns = image_column_pairs(*in.column_types);
     const ResolvedImageModel model =
         resolve_timm_checkpoint(in.config->get_string("model.timm_image.checkpoint_name"), in.pretrained);
     if (in.verbose) log_message(LogLevel::kInfo, "automm: " + in.name + " = " + model.architecture + ", " + model.source);

@@ -97,6 +97,25 @@ ModalityPresence modality_presence(const ColumnTypes& types);
 
 // The columns of one type, in name order.
 std::vector<std::string> columns_of_type(const ColumnTypes& types, ColumnType wanted);
+// The image columns, in name order: (column, true for paths, false for base64 bytes).
+std::vector<std::pair<std::string, bool>> image_column_pairs(const ColumnTypes& types);
+
+// The Hugging Face checkpoint folder a model reads its config and tokenizer
+// from (hf_text, clip), and how those files travel with a predictor.
+struct CheckpointFolder {
+  std::string name;        // the model's name: its subfolder in a predictor folder
+  std::string checkpoint;  // the hub id or path it came from; "" when read from a predictor folder
+  std::string folder;      // config.json and tokenizer files
+
+  // Copies the files into <predictor_folder>/<name> and returns "local://<name>"
+  // (standalone, a scratch or folder-read checkpoint); else returns the hub id
+  // (AutoMM's save(standalone=False)). The weights are in the predictor's model file.
+  std::string save(const std::string& predictor_folder, bool standalone) const;
+  // The files now live in <predictor_folder>/<name>, when it exists.
+  void relocate(const std::string& predictor_folder);
+  // What save() returned, resolved against the predictor folder (or the cache).
+  static CheckpointFolder load(const std::string& name, const std::string& saved, const std::string& predictor_folder);
+};
 // The folder of a table's file: relative image paths resolve against it.
 std::string table_folder(const Table& table);
 

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "checkpoints/hf_checkpoint.h"
+#include "data/text/scratch_checkpoint.h"
 #include "modalities/families.h"
 
 namespace automm {
@@ -30,6 +32,33 @@ std::vector<std::string> columns_of_type(const ColumnTypes& types, ColumnType wa
   for (const auto& [name, type] : types)
     if (type == wanted) names.push_back(name);
   return names;
+}
+
+std::vector<std::pair<std::string, bool>> image_column_pairs(const ColumnTypes& types) {
+  std::vector<std::pair<std::string, bool>> columns;
+  for (const auto& [name, type] : types) {
+    if (type == ColumnType::kImagePath) columns.emplace_back(name, true);
+    if (type == ColumnType::kImageBytes) columns.emplace_back(name, false);
+  }
+  return columns;
+}
+
+std::string CheckpointFolder::save(const std::string& predictor_folder, bool standalone) const {
+  if (!standalone && !is_scratch_name(checkpoint) && !checkpoint.empty()) return checkpoint;
+  copy_text_checkpoint_files(folder, (std::filesystem::path(predictor_folder) / name).string());
+  return "local://" + name;
+}
+
+void CheckpointFolder::relocate(const std::string& predictor_folder) {
+  const std::filesystem::path copy = std::filesystem::path(predictor_folder) / name;
+  if (std::filesystem::is_directory(copy)) folder = copy.string();
+}
+
+CheckpointFolder CheckpointFolder::load(const std::string& name, const std::string& saved,
+                                        const std::string& predictor_folder) {
+  // local://<model> inside the folder, or a Hugging Face id (saved with standalone=false).
+  const bool local = saved.rfind("local://", 0) == 0;
+  return {name, local ? "" : saved, resolve_hf_checkpoint(saved, predictor_folder).folder};
 }
 
 std::string table_folder(const Table& table) {

@@ -14,41 +14,26 @@ namespace {
 
 class TextModality : public Modality {
  public:
-  TextModality(std::string name, std::string checkpoint, std::string folder,
-               std::shared_ptr<const TextProcessor> processor)
-      : name_(std::move(name)), checkpoint_(std::move(checkpoint)), folder_(std::move(folder)),
-        processor_(std::move(processor)) {}
+  TextModality(CheckpointFolder files, std::shared_ptr<const TextProcessor> processor)
+      : files_(std::move(files)), processor_(std::move(processor)) {}
 
-  const std::string& name() const override { return name_; }
+  const std::string& name() const override { return files_.name; }
   std::string family() const override { return "hf_text"; }
   std::vector<std::string> columns() const override { return processor_->columns(); }
   std::shared_ptr<const ModelInputs> process(const Table& table, bool training,
                                              std::vector<std::string>* warnings) const override {
     return processor_->transform(table, training);
   }
-  void describe(ModelContext& context) const override { context.checkpoint_dirs[name_] = folder_; }
+  void describe(ModelContext& context) const override { context.checkpoint_dirs[files_.name] = files_.folder; }
   void prepare_for_training() const override { processor_->prepare_for_training(); }
 
   nlohmann::json save(const std::string& folder, bool standalone) const override {
-    nlohmann::json state = {{"model", name_}, {"columns", processor_->columns()}};
-    if (standalone || is_scratch_name(checkpoint_) || checkpoint_.empty()) {
-      // The tokenizer and model config travel with the predictor; the weights are in model.pt.
-      copy_text_checkpoint_files(folder_, (std::filesystem::path(folder) / name_).string());
-      state["checkpoint"] = "local://" + name_;
-    } else {
-      state["checkpoint"] = checkpoint_;
-    }
-    return state;
+    return {{"model", files_.name}, {"columns", processor_->columns()}, {"checkpoint", files_.save(folder, standalone)}};
   }
-  void relocate(const std::string& folder) override {
-    const std::filesystem::path copy = std::filesystem::path(folder) / name_;
-    if (std::filesystem::is_directory(copy)) folder_ = copy.string();
-  }
+  void relocate(const std::string& folder) override { files_.relocate(folder); }
 
  private:
-  std::string name_;
-  std::string checkpoint_;  // the hub id or path it came from; "" when read from a predictor folder
-  std::string folder_;      // its config and tokenizer files
+  CheckpointFolder files_;
   std::shared_ptr<const TextProcessor> processor_;
 };
 
@@ -86,18 +71,15 @@ ModalityFamily hf_text_family() {
         throw std::runtime_error(std::string(e.what()) + scratch_hint());
       }
     }
-    return std::make_unique<TextModality>(in.name, checkpoint, folder,
-                                          TextProcessor::create(in.name, columns, folder, read_text_model_limits(folder), *in.config));
+    return std::make_unique<TextModality>(
+        CheckpointFolder{in.name, checkpoint, folder},
+        TextProcessor::create(in.name, columns, folder, read_text_model_limits(folder), *in.config));
   };
   family.load = [](const ModalityLoadInputs& in) -> std::unique_ptr<Modality> {
-    // local://<model> inside the folder, or a Hugging Face id (saved with standalone=false).
-    const std::string checkpoint = in.state.at("checkpoint").get<std::string>();
-    const std::string folder = resolve_hf_checkpoint(checkpoint, in.folder).folder;
-    const bool local = checkpoint.rfind("local://", 0) == 0;
-    return std::make_unique<TextModality>(
-        in.name, local ? "" : checkpoint, folder,
-        TextProcessor::create(in.name, in.state.at("columns").get<std::vector<std::string>>(), folder,
-                              read_text_model_limits(folder), *in.config));
+    CheckpointFolder files = CheckpointFolder::load(in.name, in.state.at("checkpoint").get<std::string>(), in.folder);
+    auto processor = TextProcessor::create(in.name, in.state.at("columns").get<std::vector<std::string>>(),
+                                           files.folder, read_text_model_limits(files.folder), *in.config);
+    return std::make_unique<TextModality>(std::move(files), std::move(processor));
   };
   return family;
 }
