@@ -224,8 +224,9 @@ void add_model_keys(Builder& b) {
         "Hugging Face CLIPModel id (cache, else download), local folder, local:// path, or scratch:clip-tiny "
         "(random weights, tokenizer learned from the training text).");
   nullable(b.add("model.clip.image_size", K::kInt, nullptr,
-                 "Input size; null = the checkpoint's (224 for openai/clip-vit-base-patch32). Pretrained "
-                 "checkpoints take only their own size; scratch:clip-tiny any multiple of 16."));
+                 "Input size; null = the checkpoint's (224 for openai/clip-vit-base-patch32). Another multiple of the "
+                 "patch size resamples the checkpoint's position embeddings (bicubic, as transformers' "
+                 "interpolate_pos_encoding)."));
   b.add("model.clip.max_text_len", K::kInt, 77, "Maximum tokens with <|startoftext|> and <|endoftext|>; <= 0 = 77.");
   b.add("model.clip.train_transforms", K::kStringList,
         Json::array({"resize_shorter_side", "center_crop", "trivial_augment"}), "Training image transforms.");

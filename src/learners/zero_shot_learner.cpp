@@ -201,7 +201,7 @@ class ZeroShotLearner : public Learner {
       folder_ = resolved.folder;
       if (options_.verbose) log_message(LogLevel::kInfo, "automm: clip = " + checkpoint_ + ", " + resolved.source);
     }
-    ClipModel model(ClipConfig::from_json(read_checkpoint_config(folder_)));
+    ClipModel model(ClipConfig::from_json(read_checkpoint_config(folder_), config_));
     try {
       model->load_hf_state_dict(load_weights(folder_));
     } catch (const std::exception& e) {

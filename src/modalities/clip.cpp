@@ -135,12 +135,8 @@ ModalityFamily clip_family() {
         throw std::runtime_error(std::string(e.what()) + scratch_hint());
       }
     }
-    const ClipConfig model = ClipConfig::from_json(read_checkpoint_config(folder));
-    if (!config.is_null("model.clip.image_size") && config.get_int("model.clip.image_size") != model.vision.image_size)
-      throw std::invalid_argument("model.clip.image_size = " + std::to_string(config.get_int("model.clip.image_size")) +
-                                  ", but " + checkpoint + " was trained on images of " +
-                                  std::to_string(model.vision.image_size) +
-                                  " pixels (its position embeddings); leave the key null to use that size");
+    // model.clip.image_size other than the checkpoint's: its position embeddings are resampled.
+    const ClipConfig model = ClipConfig::from_json(read_checkpoint_config(folder), config);
     if (in.verbose) log_message(LogLevel::kInfo, "automm: " + in.name + " = " + checkpoint + ", " + source);
     std::shared_ptr<const TextProcessor> text;
     if (!text_columns.empty())
@@ -155,7 +151,7 @@ ModalityFamily clip_family() {
     const nlohmann::json& s = in.state;
     CheckpointFolder files = CheckpointFolder::load(in.name, s.at("checkpoint").get<std::string>(), in.folder);
     const std::string& folder = files.folder;
-    const ClipConfig model = ClipConfig::from_json(read_checkpoint_config(folder));
+    const ClipConfig model = ClipConfig::from_json(read_checkpoint_config(folder), *in.config);
     std::shared_ptr<const TextProcessor> text;
     if (s.contains("text_columns"))
       text = TextProcessor::create(in.name, s.at("text_columns").get<std::vector<std::string>>(), folder, "clip",

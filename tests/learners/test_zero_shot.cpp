@@ -140,6 +140,23 @@ TEST_F(ZeroShot, SavesAFolderThatLoadsOffline) {
   EXPECT_LE((loaded.predict_proba(images, {"a", "b"}) - before).abs().max().item<double>(), 1e-6);
 }
 
+TEST_F(ZeroShot, AnotherImageSizeResamplesAndSurvivesSaving) {
+  // The checkpoint is for 32 px; at 64 px its position embeddings are resampled.
+  MultiModalPredictor predictor(zero_shot_options(folder, {{"model.clip.image_size", 64}}));
+  const torch::Tensor before = predictor.predict_proba(images, {"a", "b"});
+  EXPECT_GT((before - MultiModalPredictor(zero_shot_options(folder)).predict_proba(images, {"a", "b"}))
+                .abs()
+                .max()
+                .item<double>(),
+            1e-6);
+  predictor.save(dir.file("big"));
+  EXPECT_LE((MultiModalPredictor::load(dir.file("big")).predict_proba(images, {"a", "b"}) - before)
+                .abs()
+                .max()
+                .item<double>(),
+            1e-6);
+}
+
 TEST_F(ZeroShot, BadCandidatesAndMisuseAreClearErrors) {
   MultiModalPredictor predictor(zero_shot_options(folder));
   EXPECT_TRUE(Contains(error_of([&] { predictor.predict_proba(images, std::vector<std::string>{}); }), "empty"));

@@ -177,6 +177,37 @@ TEST(ClipModel, LoadsByHuggingFaceNamesAllOrNothing) {
   EXPECT_TRUE(torch::equal(untouched->visual_projection->weight, before));
 }
 
+TEST(ClipModel, AnotherImageSizeResamplesPositionEmbeddings) {
+  const json config = small_config(2, 32, 8, "quick_gelu");  // a 4 x 4 grid
+  ClipModel source = random_model(config, 1);
+  StateDict weights = state_of(*source);
+  // Row r, column c of the grid: dim 0 = r, dim 1 = c, so the axes can be told apart.
+  auto table = weights.at("vision_model.embeddings.position_embedding.weight").clone();
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t c = 0; c < 4; ++c) {
+      table[1 + r * 4 + c][0] = static_cast<double>(r);
+      table[1 + r * 4 + c][1] = static_cast<double>(c);
+    }
+  weights["vision_model.embeddings.position_embedding.weight"] = table;
+  Config keys;
+  keys.set("model.clip.image_size", 64);  // an 8 x 8 grid
+  ClipModel bigger(ClipConfig::from_json(config, keys));
+  bigger->load_hf_state_dict(weights);
+  const auto resized = bigger->vision_model->embeddings->position_embedding->weight;
+  ASSERT_EQ(resized.size(0), 1 + 64);
+  EXPECT_TRUE(torch::equal(resized[0], table[0]));  // the class token's row
+  const auto grid = resized.slice(0, 1).view({8, 8, -1});
+  // Rows grow along the first axis and stay put along the second, and columns the other way.
+  EXPECT_GT(grid[5][3][0].item<double>(), grid[2][3][0].item<double>());
+  EXPECT_NEAR(grid[5][2][0].item<double>(), grid[5][6][0].item<double>(), 1e-5);
+  EXPECT_GT(grid[3][5][1].item<double>(), grid[3][2][1].item<double>());
+  EXPECT_NEAR(grid[2][5][1].item<double>(), grid[6][5][1].item<double>(), 1e-5);
+  torch::NoGradGuard no_grad;
+  EXPECT_EQ(bigger->image_features(torch::randn({1, 3, 64, 64})).size(1), 24);
+  keys.set("model.clip.image_size", 60);
+  EXPECT_TRUE(testing::Contains(testing::error_of([&] { ClipConfig::from_json(config, keys); }), "model.clip.image_size"));
+}
+
 TEST(ClipModel, ConfigErrorsNameTheField) {
   json config = small_config(2, 30, 8, "quick_gelu");
   EXPECT_TRUE(testing::Contains(testing::error_of([&] { ClipConfig::from_json(config); }), "vision_config.image_size"));

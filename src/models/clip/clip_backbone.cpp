@@ -14,12 +14,12 @@ namespace automm {
 namespace {
 class ClipBackboneImpl : public BackboneImpl {
  public:
-  ClipBackboneImpl(const std::string& prefix, const ModelContext& context) : prefix_(prefix) {
+  ClipBackboneImpl(const std::string& prefix, const ModelContext& context, const Config& keys) : prefix_(prefix) {
     const auto dir = context.checkpoint_dirs.find(prefix);
     if (dir == context.checkpoint_dirs.end())
       throw std::logic_error("clip model '" + prefix + "' was built without a checkpoint folder");
     const nlohmann::json config = read_checkpoint_config(dir->second);
-    model_ = register_module("model", ClipModel(ClipConfig::from_json(config)));
+    model_ = register_module("model", ClipModel(ClipConfig::from_json(config, keys)));
     scratch_ = is_scratch_checkpoint(config);
     if (context.load_pretrained && !scratch_) {
       try {
@@ -68,8 +68,8 @@ class ClipBackboneImpl : public BackboneImpl {
 
 }  // namespace
 
-std::shared_ptr<BackboneImpl> make_clip(const std::string& prefix, const ModelContext& context, const Config&) {
-  return std::make_shared<ClipBackboneImpl>(prefix, context);
+std::shared_ptr<BackboneImpl> make_clip(const std::string& prefix, const ModelContext& context, const Config& config) {
+  return std::make_shared<ClipBackboneImpl>(prefix, context, config);
 }
 
 }  // namespace automm

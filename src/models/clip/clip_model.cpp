@@ -73,6 +73,18 @@ ClipConfig ClipConfig::from_json(const nlohmann::json& config) {
   return c;
 }
 
+ClipConfig ClipConfig::from_json(const nlohmann::json& config, const Config& keys) {
+  ClipConfig c = from_json(config);
+  if (keys.is_null("model.clip.image_size")) return c;
+  const int64_t size = keys.get_int("model.clip.image_size");
+  if (size < c.vision.patch_size || size % c.vision.patch_size != 0)
+    throw std::invalid_argument("model.clip.image_size = " + std::to_string(size) +
+                                " must be a positive multiple of the checkpoint's patch size, " +
+                                std::to_string(c.vision.patch_size));
+  c.vision.image_size = size;
+  return c;
+}
+
 namespace clip {
 
 AttentionImpl::AttentionImpl(const ClipTowerConfig& config) : heads_(config.num_attention_heads) {
@@ -222,7 +234,27 @@ torch::Tensor ClipModelImpl::image_features(const torch::Tensor& pixel_values) {
   return apply_linear(*visual_projection, vision_model(pixel_values));
 }
 
-void ClipModelImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights) {
+void ClipModelImpl::load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights_in) {
+  // A checkpoint trained on another image size: its position embeddings are
+  // resampled to this model's grid, bicubically as transformers'
+  // interpolate_pos_encoding does (the class token's row kept).
+  std::map<std::string, torch::Tensor> weights = weights_in;
+  const auto positions = weights.find("vision_model.embeddings.position_embedding.weight");
+  const int64_t grid = config_.vision.image_size / config_.vision.patch_size;
+  if (positions != weights.end() && positions->second.dim() == 2 && positions->second.size(0) != 1 + grid * grid) {
+    const torch::Tensor& table = positions->second;
+    const auto old_grid = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(table.size(0) - 1))));
+    if (old_grid * old_grid == table.size(0) - 1 && table.size(1) == config_.vision.hidden_size) {
+      const auto patches = table.slice(0, 1).to(torch::kFloat).reshape({1, old_grid, old_grid, -1}).permute({0, 3, 1, 2});
+      const auto resized = torch::nn::functional::interpolate(
+          patches, torch::nn::functional::InterpolateFuncOptions()
+                       .size(std::vector<int64_t>{grid, grid})
+                       .mode(torch::kBicubic)
+                       .align_corners(false));
+      positions->second =
+          torch::cat({table.slice(0, 0, 1), resized.permute({0, 2, 3, 1}).reshape({grid * grid, -1}).to(table.dtype())});
+    }
+  }
   hf::StateDictMapping mapping;
   mapping.is_ignored = [](const std::string& name) {
     return name == "text_model.embeddings.position_ids" || name == "vision_model.embeddings.position_ids";

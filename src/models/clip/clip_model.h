@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "automm/config.h"
 #include "models/dropout.h"
 
 namespace automm {
@@ -45,6 +46,10 @@ struct ClipConfig {
   // A parsed CLIP config.json (model_type "clip"); throws
   // std::invalid_argument naming the field that is missing or out of range.
   static ClipConfig from_json(const nlohmann::json& config);
+  // from_json, with model.clip.image_size (when not null) for the vision
+  // tower's image size; throws naming the key when it is not a positive
+  // multiple of the patch size.
+  static ClipConfig from_json(const nlohmann::json& config, const Config& keys);
 };
 
 namespace clip {
@@ -159,8 +164,9 @@ class ClipModelImpl : public torch::nn::Module {
   torch::Tensor text_features(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
   torch::Tensor image_features(const torch::Tensor& pixel_values);
   // Loads a Hugging Face CLIPModel state dict by name, all or nothing; the
-  // derived position_ids buffers of older files are ignored. Throws listing
-  // missing and unexpected tensors.
+  // derived position_ids buffers of older files are ignored; position
+  // embeddings of a checkpoint trained on another image size are resampled
+  // (bicubic) to this model's grid. Throws listing missing and unexpected tensors.
   void load_hf_state_dict(const std::map<std::string, torch::Tensor>& weights);
   const ClipConfig& config() const { return config_; }
 
