@@ -13,6 +13,7 @@
 #include "automm/log.h"
 #include "data/mixup.h"
 #include "learners/distillation.h"
+#include "learners/learner_io.h"
 #include "learners/training_budget.h"
 #include "models/peft.h"
 
@@ -285,17 +286,6 @@ void DefaultLearner::report_problems(const Dataset& data, const std::string& wha
     for (const std::string& line : inputs->problems()) warn(what + ": " + line);
 }
 
-namespace {
-
-std::string default_path() {
-  const std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", std::gmtime(&now));
-  return std::string("AutogluonModels/ag-") + stamp;
-}
-
-}  // namespace
-
 void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, const Learner* teacher) {
   const auto start = std::chrono::steady_clock::now();
   const bool resuming = !resume_fit_options_.is_null();
@@ -393,7 +383,7 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     }
     model_names_ = select_models(config_.get_list("model.names"), modality_presence(column_types_));
     task_->fit(train_table);
-    if (options_.path.empty()) options_.path = default_path();
+    if (options_.path.empty()) options_.path = default_predictor_path();
     // A new fit replaces an older unfinished one.
     std::error_code ignored;
     if (dist_.lead()) std::filesystem::remove_all(resume_folder(), ignored);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <random>
@@ -48,6 +49,13 @@ Json read_json_file(const std::string& path) {
   } catch (const Json::exception& e) {
     throw std::runtime_error(path + " is corrupted: " + e.what());
   }
+}
+
+std::string default_predictor_path() {
+  const std::time_t now = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d_%H%M%S", std::gmtime(&now));
+  return std::string("AutogluonModels/ag-") + stamp;
 }
 
 void require_used_keys(const Config& config, const std::vector<std::string>& used, const std::string& who) {

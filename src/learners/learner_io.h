@@ -21,6 +21,8 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
 Json read_json_file(const std::string& path);
 // "<pid>-<random>": names temporary files and folders that are renamed into place.
 std::string unique_suffix();
+// Where a fit without a path saves, as AutoMM: AutogluonModels/ag-<UTC timestamp>.
+std::string default_predictor_path();
 
 // For learners that read only some keys (zero-shot, matching): throws
 // std::invalid_argument naming the first user-set key of `config` that none of

@@ -118,6 +118,7 @@ class MatchingLearner : public Learner {
     if (fitted_) throw std::logic_error("this matching predictor is fitted already; make a new one to fit again");
     problem_type_ = options_.problem_type;
     model_ = model_for(problem_type_);
+    if (options_.path.empty()) options_.path = default_predictor_path();
     config_.merge(fit.hyperparameters);
     require_used_keys(config_, matching_keys(), problem_type_);
     const Json defaults = matcher_defaults(problem_type_, fit.presets.empty() ? options_.presets : fit.presets);
