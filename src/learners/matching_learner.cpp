@@ -426,6 +426,10 @@ class MatchingLearner : public Learner {
     context.load_pretrained = pretrained && options_.pretrained;
     for (const auto& modality : modalities_) modality->describe(context);
     tower_ = make_backbone(model_, model_, context, config_);
+    // CLIP's learned temperature, looked up once (the loss reads it every step).
+    logit_scale_ = torch::Tensor();
+    for (const auto& item : tower_->named_parameters())
+      if (item.key() == "model.logit_scale") logit_scale_ = item.value();
   }
 
   // One side of `data` as the tower's inputs.
@@ -465,11 +469,7 @@ class MatchingLearner : public Learner {
   }
 
   // The learned temperature of CLIP (exp of its logit_scale), 1 for other towers.
-  torch::Tensor logit_scale() const {
-    for (const auto& item : tower_->named_parameters())
-      if (item.key() == "model.logit_scale") return item.value().exp();
-    return torch::ones({});
-  }
+  torch::Tensor logit_scale() const { return logit_scale_.defined() ? logit_scale_.exp() : torch::ones({}); }
 
   // AutoMM's similarity for ranking: cosine (embeddings L2-normalised).
   static torch::Tensor similarity(const torch::Tensor& q, const torch::Tensor& r) {
@@ -646,6 +646,7 @@ class MatchingLearner : public Learner {
   ColumnTypes canonical_types_;
   std::vector<std::unique_ptr<Modality>> modalities_;
   std::shared_ptr<BackboneImpl> tower_;
+  torch::Tensor logit_scale_;  // CLIP's logit_scale parameter; undefined for other towers
   Json summary_ = Json::object();
 };
 

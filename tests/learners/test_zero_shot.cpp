@@ -124,6 +124,12 @@ TEST_F(ZeroShot, PromptTemplateChangesTheTextsRead) {
   const torch::Tensor expected = expected_probabilities(folder, images, {"a photo of a red.", "a photo of a blue."});
   EXPECT_LE((p - expected).abs().max().item<double>(), 1e-5);
   EXPECT_GT((plain.predict_proba(images, {"red", "blue"}) - p).abs().max().item<double>(), 1e-4);
+  // model.clip.max_text_len: with 3 tokens ([bos] word [eos]) only the first word of each name is read.
+  MultiModalPredictor short_text(zero_shot_options(folder, {{"model.clip.max_text_len", 3}}));
+  const torch::Tensor cut = short_text.predict_proba(images, {"red shape", "red thing"});
+  EXPECT_LE((cut.select(1, 0) - cut.select(1, 1)).abs().max().item<double>(), 5e-5);
+  const torch::Tensor whole = plain.predict_proba(images, {"red shape", "red thing"});
+  EXPECT_GT((whole.select(1, 0) - whole.select(1, 1)).abs().max().item<double>(), 1e-3);
   EXPECT_TRUE(Contains(error_of([&] { MultiModalPredictor(zero_shot_options(folder, {{"model.clip.prompt_template", "x"}})); }),
                        "model.clip.prompt_template"));
 }
