@@ -1,6 +1,7 @@
 // Model benchmark: training step time and inference latency / throughput of
 // BERT-base, ELECTRA-small (discriminator), ViT-B/32 and Swin-T shaped models
-// (and, with --models, CLIP ViT-B/32's image and text towers: inference only),
+// (and, with --models, CLIP ViT-B/32's image and text towers: inference only;
+// SAM ViT-B's image encoder at 1024 pixels, batch 1, and a LoRA training step),
 // beside eager PyTorch (bench/models_peer.py, /usr/bin/python3, torch 1.13) and,
 // for inference, ONNX Runtime (bench/ort_peer.js, onnxruntime-node) in the same run.
 //
@@ -20,7 +21,8 @@
 //
 //   bash bench/run.sh     (or: automm_bench_models OUT.json [--iters N] [--warmup W] [--rounds R]
 //                               [--threads T] [--models bert_base,electra_small,vit_b32,swin_t]
-//                                                        (also clip_b32_image, clip_b32_text)
+//                                                        (also clip_b32_image, clip_b32_text,
+//                                                         sam_b_encoder, sam_b_lora)
 //                               [--peer bench/models_peer.py] [--python /usr/bin/python3]
 //                               [--ort-js bench/ort_peer.js] [--node node])
 #include <algorithm>
@@ -30,6 +32,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -46,6 +49,9 @@
 #include "optim/optim.h"
 #include "bench_common.h"
 #include "models/clip/clip_model.h"
+#include "models/peft.h"
+#include "models/sam/sam_model.h"
+#include "optim/segmentation.h"
 #include "models/image/image_encoder.h"
 #include "models/text/text_encoder.h"
 #include "optim/fused_adam.h"
@@ -85,6 +91,20 @@ bool is_text(const std::string& model) { return model == "bert_base" || model ==
 // CLIP ViT-B/32's towers (openai/clip-vit-base-patch32's sizes): embeddings, no head, no training configs.
 bool is_clip(const std::string& model) { return model == "clip_b32_image" || model == "clip_b32_text"; }
 constexpr int64_t kClipSeq = 77;
+// SAM ViT-B (facebook/sam-vit-base's sizes) at 1024 pixels: the image encoder's
+// inference at batch 1, and a training step of AutoMM's preset (LoRA r 3 on the
+// vision encoder's qkv, mask decoder trained, structure loss) at batch 1.
+bool is_sam(const std::string& model) { return model == "sam_b_encoder" || model == "sam_b_lora"; }
+constexpr int64_t kSamSize = 1024;
+// Which configurations a model runs: CLIP's towers and SAM's encoder infer only
+// (SAM at batch 1: a 1024-pixel batch of 32 takes minutes), SAM's LoRA step trains only.
+bool runs(const std::string& model, const std::string& config) {
+  const bool train = config.rfind("train", 0) == 0;
+  if (is_clip(model)) return !train;
+  if (model == "sam_b_encoder") return config.rfind("infer1_", 0) == 0;
+  if (model == "sam_b_lora") return train;
+  return true;
+}
 
 // Matmul FLOPs of one sample's forward pass (2 per multiply-add).
 double forward_flops(const std::string& model) {
@@ -95,6 +115,12 @@ double forward_flops(const std::string& model) {
     double f = layers * (s * (8 * h * h + 4 * h * inter) + 4 * s * s * h);
     if (e != h) f += s * 2 * e * h;
     return f + 2 * h * 2;  // head
+  }
+  if (is_sam(model)) {  // the image encoder (the decoder adds under 1%)
+    const double h = 768, inter = 3072, n = 4096, window = 196, windows = 25;
+    double f = n * 2 * 3 * 16 * 16 * h + 12 * n * (8 * h * h + 4 * h * inter);
+    f += 8 * windows * 4 * window * window * h + 4 * 4 * n * n * h;  // 8 windowed, 4 global layers
+    return f + n * 2 * h * 256 + n * 2 * 9 * 256 * 256;              // neck
   }
   if (model == "clip_b32_text") {
     const double h = 512, inter = 2048, s = kClipSeq;
@@ -136,6 +162,8 @@ struct ModelUnderTest {
   int64_t num_classes = 0;
   std::function<std::vector<torch::Tensor>(int64_t batch, torch::Dtype dtype)> inputs;
   std::function<torch::Tensor(const std::vector<torch::Tensor>&)> forward;
+  // The training loss of the forward's output; unset: cross-entropy against random labels.
+  std::function<torch::Tensor(const torch::Tensor&)> loss;
 };
 
 ModelUnderTest make_model(const std::string& model) {
@@ -150,6 +178,34 @@ ModelUnderTest make_model(const std::string& model) {
                                         torch::zeros({batch, kSeq}, torch::kInt64)};
     };
     m.forward = [net](const std::vector<torch::Tensor>& x) { return net->forward(x[0], x[1]); };
+    return m;
+  }
+  if (is_sam(model)) {
+    auto net = std::make_shared<automm::SamModelImpl>(automm::SamConfig::from_json(json{{"model_type", "sam"}}));
+    m.module = net;
+    m.inputs = [](int64_t batch, torch::Dtype dtype) {
+      return std::vector<torch::Tensor>{torch::randn({batch, 3, kSamSize, kSamSize}).to(dtype)};
+    };
+    if (model == "sam_b_encoder") {
+      m.forward = [net](const std::vector<torch::Tensor>& x) { return net->image_embeddings(x[0]); };
+      return m;
+    }
+    net->mask_decoder->adapt_for_semantic_segmentation(1, 1);
+    automm::PeftOptions lora;
+    lora.method = automm::peft_method("lora");
+    lora.r = 3;
+    lora.alpha = 32;
+    lora.filter = {"q", "v"};
+    lora.module_filter = {".*vision_encoder.*attn"};
+    automm::add_adapters(*net, lora);
+    const std::regex decoder(".*mask_decoder");
+    automm::freeze_for_peft(*net, lora.method, [&](const std::string& name) {
+      return std::regex_search(name, decoder, std::regex_constants::match_continuous) &&
+             name.find("iou_prediction_head") == std::string::npos;
+    });
+    m.forward = [net](const std::vector<torch::Tensor>& x) { return net->forward(x[0]).logits; };
+    const torch::Tensor gt = (torch::rand({1, 1, kSamSize, kSamSize}) > 0.7).to(torch::kFloat32);
+    m.loss = [gt](const torch::Tensor& logits) { return automm::structure_loss(logits, gt.expand_as(logits)); };
     return m;
   }
   if (is_clip(model)) {
@@ -200,12 +256,16 @@ json run_child(const std::string& model, const std::string& config, int warmup, 
   int64_t batch = kTrainBatch;
   if (config.rfind("train", 0) == 0) {
     m.module->train();
-    automm::FusedAdamW optimizer(m.module->parameters(), torch::optim::AdamWOptions(1e-4).eps(1e-6).weight_decay(0.01));
+    std::vector<torch::Tensor> trainable;
+    for (const auto& p : m.module->parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    automm::FusedAdamW optimizer(trainable, torch::optim::AdamWOptions(1e-4).eps(1e-6).weight_decay(0.01));
+    if (is_sam(model)) batch = 1;
     automm::Placement placement;
     placement.autocast = bf16;
     placement.autocast_dtype = torch::kBFloat16;
     const auto x = m.inputs(batch, torch::kFloat32);
-    const auto labels = torch::randint(0, m.num_classes, {batch}, torch::kInt64);
+    const auto labels = torch::randint(0, std::max<int64_t>(1, m.num_classes), {batch}, torch::kInt64);
     const auto step = [&] {
       automm::clear_gradients(optimizer);
       torch::Tensor logits;
@@ -213,7 +273,8 @@ json run_child(const std::string& model, const std::string& config, int warmup, 
         automm::AutocastScope autocast(placement);
         logits = m.forward(x);
       }
-      auto loss = torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels);
+      auto loss = m.loss ? m.loss(logits.to(torch::kFloat32))
+                         : torch::nn::functional::cross_entropy(logits.to(torch::kFloat32), labels);
       loss.backward();
       optimizer.step();
     };
@@ -378,7 +439,7 @@ int main(int argc, char** argv) {
     const double fwd = forward_flops(model);
     cpp[model]["forward_gflop_per_sample"] = fwd / 1e9;
     for (const auto& config : kConfigs) {
-      if (is_clip(model) && config.rfind("train", 0) == 0) continue;  // embedding towers: inference only
+      if (!runs(model, config)) continue;
       std::vector<json> ours, theirs;
       for (int round = 0; round < rounds; ++round) {
         ours.push_back(run_json_command(shell_quote(self) + " --child " + model + " " + config + common));
@@ -439,7 +500,7 @@ int main(int argc, char** argv) {
                 "ORT ms", "vs ORT");
     for (const auto& model : models) {
       for (const auto& config : kConfigs) {
-        if (is_clip(model) && config.rfind("train", 0) == 0) continue;
+        if (!runs(model, config)) continue;
         const json c = cpp.value(model, json::object()).value(config, json::object());
         const json t = torch_r.value(model, json::object()).value(config, json::object());
         json o = json::object();

@@ -11,6 +11,10 @@ model exported with torch.onnx.export (opset 14, fp32).
   clip    clip_b32_image / clip_b32_text: CLIP ViT-B/32's towers and projections as
           tests/models/clip_reference.py transcribes transformers' modeling_clip.py
           (openai/clip-vit-base-patch32's sizes); text 77 tokens; inference only
+  sam     sam_b_encoder: SAM ViT-B's image encoder (tests/models/sam_reference.py, facebook/
+          sam-vit-base's sizes) at 1024 pixels, infer1 only; sam_b_lora: a training step of
+          AutoMM's preset (LoRA r 3 alpha 32 on the vision qkv, the mask decoder but its iou head
+          trained, AutoMM's structure loss), batch 1, train only
 
 The LayerNorm workaround for bf16 autocast (see fp32_layer_norms) is on for train_bf16.
 
@@ -97,6 +101,68 @@ def make_model(model):
 
         return net, 2, inputs, ["input_ids", "token_type_ids"]
 
+    if model in ("sam_b_encoder", "sam_b_lora"):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "models"))
+        from sam_reference import SamModel, VisionAttention
+
+        sam = SamModel({"model_type": "sam"})  # facebook/sam-vit-base's sizes
+
+        def sam_inputs(batch, dtype):
+            return (torch.randn(batch, 3, 1024, 1024).to(dtype),)
+
+        if model == "sam_b_encoder":
+            class Encoder(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.sam = sam
+
+                def forward(self, x):
+                    return self.sam.vision_encoder(x, {})
+
+            return Encoder(), 0, sam_inputs, ["images"]
+
+        class LoRALinear(nn.Module):  # AutoMM's LoRALinear: y = x W^T + b + x A^T B^T alpha / r
+            def __init__(self, base, r=3, alpha=32):
+                super().__init__()
+                self.base = base
+                self.lora_A = nn.Parameter(torch.empty(r, base.in_features))
+                nn.init.kaiming_uniform_(self.lora_A, a=5 ** 0.5)
+                self.lora_B = nn.Parameter(torch.zeros(base.out_features, r))
+                self.scaling = alpha / r
+
+            def forward(self, x):
+                return self.base(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scaling
+
+        sam.automm_modify(1, 1)
+        for module in sam.vision_encoder.modules():
+            if isinstance(module, VisionAttention):
+                module.qkv = LoRALinear(module.qkv)
+        for name, p in sam.named_parameters():  # AutoMM's preset: adapters and the mask decoder train
+            p.requires_grad = "lora_" in name or (name.startswith("mask_decoder") and "iou_prediction_head" not in name)
+        gt = (torch.rand(1, 1, 1024, 1024) > 0.7).float()
+
+        class Segmenter(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.sam = sam
+
+            def forward(self, x):
+                low_res = self.sam(x, {})[0][:, 0]  # pred_masks[:, 0]
+                return torch.nn.functional.interpolate(low_res, (1024, 1024), mode="bilinear", align_corners=False)
+
+        def structure_loss(logits):  # AutoMM's StructureLoss (the BCE term is the plain mean)
+            target = gt.expand_as(logits)
+            weit = 1 + 5 * torch.abs(torch.nn.functional.avg_pool2d(target, 31, stride=1, padding=15) - target)
+            wbce = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+            prob = torch.sigmoid(logits)
+            inter = (prob * target * weit).sum(dim=(2, 3))
+            union = ((prob + target) * weit).sum(dim=(2, 3))
+            return (wbce + 1 - (inter + 1) / (union - inter + 1)).mean()
+
+        net = Segmenter()
+        net.loss = structure_loss
+        return net, 0, sam_inputs, ["images"]
+
     if model in ("clip_b32_image", "clip_b32_text"):
         sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "models"))
         from clip_reference import CLIPModel
@@ -172,19 +238,21 @@ def run_child(model, config, warmup, iters):
     extra = {}
     net, classes, inputs, _ = make_model(model)
     if config.startswith("train"):
-        batch = TRAIN_BATCH
+        batch = 1 if model.startswith("sam") else TRAIN_BATCH
         net.train()
-        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, eps=1e-6, weight_decay=0.01)
+        optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4, eps=1e-6,
+                                      weight_decay=0.01)
         if bf16:
             patched = fp32_layer_norms(net)
         x = inputs(batch, torch.float32)
-        labels = torch.randint(0, classes, (batch,))
+        labels = torch.randint(0, max(classes, 1), (batch,))
 
         def step():
             optimizer.zero_grad()
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 logits = net(*x)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+            loss = net.loss(logits.float()) if hasattr(net, "loss") else \
+                torch.nn.functional.cross_entropy(logits.float(), labels)
             loss.backward()
             optimizer.step()
 

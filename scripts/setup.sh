@@ -23,6 +23,7 @@ packages=(
   pkg-config            # finds libwebp for CMake
   python3-pil           # reference pixels for the image decoding tests
   python3-torchvision   # reference for the image backbones and transforms in the tests
+  python3-scipy         # reference for segmentation metrics and Hungarian matching in the tests
   librsvg2-bin          # rsvg-convert: the tests render learning_curve.svg
   pybind11-dev python3-dev  # the Python package (automm._automm)
   python3-numpy python3-pandas  # the Python package's data in and out

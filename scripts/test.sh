@@ -15,7 +15,8 @@ trap 'rm -f "$log"' EXIT
 status=0
 ctest --output-on-failure -j"$(nproc)" --timeout 900 2>&1 | tee "$log" || status=$?
 if [ "$status" -eq 0 ] && [ "${AUTOMM_FAIL_ON_SKIP:-0}" = "1" ]; then
-  skipped=$(grep -E '\(Skipped\)|\*\*\*Skipped' "$log" || true)
+  # CTest's own skips, and GoogleTest's inside the shards (their output is in LastTest.log).
+  skipped=$( (grep -E '\(Skipped\)|\*\*\*Skipped' "$log"; grep -F '[  SKIPPED ]' Testing/Temporary/LastTest.log) || true)
   if [ -n "$skipped" ]; then
     echo "test.sh: these tests were skipped, which AUTOMM_FAIL_ON_SKIP=1 counts as failures:"
     echo "$skipped"

@@ -19,11 +19,16 @@ struct Predictions {
   // tasks that predict a set of classes per row.
   std::vector<std::string> classes;
   torch::Tensor values;  // [rows] int64 class indices or float64 numbers; [rows, classes] indicators
+  // Semantic segmentation: each image's mask at the image's own size, [height,
+  // width] bool (binary masks) or int64 class indices; `values` is undefined then.
+  std::vector<torch::Tensor> masks;
 
-  size_t size() const { return values.defined() ? static_cast<size_t>(values.size(0)) : 0; }
+  size_t size() const { return values.defined() ? static_cast<size_t>(values.size(0)) : masks.size(); }
   bool are_classes() const { return !classes.empty(); }
+  bool are_masks() const { return !values.defined() && !masks.empty(); }
   // Row `row` as text: its class (a set of classes joined by ';'), or its
   // number written with the fewest digits that read back to the same double.
+  // Masks have no text (they are written as images): throws.
   std::string text(size_t row) const;
   // Every row's class label; throws when the predictions are numbers.
   std::vector<std::string> labels() const;

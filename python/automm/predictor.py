@@ -140,6 +140,8 @@ class MultiModalPredictor:
 
     def predict(self, data, candidate_data=None, as_pandas=True):
         """One prediction per row: class labels or numbers, a Series indexed like `data`.
+        Semantic segmentation: a list with each image's mask, a (1, H, W) array at the image's
+        own size (bool for binary masks, class indices for multi-class ones).
         Zero-shot image classification: the most probable of the `candidate_data` names."""
         if candidate_data is not None:
             probabilities = self.predict_proba(data, candidate_data, as_pandas=False)
@@ -148,6 +150,8 @@ class MultiModalPredictor:
             return pd.Series(values, index=index_of(data, len(values))) if as_pandas else values
         table = to_table(data)
         kind, values, classes = self._predictor.predict(table)
+        if kind == "masks":  # semantic segmentation: per image a (1, H, W) array at its own size, as AutoMM
+            return [mask[None] for mask in values]
         if kind == "classes" and values.ndim == 1:
             values = self._classes().to_numpy()[values]
         if not as_pandas:
@@ -170,6 +174,11 @@ class MultiModalPredictor:
                 return probabilities
             return pd.DataFrame(probabilities, index=index_of(data, table.num_rows), columns=names)
         table = to_table(data)
+        if self.problem_type == "semantic_segmentation":
+            # Per image, at its own size, as AutoMM: (1, 1, H, W) foreground probabilities of a
+            # binary predictor with as_multiclass=False, else (1, classes, H, W).
+            rows = self._predictor.predict_proba_rows(table, as_multiclass)
+            return [p[:, None] if p.ndim == 3 else p for p in rows]  # a row's [1, H, W] -> (1, 1, H, W)
         probabilities = self._predictor.predict_proba(table, as_multiclass)
         if not as_pandas:
             return probabilities

@@ -22,6 +22,7 @@
 #include "automm/predictor.h"
 #include "automm/serve.h"
 #include "automm/table.h"
+#include "data/image/segmentation_data.h"
 #include "data/text/token_ids.h"
 #include "learners/distributed.h"
 #include "learners/learner_io.h"
@@ -154,7 +155,32 @@ struct PredictArgs {
   // Zero-shot image classification: no saved predictor, a CLIP checkpoint.
   bool zero_shot = false;
   std::string checkpoint = "openai/clip-vit-base-patch32", classes, classes_file, prompt;
+  std::string visualize;  // semantic segmentation: overlays of the masks on the images
 };
+
+// Semantic segmentation: --out is a folder of PNG masks (one per row) and
+// masks.csv; --proba writes the foreground probability (binary masks) as gray
+// levels instead; --visualize DIR paints the masks over copies of the images.
+int write_segmentation(const automm::MultiModalPredictor& predictor, const automm::Table& data, const PredictArgs& a) {
+  std::string image_column;
+  for (const auto& [name, type] : predictor.column_types())
+    if (type == "semantic_segmentation_img") image_column = name;
+  std::vector<torch::Tensor> masks;
+  if (a.proba) {
+    if (predictor.classes().size() > 2)
+      throw std::invalid_argument("--proba writes a binary predictor's foreground probability; this predictor has " +
+                                  std::to_string(predictor.classes().size()) +
+                                  " classes (predict_proba in C++ or Python gives every class's)");
+    for (size_t r = 0; r < data.num_rows(); ++r)  // one row at a time: images may differ in size
+      masks.push_back(predictor.predict_proba(data.select_rows({r}), /*as_multiclass=*/false)[0]);
+  } else {
+    masks = predictor.predict(data).masks;
+  }
+  automm::write_mask_files(data, image_column, masks, a.out, a.visualize);
+  std::cerr << "wrote " << masks.size() << " masks and masks.csv to " << a.out
+            << (a.visualize.empty() ? "" : ", overlays to " + a.visualize) << "\n";
+  return 0;
+}
 
 // --classes "a,b,c" or --classes-file (one name a line); empty when neither is given.
 std::vector<std::string> candidate_classes(const PredictArgs& a) {
@@ -221,6 +247,9 @@ int run_predict(const PredictArgs& a) {
   if (a.zero_shot && candidates.empty())
     throw std::invalid_argument("--zero-shot needs the candidate class names: --classes \"cat,dog\" or --classes-file F");
   const automm::Table data = automm::read_table(a.data);
+  if (predictor.problem_type() == "semantic_segmentation") return write_segmentation(predictor, data, a);
+  if (!a.visualize.empty()) throw std::invalid_argument("--visualize draws segmentation masks; this predictor's "
+                                                        "problem type is " + predictor.problem_type());
   automm::Table out;
   const bool with_candidates = !candidates.empty();
   if (a.proba) {
@@ -382,7 +411,11 @@ int main(int argc, char** argv) {
   CLI::App* predict_cmd = app.add_subcommand("predict", "predict a table's rows");
   predict_cmd->add_option("--path", predict.path, "predictor folder");
   predict_cmd->add_option("--data", predict.data, "table to predict")->required();
-  predict_cmd->add_option("--out", predict.out, "CSV file to write")->required();
+  predict_cmd->add_option("--out", predict.out,
+                          "CSV file to write (semantic_segmentation: a folder of PNG masks and masks.csv)")
+      ->required();
+  predict_cmd->add_option("--visualize", predict.visualize,
+                          "semantic_segmentation: a folder for copies of the images with their masks painted over");
   predict_cmd->add_flag("--proba", predict.proba, "class probabilities instead of labels");
   predict_cmd->add_flag("--zero-shot", predict.zero_shot,
                         "zero-shot image classification with a CLIP checkpoint (no --path): each row's images "

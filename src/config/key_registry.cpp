@@ -9,7 +9,6 @@ namespace automm {
 namespace {
 
 const char* kDetectionPending = "model.mmdet_image (object detection)";
-const char* kSamPending = "model.sam (segmentation)";
 
 // Small builders so that each key reads as one line of the table.
 KeySpec key(std::string name, KeyType type, Json def, std::string doc) {
@@ -66,9 +65,9 @@ void add_optim_keys(Builder& b) {
               "Weight decay; never applied to biases, norm weights, cls tokens or feature "
               "tokenizers."),
         0.0, {});
-  b.choice("optim.lr_choice", "layerwise_decay", {"layerwise_decay", "two_stages", ""},
+  b.choice("optim.lr_choice", "layerwise_decay", {"layerwise_decay", "two_stages", "single_stage", ""},
            "Per-parameter learning rates: layerwise_decay, two_stages (head gets lr * lr_mult), "
-           "or \"\" for one lr.");
+           "or single_stage (also \"\") for one lr.");
   range(b.add("optim.lr_decay", K::kFloat, 0.9,
               "Layerwise decay factor: lr * lr_decay^block_id; 1 disables."),
         0.0, 1.0, true);
@@ -111,6 +110,8 @@ void add_optim_keys(Builder& b) {
                           "Parameter-efficient fine-tuning: what trains in the pretrained backbones (heads, fusion "
                           "and tabular models always train); null = everything.")),
         {"optim.efficient_finetune"});
+  b.add("optim.extra_trainable_params", K::kStringList, Json::array(),
+        "Regexes matched at the start of a parameter's full name: those parameters train under optim.peft too.");
   range(b.add("optim.lora.r", K::kInt, 8, "LoRA rank."), 1.0, {});
   range(b.add("optim.lora.alpha", K::kFloat, 8, "LoRA scaling alpha (the update is scaled by alpha / r)."), 0.0, {},
         true);
@@ -123,7 +124,18 @@ void add_optim_keys(Builder& b) {
         "false keeps them separate in the saved predictor.");
   range(b.add("optim.label_smoothing", K::kFloat, 0.0, "Label smoothing of the classification loss."),
         0.0, 1.0, false, true);
-  b.choice("optim.loss_func", "auto", {"auto", "bce", "focal_loss"},
+  // AutoMM's default.yaml says 10 / 5 / 5, but Hugging Face's Mask2FormerLoss never applies its
+  // weight_dict, so AutoMM trains with 1 / 1 / 1: those are the defaults here, and the keys apply.
+  range(b.add("optim.mask2former_loss.loss_cross_entropy_weight", K::kFloat, 1.0,
+              "mask2former_loss: weight of the class cross-entropy (AutoMM's 10 is never applied there)."),
+        0.0, {});
+  range(b.add("optim.mask2former_loss.loss_mask_weight", K::kFloat, 1.0,
+              "mask2former_loss: weight of the mask sigmoid cross-entropy (AutoMM's 5 is never applied there)."),
+        0.0, {});
+  range(b.add("optim.mask2former_loss.loss_dice_weight", K::kFloat, 1.0,
+              "mask2former_loss: weight of the dice loss (AutoMM's 5 is never applied there)."),
+        0.0, {});
+  b.choice("optim.loss_func", "auto", {"auto", "bce", "focal_loss", "structure_loss", "mask2former_loss"},
            "auto: cross-entropy / MSE; bce: regression labels in [0,1]; focal_loss: classification.");
   nullable(b.add("optim.focal_loss.alpha", K::kNumberList, nullptr,
                  "Per-class focal-loss weights (list of numbers, one per class); null = none."));
@@ -307,23 +319,30 @@ void add_model_keys(Builder& b) {
   pending(b.add("model.mmdet_image.frozen_layers", K::kStringList, Json::array(),
                 "Name substrings of frozen layers."),
           kDetectionPending);
-  pending(b.add("model.sam.checkpoint_name", K::kString, "facebook/sam-vit-huge", "SAM checkpoint."),
-          kSamPending);
-  pending(b.add("model.sam.train_transforms", K::kStringList, Json::array({"random_horizontal_flip"}),
-                "Training transforms."),
-          kSamPending);
-  pending(b.add("model.sam.img_transforms", K::kStringList, Json::array({"resize_to_square"}),
-                "Image transforms."),
-          kSamPending);
-  pending(b.add("model.sam.gt_transforms", K::kStringList, Json::array({"resize_gt_to_square"}),
-                "Mask transforms."),
-          kSamPending);
-  pending(b.add("model.sam.frozen_layers", K::kStringList,
-                Json::array({"mask_decoder.iou_prediction_head", "prompt_encoder"}),
-                "Frozen modules."),
-          kSamPending);
-  pending(b.add("model.sam.num_mask_tokens", K::kInt, 1, "Mask tokens."), kSamPending);
-  pending(b.add("model.sam.ignore_label", K::kInt, 255, "Ignored mask label."), kSamPending);
+  b.add("model.sam.checkpoint_name", K::kString, "facebook/sam-vit-huge",
+        "SAM checkpoint: a Hugging Face SamModel id or folder (facebook/sam-vit-base, -large, -huge), or "
+        "scratch:sam-tiny (random weights, a small encoder).");
+  nullable(range(b.add("model.sam.image_size", K::kInt, nullptr,
+                       "Side of the square SAM reads (a multiple of its patch size); null = the checkpoint's (1024). "
+                       "Other sizes resample the position embeddings."),
+                 16.0, {}));
+  b.choice("model.sam.image_norm", "imagenet", {"imagenet", "clip", "inception"}, "Pixel normalisation.");
+  b.add("model.sam.train_transforms", K::kStringList, Json::array({"random_horizontal_flip"}),
+        "Training transforms, applied to the image and its mask together (flips, crops, colour jitter).");
+  b.add("model.sam.val_transforms", K::kStringList, Json::array(),
+        "Transforms before img_transforms at validation and prediction.");
+  b.add("model.sam.img_transforms", K::kStringList, Json::array({"resize_to_square"}),
+        "Image transforms to the model's square (the mask follows with NEAREST).");
+  b.add("model.sam.gt_transforms", K::kStringList, Json::array({"resize_gt_to_square"}),
+        "Mask transforms: resize_gt_to_square (NEAREST), the only one AutoMM has.");
+  b.add("model.sam.frozen_layers", K::kStringList, Json::array({"mask_decoder.iou_prediction_head", "prompt_encoder"}),
+        "Parameters whose names contain one of these stay frozen.");
+  range(b.add("model.sam.num_mask_tokens", K::kInt, 1,
+              "Mask queries of the decoder: 1 for binary masks; with multi-class masks and this key unset, "
+              "max(10, classes)."),
+        1.0, {});
+  range(b.add("model.sam.ignore_label", K::kInt, 255, "Mask value that counts in no class (multi-class masks)."),
+        0.0, 255.0);
 }
 
 void add_data_keys(Builder& b) {

@@ -6,6 +6,9 @@
 namespace automm {
 
 std::string Predictions::text(size_t row) const {
+  if (are_masks())
+    throw std::logic_error("the predictions of '" + name +
+                           "' are masks, one image each: write them as PNG files (automm predict --out FOLDER)");
   const torch::Tensor v = values.contiguous();
   if (!are_classes()) {
     // The shortest text that reads back as the same double.

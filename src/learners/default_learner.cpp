@@ -77,9 +77,11 @@ std::string DefaultLearner::attach_peft(bool for_training) {
   const std::vector<std::string> adapted = add_adapters(*net_, *peft, backbones);
   if (!for_training) return "";
   const auto ids = network_layer_ids(net_);
+  const auto extra = trainable_parameter_filter(config_);
   freeze_for_peft(*net_, peft->method, [&](const std::string& name) {
     const auto found = ids.find(name);
-    return found == ids.end() || found->second == 0;  // heads, fusion, tabular models: AutoMM's layer id 0
+    // Heads, fusion, tabular models (AutoMM's layer id 0), and optim.extra_trainable_params.
+    return found == ids.end() || found->second == 0 || extra(name);
   });
   int64_t trainable = 0, total = 0;
   for (const auto& p : net_->parameters()) {
@@ -314,6 +316,10 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
     config_.merge(fit.hyperparameters);
     apply_preset(config_, fit.presets.empty() ? options_.presets : fit.presets);
     config_.check_supported();
+    for (const std::string& key : config_.user_keys())  // the segmentation learner's own keys
+      if (key.rfind("model.sam.", 0) == 0 || key.rfind("optim.mask2former_loss.", 0) == 0)
+        throw std::invalid_argument("hyperparameter " + key + " is for problem_type semantic_segmentation (the sam "
+                                    "model); this predictor fits a classification or regression table");
     CompileOptions::from(config_);  // an unavailable env.compile.backend fails before training
   }
   // env.strategy = ddp: this process is one rank of a data-parallel fit.

@@ -5,6 +5,7 @@
 
 #include "learners/default_learner.h"
 #include "learners/matching_learner.h"
+#include "learners/segmentation_learner.h"
 #include "learners/zero_shot_learner.h"
 
 namespace automm {
@@ -16,6 +17,7 @@ struct Registry {
       {"default", [](PredictorOptions options) { return std::make_unique<DefaultLearner>(std::move(options)); }},
       {"zero_shot", make_zero_shot_learner},
       {"matching", make_matching_learner},
+      {"semantic_segmentation", make_segmentation_learner},
   };
 };
 

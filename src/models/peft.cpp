@@ -98,6 +98,11 @@ std::optional<PeftOptions> peft_options(const Config& config) {
   return options;
 }
 
+std::function<bool(const std::string&)> trainable_parameter_filter(const Config& config) {
+  auto patterns = compile(config.get_list("optim.extra_trainable_params"), "optim.extra_trainable_params");
+  return [patterns = std::move(patterns)](const std::string& name) { return matches_start(patterns, name); };
+}
+
 bool is_adapter_parameter(const std::string& name) {
   const size_t dot = name.rfind('.');
   const std::string last = dot == std::string::npos ? name : name.substr(dot + 1);

@@ -60,6 +60,10 @@ std::vector<std::string> add_adapters(torch::nn::Module& net, const PeftOptions&
 void freeze_for_peft(torch::nn::Module& net, const PeftMethod& method,
                      const std::function<bool(const std::string&)>& always_trainable);
 
+// optim.extra_trainable_params: whether a parameter's full name matches one of
+// its regexes at its start (AutoMM's re.match); throws naming a bad regex.
+std::function<bool(const std::string&)> trainable_parameter_filter(const Config& config);
+
 // Folds every adapter of `module` into its Linear (W + B A alpha / r, then W and b
 // scaled by l) and removes it: the result runs with no adapter code at all.
 // Returns how many layers were merged.

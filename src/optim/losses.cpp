@@ -27,6 +27,8 @@ torch::Tensor focal_loss(const torch::Tensor& logits, const torch::Tensor& label
 torch::Tensor classification_loss(const torch::Tensor& logits, const torch::Tensor& labels, const Config& config) {
   const std::string loss_func = config.get_string("optim.loss_func");
   if (loss_func == "bce") throw std::invalid_argument("optim.loss_func = bce is for regression labels in [0, 1]");
+  if (loss_func == "structure_loss" || loss_func == "mask2former_loss")
+    throw std::invalid_argument("optim.loss_func = " + loss_func + " is for problem_type semantic_segmentation");
   if (loss_func == "focal_loss") return focal_loss(logits, labels, config);
   return F::cross_entropy(logits, labels,
                           F::CrossEntropyFuncOptions().label_smoothing(config.get_double("optim.label_smoothing")));
@@ -82,6 +84,8 @@ torch::Tensor rkd_loss(const torch::Tensor& student, const torch::Tensor& teache
 torch::Tensor regression_loss(const torch::Tensor& outputs, const torch::Tensor& values, const Config& config) {
   const std::string loss_func = config.get_string("optim.loss_func");
   if (loss_func == "focal_loss") throw std::invalid_argument("optim.loss_func = focal_loss is for classification");
+  if (loss_func == "structure_loss" || loss_func == "mask2former_loss")
+    throw std::invalid_argument("optim.loss_func = " + loss_func + " is for problem_type semantic_segmentation");
   auto predicted = outputs.reshape({-1});
   if (loss_func == "bce") return F::binary_cross_entropy_with_logits(predicted, values.to(predicted.dtype()));
   return F::mse_loss(predicted, values.to(predicted.dtype()));

@@ -304,8 +304,25 @@ PYBIND11_MODULE(_automm, m) {
                py::gil_scoped_release release;
                predictions = p.predict(data);
              }
+             if (predictions.are_masks()) {  // semantic segmentation: one mask array per image
+               py::list masks;
+               for (const torch::Tensor& mask : predictions.masks) masks.append(to_numpy(mask));
+               return py::make_tuple("masks", masks, predictions.classes);
+             }
              return py::make_tuple(predictions.are_classes() ? "classes" : "numbers", to_numpy(predictions.values),
                                    predictions.classes);
+           })
+      // One array per row (semantic segmentation, whose images differ in size).
+      .def("predict_proba_rows",
+           [](const Predictor& p, const Table& data, bool as_multiclass) {
+             std::vector<torch::Tensor> rows;
+             {
+               py::gil_scoped_release release;
+               for (size_t r = 0; r < data.num_rows(); ++r) rows.push_back(p.predict_proba(data.select_rows({r}), as_multiclass));
+             }
+             py::list out;
+             for (const torch::Tensor& row : rows) out.append(to_numpy(row));
+             return out;
            })
       .def("predict_proba",
            [](const Predictor& p, const Table& data, bool as_multiclass) {

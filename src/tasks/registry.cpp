@@ -28,7 +28,8 @@ Registry& registry() {
              TaskEntry{"image_text_similarity", nullptr, "matching", "", false},
              // AutoMM's other problem types, not built yet.
              TaskEntry{"object_detection", nullptr, "object_detection", "object detection"},
-             TaskEntry{"semantic_segmentation", nullptr, "semantic_segmentation", "semantic segmentation (SAM)"},
+             // Image and mask columns: the segmentation learner reads them itself.
+             TaskEntry{"semantic_segmentation", nullptr, "semantic_segmentation", ""},
              TaskEntry{"ner", nullptr, "ner", "named-entity recognition"},
              TaskEntry{"few_shot_classification", nullptr, "few_shot", "few-shot classification"},
          })

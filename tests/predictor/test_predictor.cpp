@@ -321,8 +321,12 @@ TEST(PredictorErrors, UnknownMetricKeyAndWrongType) {
 
 TEST(PredictorErrors, PendingFeaturesAreRejectedNotIgnored) {
   TempDir dir;
-  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"model.sam.num_mask_tokens", 2}}));
+  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"model.mmdet_image.frozen_layers", Json::array({"x"})}}));
   EXPECT_NE(error_of([&] { predictor.fit(make_tabular_table(60, 1)); }).find("not supported yet"), std::string::npos);
+  // A segmentation key on a table problem: refused, not ignored.
+  MultiModalPredictor segmentation_key(quick_options(dir.file("s"), {{"model.sam.num_mask_tokens", 2}}));
+  EXPECT_NE(error_of([&] { segmentation_key.fit(make_tabular_table(60, 1)); }).find("semantic_segmentation"),
+            std::string::npos);
   // torch.compile's backends do not exist here: refused before training, naming the key.
   MultiModalPredictor compiled(
       quick_options(dir.file("q"), {{"env.compile.turn_on", true}, {"env.compile.backend", "inductor"}}));

@@ -175,7 +175,10 @@ void png_read_bytes(png_structp png, png_bytep out, size_t n) {
   d->offset += n;
 }
 
-Image decode_png(const std::string& bytes, const std::string& source) {
+// `indices` (when given) receives a palette image's indices; `single_channel`
+// whether the file is gray (with or without alpha) or indexed.
+Image decode_png(const std::string& bytes, const std::string& source, std::vector<uint8_t>* indices = nullptr,
+                 bool* single_channel = nullptr) {
   PngDecoder d;
   d.bytes = &bytes;
   d.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d, png_fail, png_silent);
@@ -223,6 +226,8 @@ Image decode_png(const std::string& bytes, const std::string& source) {
       }))
     png_failure();
   if (indexed) palette.lookup(samples.data(), samples.size(), image.pixels.data());
+  if (indexed && indices) *indices = samples;
+  if (single_channel) *single_channel = indexed || (color & PNG_COLOR_MASK_COLOR) == 0;
   if (gray16) {
     for (size_t i = 0; i < samples.size() / 2; ++i) {
       const int value = samples[2 * i] << 8 | samples[2 * i + 1];
@@ -500,7 +505,32 @@ Image decode_image(const std::string& bytes, const std::string& source) {
   fail(source, describe_unknown(bytes));
 }
 
-Image read_image(const std::string& path) {
+MaskImage decode_mask(const std::string& bytes, const std::string& source) {
+  MaskImage out;
+  std::vector<uint8_t> indices;
+  bool single_channel = false;
+  out.rgb = sniff(bytes) == Format::kPng ? decode_png(bytes, source, &indices, &single_channel)
+                                         : decode_image(bytes, source);
+  const size_t n = out.rgb.pixels.size() / 3;
+  if (!indices.empty()) {
+    out.kind = MaskImage::Kind::kPalette;
+    out.values = std::move(indices);
+    return out;
+  }
+  const uint8_t* p = out.rgb.pixels.data();
+  if (!single_channel)  // an RGB file whose channels agree everywhere holds gray levels too
+    for (size_t i = 0; i < n; ++i)
+      if (p[3 * i] != p[3 * i + 1] || p[3 * i] != p[3 * i + 2]) {
+        out.kind = MaskImage::Kind::kColor;
+        return out;
+      }
+  out.kind = MaskImage::Kind::kGray;
+  out.values.resize(n);
+  for (size_t i = 0; i < n; ++i) out.values[i] = p[3 * i];
+  return out;
+}
+
+std::string read_file_bytes(const std::string& path) {
   const auto cannot_read = [&](const std::string& why) {
     throw ImageDecodeError("cannot read image file " + path + ": " + why);
   };
@@ -520,7 +550,61 @@ Image read_image(const std::string& path) {
     done += static_cast<size_t>(n);
   }
   bytes.resize(done);
-  return decode_image(bytes, path);
+  return bytes;
+}
+
+Image read_image(const std::string& path) { return decode_image(read_file_bytes(path), path); }
+
+MaskImage read_mask(const std::string& path) { return decode_mask(read_file_bytes(path), path); }
+
+namespace {
+
+struct PngEncoder {
+  png_structp png = nullptr;
+  png_infop info = nullptr;
+  std::jmp_buf jump;
+  char message[256] = "";
+  std::string* out = nullptr;
+  ~PngEncoder() { png_destroy_write_struct(&png, info ? &info : nullptr); }
+};
+
+void png_write_fail(png_structp png, png_const_charp message) {
+  auto* e = static_cast<PngEncoder*>(png_get_error_ptr(png));
+  std::snprintf(e->message, sizeof e->message, "%s", message);
+  std::longjmp(e->jump, 1);
+}
+
+void png_write_bytes(png_structp png, png_bytep data, size_t n) {
+  static_cast<PngEncoder*>(png_get_io_ptr(png))->out->append(reinterpret_cast<const char*>(data), n);
+}
+
+void png_flush_nothing(png_structp) {}
+
+}  // namespace
+
+std::string encode_png(const uint8_t* pixels, int64_t width, int64_t height, int channels) {
+  if (channels != 1 && channels != 3) throw std::invalid_argument("encode_png writes 1 or 3 channels");
+  if (width <= 0 || height <= 0) throw std::invalid_argument("encode_png: an empty image");
+  std::string out;
+  PngEncoder e;
+  e.out = &out;
+  e.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &e, png_write_fail, png_silent);
+  if (e.png) e.info = png_create_info_struct(e.png);
+  if (!e.info) throw std::runtime_error("PNG: libpng could not allocate its encoder");
+  std::vector<png_bytep> rows(static_cast<size_t>(height));
+  for (int64_t y = 0; y < height; ++y)
+    rows[static_cast<size_t>(y)] = const_cast<png_bytep>(pixels + y * width * channels);
+  if (!run_guarded(e.jump, [&] {
+        png_set_write_fn(e.png, &e, png_write_bytes, png_flush_nothing);
+        png_set_IHDR(e.png, e.info, static_cast<png_uint_32>(width), static_cast<png_uint_32>(height), 8,
+                     channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                     PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+        png_write_info(e.png, e.info);
+        png_write_image(e.png, rows.data());
+        png_write_end(e.png, nullptr);
+      }))
+    throw std::runtime_error(std::string("PNG: ") + e.message);
+  return out;
 }
 
 std::string decode_base64(const std::string& text, const std::string& source) {

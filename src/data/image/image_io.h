@@ -6,6 +6,7 @@
 // grayscale PNG, which PIL reads as 32-bit integers and clips to 0..255.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,26 @@ Image decode_image(const std::string& bytes, const std::string& source);
 // Reads and decodes the file at `path`; a missing or unreadable file is an
 // ImageDecodeError naming the path.
 Image read_image(const std::string& path);
+
+// A segmentation mask's pixels as PIL's np.array(Image.open(f)) holds them for
+// one-channel images: palette indices (mode "P"), or gray levels (mode "L";
+// 1/2/4-bit files scaled to 0..255 as convert("L") does; any file whose three
+// channels agree everywhere counts as gray too); kColor for other colour images.
+struct MaskImage {
+  enum class Kind { kGray, kPalette, kColor };
+  Kind kind = Kind::kGray;
+  std::vector<uint8_t> values;  // [height, width] for kGray and kPalette; empty for kColor
+  Image rgb;                    // the pixels as convert("RGB") gives them
+};
+MaskImage decode_mask(const std::string& bytes, const std::string& source);
+MaskImage read_mask(const std::string& path);
+
+// Reads a whole file; an ImageDecodeError naming the path when it cannot.
+std::string read_file_bytes(const std::string& path);
+
+// PNG file bytes of 8-bit pixels, row-major [height, width, channels] with 1
+// (gray) or 3 (RGB) channels.
+std::string encode_png(const uint8_t* pixels, int64_t width, int64_t height, int channels);
 
 // Decodes base64 text (AutoMM's image_base64_str columns): the standard and
 // the URL-safe alphabets, padding optional, whitespace ignored, and a leading
