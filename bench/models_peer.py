@@ -14,7 +14,7 @@ model exported with torch.onnx.export (opset 14, fp32).
   sam     sam_b_encoder: SAM ViT-B's image encoder (tests/models/sam_reference.py, facebook/
           sam-vit-base's sizes) at 1024 pixels, infer1 only; sam_b_lora: a training step of
           AutoMM's preset (LoRA r 3 alpha 32 on the vision qkv, the mask decoder but its iou head
-          trained, AutoMM's structure loss), batch 1, train only
+          trained, AutoMM's structure loss) at 512 pixels (the weights resampled), batch 1, train only
 
 The LayerNorm workaround for bf16 autocast (see fp32_layer_norms) is on for train_bf16.
 
@@ -106,9 +106,12 @@ def make_model(model):
         from sam_reference import SamModel, VisionAttention
 
         sam = SamModel({"model_type": "sam"})  # facebook/sam-vit-base's sizes
+        size = 1024 if model == "sam_b_encoder" else 512  # the LoRA step at 512, as bench_models.cpp
+        if size != 1024:
+            sam.resample(size)
 
         def sam_inputs(batch, dtype):
-            return (torch.randn(batch, 3, 1024, 1024).to(dtype),)
+            return (torch.randn(batch, 3, size, size).to(dtype),)
 
         if model == "sam_b_encoder":
             class Encoder(nn.Module):
@@ -139,7 +142,7 @@ def make_model(model):
                 module.qkv = LoRALinear(module.qkv)
         for name, p in sam.named_parameters():  # AutoMM's preset: adapters and the mask decoder train
             p.requires_grad = "lora_" in name or (name.startswith("mask_decoder") and "iou_prediction_head" not in name)
-        gt = (torch.rand(1, 1, 1024, 1024) > 0.7).float()
+        gt = (torch.rand(1, 1, size, size) > 0.7).float()
 
         class Segmenter(nn.Module):
             def __init__(self):
@@ -148,7 +151,7 @@ def make_model(model):
 
             def forward(self, x):
                 low_res = self.sam(x, {})[0][:, 0]  # pred_masks[:, 0]
-                return torch.nn.functional.interpolate(low_res, (1024, 1024), mode="bilinear", align_corners=False)
+                return torch.nn.functional.interpolate(low_res, (size, size), mode="bilinear", align_corners=False)
 
         def structure_loss(logits):  # AutoMM's StructureLoss (the BCE term is the plain mean)
             target = gt.expand_as(logits)

@@ -6,6 +6,7 @@ paths relative to OUT).
 
 Usage: /usr/bin/python3 examples/make_segmentation_data.py OUT [--train 240] [--test 60]
                                                           [--size 128] [--classes 1|3] [--seed 0]
+                                                          [--disc-level 195]
 (needs numpy and PIL: python3-numpy, python3-pil)
 """
 import argparse
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 
-def make_one(rng, size, classes):
+def make_one(rng, size, classes, disc_level):
     width = int(size * rng.uniform(0.8, 1.25))
     height = int(size * rng.uniform(0.8, 1.25))
     yy, xx = np.mgrid[0:height, 0:width]
@@ -29,7 +30,7 @@ def make_one(rng, size, classes):
         radius = rng.uniform(0.08, 0.2) * min(width, height)
         cx, cy = rng.uniform(radius, width - radius), rng.uniform(radius, height - radius)
         disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius ** 2
-        image[disc] = rng.normal(195, 18, (disc.sum(), 3))
+        image[disc] = rng.normal(disc_level, 18, (disc.sum(), 3))
         mask[disc] = 1
     if classes == 3:
         side = int(rng.uniform(0.15, 0.3) * min(width, height))
@@ -50,6 +51,8 @@ def main():
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--classes", type=int, default=1, choices=[1, 3])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--disc-level", type=float, default=195,
+                        help="mean gray level of the discs (the background averages 110)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
@@ -58,7 +61,7 @@ def main():
             writer = csv.writer(f)
             writer.writerow(["image", "mask"])
             for i in range(rows):
-                image, mask = make_one(rng, args.size, args.classes)
+                image, mask = make_one(rng, args.size, args.classes, args.disc_level)
                 stem = f"images/{split}_{i:04d}"
                 Image.fromarray(image).save(os.path.join(args.out, stem + ".png"))
                 Image.fromarray(mask, mode="L").save(os.path.join(args.out, stem + "_mask.png"))

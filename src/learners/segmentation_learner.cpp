@@ -689,7 +689,7 @@ class SegmentationLearner : public Learner {
       } else if (++since_best >= patience) {
         stop_reason = "patience";
       }
-      if (step >= total_steps && stop_reason == "max_epochs") stop_reason = "max_steps";
+      if (max_steps > 0 && step >= max_steps && epoch < epochs) stop_reason = "max_steps";
       if (fit.time_limit > 0 && elapsed() > fit.time_limit) stop_reason = "time_limit";
       if (stop_reason == "max_steps") break;
     }
