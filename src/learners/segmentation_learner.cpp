@@ -497,20 +497,20 @@ class SegmentationLearner : public Learner {
                                        " parameters train" + (note.empty() ? "" : "; " + note));
   }
 
-  // Runs `step` on the rows of `rows` in inference batches: pixels [B, 3, S, S]
-  // (in the model's input dtype), the read items, the first row's index.
+  // Runs `step` on the rows of `rows` in inference batches (evaluation transforms):
+  // pixels [B, 3, S, S], the read items, the first row's index.
   void for_batches(const SegmentationRows& rows, bool with_masks,
-                   const std::function<void(const torch::Tensor&, const std::vector<SegmentationItem>&, size_t)>& step,
-                   bool training = false, uint64_t seed = 0) const {
+                   const std::function<void(const torch::Tensor&, const std::vector<SegmentationItem>&, size_t)>& step)
+      const {
     const SegmentationReader reader(data_options());
     const int64_t batch = inference_batch_size(config_);
-    std::mt19937_64 rng(seed);
+    std::mt19937_64 rng(0);  // val_transforms are usually deterministic; a random one draws the same each call
     for (size_t first = 0; first < rows.size(); first += static_cast<size_t>(batch)) {
       const size_t last = std::min(rows.size(), first + static_cast<size_t>(batch));
       std::vector<SegmentationItem> items;
       std::vector<torch::Tensor> pixels;
       for (size_t r = first; r < last; ++r) {
-        items.push_back(reader.read(rows.images[r], with_masks ? rows.masks[r] : "", training, rng, rows.where[r]));
+        items.push_back(reader.read(rows.images[r], with_masks ? rows.masks[r] : "", false, rng, rows.where[r]));
         pixels.push_back(items.back().pixels);
       }
       step(torch::stack(pixels), items, first);
@@ -556,27 +556,37 @@ class SegmentationLearner : public Learner {
   std::map<std::string, double> score(const SegmentationRows& rows, const std::vector<std::string>& metrics) const {
     const InferenceScope inference(*this);
     const Placement& placement = inference.placement;
-    std::vector<torch::Tensor> predicted, truth;  // binary: float probabilities; multi-class: uint8 classes
+    // Binary metrics are means over images: summed batch by batch, so no probability map
+    // outlives its batch. Multi-class iou counts over the dataset: uint8 classes are kept.
+    std::map<std::string, double> sums;
+    std::vector<torch::Tensor> predicted, truth;
     for_batches(rows, true, [&](const torch::Tensor& pixels, const std::vector<SegmentationItem>& items, size_t) {
       const torch::Tensor probs = probabilities(forward(pixels, placement));
-      for (size_t i = 0; i < items.size(); ++i) {
-        const torch::Tensor p = probs[static_cast<int64_t>(i)];
-        predicted.push_back(num_classes_ == 1 ? p[0] : p.argmax(0).to(torch::kUInt8));
-        truth.push_back(num_classes_ == 1 ? items[i].mask : items[i].mask.to(torch::kUInt8));
+      std::vector<torch::Tensor> targets;
+      for (const auto& item : items) targets.push_back(item.mask);
+      const torch::Tensor gt = torch::stack(targets);
+      if (num_classes_ > 1) {
+        predicted.push_back(probs.argmax(1).to(torch::kUInt8));
+        truth.push_back(gt.to(torch::kUInt8));
+        return;
+      }
+      const torch::Tensor pred = probs.select(1, 0);
+      const auto n = static_cast<double>(items.size());
+      for (const std::string& m : metrics) {
+        const double value = m == "iou"   ? binary_iou(pred, gt)
+                             : m == "ber" ? balanced_error_rate(pred, gt)
+                             : m == "sm"  ? s_measure(pred, gt)
+                             : m == "em"  ? e_measure(pred, gt)
+                             : m == "fm"  ? f_measure(pred, gt)
+                                          : mean_absolute_error(pred, gt);
+        sums[m] += value * n;
       }
     });
-    const torch::Tensor pred = torch::stack(predicted), gt = torch::stack(truth);
     std::map<std::string, double> out;
-    for (const std::string& m : metrics) {
-      if (num_classes_ > 1) {
-        out[m] = multiclass_iou(pred.to(torch::kLong), gt.to(torch::kLong), num_classes_);
-      } else if (m == "iou") out[m] = binary_iou(pred, gt);
-      else if (m == "ber") out[m] = balanced_error_rate(pred, gt);
-      else if (m == "sm") out[m] = s_measure(pred, gt);
-      else if (m == "em") out[m] = e_measure(pred, gt);
-      else if (m == "fm") out[m] = f_measure(pred, gt);
-      else out[m] = mean_absolute_error(pred, gt);
-    }
+    for (const std::string& m : metrics)
+      out[m] = num_classes_ > 1 ? multiclass_iou(torch::cat(predicted).to(torch::kLong),
+                                                 torch::cat(truth).to(torch::kLong), num_classes_)
+                                : sums[m] / static_cast<double>(rows.size());
     return out;
   }
 

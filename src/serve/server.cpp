@@ -198,8 +198,14 @@ struct PredictionServer::Impl {
   }
 };
 
-PredictionServer::PredictionServer(const MultiModalPredictor& predictor, ServeOptions options)
-    : impl_(std::make_unique<Impl>(predictor, std::move(options))) {}
+PredictionServer::PredictionServer(const MultiModalPredictor& predictor, ServeOptions options) {
+  // Answers are JSON rows of labels, numbers or probabilities; a mask per image is not one.
+  if (predictor.problem_type() == "semantic_segmentation")
+    throw std::invalid_argument("automm serve answers with one JSON value per row, and a semantic_segmentation "
+                                "predictor's answer is a mask per image: use automm predict --out DIR, or the C++ "
+                                "and Python APIs");
+  impl_ = std::make_unique<Impl>(predictor, std::move(options));
+}
 
 PredictionServer::~PredictionServer() {
   stop();

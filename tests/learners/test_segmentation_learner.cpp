@@ -10,6 +10,7 @@
 #include <random>
 
 #include "automm/predictor.h"
+#include "automm/serve.h"
 #include "automm/table.h"
 #include "automm/weights_io.h"
 #include "data/image/image_io.h"
@@ -259,6 +260,9 @@ TEST(SegmentationLearner, BinaryScratchFitPredictsMasksAtEachImagesSizeAndReload
                               predictor.predict_proba(test.select_rows({3}), false), 1e-5, 1e-6));
   EXPECT_EQ(loaded.column_types().at("image"), "semantic_segmentation_img");
   EXPECT_EQ(loaded.extract_embedding(test).sizes(), (std::vector<int64_t>{12, 64}));
+  // automm serve answers one JSON value per row: it refuses a predictor of masks at start.
+  EXPECT_TRUE(testing::Contains(error_of([&] { PredictionServer server(loaded, ServeOptions{}); }),
+                                "automm predict --out"));
 }
 
 TEST(SegmentationLearner, MultiClassFitUsesMask2FormerAndPredictsClassIndices) {
