@@ -155,6 +155,7 @@ class SegmentationLearner : public Learner {
     choose_loss_and_tokens();
     if (options_.verbose) log_message(LogLevel::kInfo, "automm: " + count.reason + "; " + loss_note_);
 
+    torch::manual_seed(fit.seed);  // random weights and LoRA's A come from it: a fit is reproducible
     build(/*for_training=*/true);
     train_network(train_set, tuning_set, fit, start);
     fitted_ = true;
@@ -643,7 +644,6 @@ class SegmentationLearner : public Learner {
     TopKCheckpoints top_k(static_cast<size_t>(std::max<int64_t>(1, config_.get_int("optim.top_k"))));
     const int64_t patience = config_.get_int("optim.patience");
     std::mt19937_64 rng(fit.seed);
-    torch::manual_seed(fit.seed);
     std::vector<int64_t> order(static_cast<size_t>(rows));
     std::iota(order.begin(), order.end(), 0);
     std::string stop_reason = "max_epochs";

@@ -344,6 +344,40 @@ TEST(SegmentationLearner, PresetLoraTrainsQkvAdaptersAndTheMaskDecoderOnly) {
   EXPECT_LT(singular[3].item<double>(), 1e-6 * singular[0].item<double>() + 1e-9);
 }
 
+// Each model.sam.* / mask2former key changes what the fit does: one epoch with the key
+// against one without, everything else (seed, data) the same.
+TEST(SegmentationLearner, KeysChangeTheFit) {
+  TempDir dir;
+  const Table binary = make_segmentation_table(dir.path().string(), "b", 12, 1, 21);
+  const Table three = make_segmentation_table(dir.path().string(), "m", 12, 3, 22);
+  int run = 0;
+  const auto fit = [&](const Table& train, Json extra) {
+    extra["optim.max_epochs"] = 1;
+    MultiModalPredictor predictor(scratch_options(dir.file("k" + std::to_string(run++)), extra));
+    predictor.fit(train);
+    return predictor;
+  };
+  const auto proba = [&](const MultiModalPredictor& p) { return p.predict_proba(binary.select_rows({0}), false); };
+  const MultiModalPredictor base = fit(binary, Json::object());
+  // The control: the same fit twice gives the same model, so a difference below is the key's.
+  ASSERT_TRUE(torch::equal(proba(fit(binary, Json::object())), proba(base)));
+  for (const Json& key : {Json{{"model.sam.image_norm", "clip"}},
+                          Json{{"model.sam.val_transforms", Json::array({"random_vertical_flip(p=1.0)"})}},
+                          Json{{"model.sam.train_transforms", Json::array()}},
+                          Json{{"model.sam.frozen_layers", Json::array({"vision_encoder"})}}})
+    EXPECT_FALSE(torch::allclose(proba(fit(binary, key)), proba(base), 1e-5, 1e-6)) << key.dump();
+  // ignore_label: class 2 of these masks ignored leaves 2 classes.
+  EXPECT_EQ(fit(three, {{"model.sam.ignore_label", 2}}).fit_summary()["num_classes"], 2);
+  const auto first_loss = [](const MultiModalPredictor& p) {
+    return p.fit_summary()["log"][0]["train_loss"].get<double>();
+  };
+  const double plain = first_loss(fit(three, Json::object()));
+  ASSERT_EQ(first_loss(fit(three, Json::object())), plain);
+  EXPECT_NE(first_loss(fit(three, {{"optim.mask2former_loss.loss_dice_weight", 0.0}})), plain);
+  EXPECT_NE(first_loss(fit(three, {{"optim.mask2former_loss.loss_mask_weight", 3.0}})), plain);
+  EXPECT_NE(first_loss(fit(three, {{"optim.mask2former_loss.loss_cross_entropy_weight", 2.0}})), plain);
+}
+
 TEST(SegmentationLearner, BadTablesAndKeysGetClearErrors) {
   TempDir dir;
   const Table train = make_segmentation_table(dir.path().string(), "train", 6, 1, 9);
