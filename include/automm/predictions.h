@@ -22,13 +22,26 @@ struct Predictions {
   // Semantic segmentation: each image's mask at the image's own size, [height,
   // width] bool (binary masks) or int64 class indices; `values` is undefined then.
   std::vector<torch::Tensor> masks;
+  // Object detection: each image's boxes in its own pixels, best score first;
+  // `values` and `masks` are empty then.
+  struct ImageDetections {
+    torch::Tensor boxes;   // [n, 4] float32 in box_format
+    torch::Tensor scores;  // [n] float32
+    torch::Tensor labels;  // [n] int64 indices into classes
+  };
+  std::vector<ImageDetections> detections;
+  std::string box_format;  // "xyxy" ([x1, y1, x2, y2]) or "xywh" ([x1, y1, width, height])
+  std::vector<int64_t> category_ids;  // each class's COCO category id (COCO results name classes by it)
 
-  size_t size() const { return values.defined() ? static_cast<size_t>(values.size(0)) : masks.size(); }
-  bool are_classes() const { return !classes.empty(); }
+  size_t size() const {
+    return values.defined() ? static_cast<size_t>(values.size(0)) : !masks.empty() ? masks.size() : detections.size();
+  }
+  bool are_classes() const { return !classes.empty() && detections.empty(); }
   bool are_masks() const { return !values.defined() && !masks.empty(); }
+  bool are_detections() const { return !values.defined() && masks.empty() && !box_format.empty(); }
   // Row `row` as text: its class (a set of classes joined by ';'), or its
   // number written with the fewest digits that read back to the same double.
-  // Masks have no text (they are written as images): throws.
+  // Masks and detections have no text (they are written as files): throws.
   std::string text(size_t row) const;
   // Every row's class label; throws when the predictions are numbers.
   std::vector<std::string> labels() const;

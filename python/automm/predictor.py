@@ -142,6 +142,9 @@ class MultiModalPredictor:
         """One prediction per row: class labels or numbers, a Series indexed like `data`.
         Semantic segmentation: a list with each image's mask, a (1, H, W) array at the image's
         own size (bool for binary masks, class indices for multi-class ones).
+        Object detection: a DataFrame with columns image and bboxes (per image a list of
+        {"class", "class_id", "bbox", "score"}, boxes in model.mmdet_image.output_bbox_format);
+        as_pandas=False: per image {"bboxes": (N, 4), "scores": (N,), "labels": (N,)} arrays.
         Zero-shot image classification: the most probable of the `candidate_data` names."""
         if candidate_data is not None:
             probabilities = self.predict_proba(data, candidate_data, as_pandas=False)
@@ -152,6 +155,15 @@ class MultiModalPredictor:
         kind, values, classes = self._predictor.predict(table)
         if kind == "masks":  # semantic segmentation: per image a (1, H, W) array at its own size, as AutoMM
             return [mask[None] for mask in values]
+        if kind == "detections":  # object detection, as AutoMM returns it
+            if not as_pandas:
+                return [{"bboxes": boxes, "scores": scores, "labels": labels} for _, boxes, scores, labels in values]
+            rows = []
+            for image, boxes, scores, labels in values:
+                rows.append([{"class": classes[int(label)], "class_id": int(label), "bbox": [float(v) for v in box],
+                              "score": float(score)} for box, score, label in zip(boxes, scores, labels)])
+            return pd.DataFrame({"image": [image for image, *_ in values], "bboxes": rows},
+                                index=index_of(data, table.num_rows))
         if kind == "classes" and values.ndim == 1:
             values = self._classes().to_numpy()[values]
         if not as_pandas:

@@ -22,6 +22,8 @@
 #include "automm/predictor.h"
 #include "automm/serve.h"
 #include "automm/table.h"
+#include "data/image/coco.h"
+#include "data/image/detection_files.h"
 #include "data/image/segmentation_data.h"
 #include "data/text/token_ids.h"
 #include "learners/distributed.h"
@@ -92,6 +94,14 @@ int launch_workers(int workers, const std::vector<std::string>& arguments) {
   return status;
 }
 
+// A data file as a table; a COCO file's images under model.mmdet_image.coco_root
+// when the configuration sets it.
+automm::Table read_data(const std::string& path, const automm::Config& config) {
+  if (!config.is_null("model.mmdet_image.coco_root") && automm::is_coco_file(path))
+    return automm::read_coco_table(path, config.get_string("model.mmdet_image.coco_root"));
+  return automm::read_table(path);
+}
+
 int run_fit(const FitArgs& a, const std::vector<std::string>& arguments) {
   automm::FitOptions fit;
   fit.time_limit = a.time_limit;
@@ -114,8 +124,9 @@ int run_fit(const FitArgs& a, const std::vector<std::string>& arguments) {
     return 0;
   }
   // The predictor says when its problem type needs a label (matching does not).
-  if (a.label.empty() && a.query.empty())
-    throw std::invalid_argument("--label is required (except with --resume, or --query / --response for matching)");
+  if (a.label.empty() && a.query.empty() && a.problem_type != "object_detection")
+    throw std::invalid_argument("--label is required (except with --resume, --query / --response for matching, or "
+                                "--problem-type object_detection)");
   automm::Config config;  // parsed here first so that bad keys fail before reading data
   if (!a.config_file.empty()) config.merge_yaml_file(a.config_file);
   for (const std::string& hp : a.hp) config.set_assignment(hp);
@@ -134,8 +145,8 @@ int run_fit(const FitArgs& a, const std::vector<std::string>& arguments) {
   options.pretrained = !a.no_pretrained;
   automm::MultiModalPredictor predictor(options);
 
-  const automm::Table train = automm::read_table(a.train);
-  if (!a.tuning.empty()) fit.tuning_data = automm::read_table(a.tuning);
+  const automm::Table train = read_data(a.train, config);
+  if (!a.tuning.empty()) fit.tuning_data = read_data(a.tuning, config);
   fit.seed = a.seed;
   fit.holdout_frac = a.holdout_frac;
   for (const std::string& assignment : a.column_types) {
@@ -179,6 +190,23 @@ int write_segmentation(const automm::MultiModalPredictor& predictor, const autom
   automm::write_mask_files(data, image_column, masks, a.out, a.visualize);
   std::cerr << "wrote " << masks.size() << " masks and masks.csv to " << a.out
             << (a.visualize.empty() ? "" : ", overlays to " + a.visualize) << "\n";
+  return 0;
+}
+
+// Object detection: --out preds.json writes COCO results, any other name a CSV
+// of boxes; --visualize DIR draws the boxes on copies of the images.
+int write_detections(const automm::MultiModalPredictor& predictor, const automm::Table& data, const PredictArgs& a) {
+  if (a.proba) throw std::invalid_argument("--proba: detection predictions are boxes with scores (predict writes them)");
+  std::string image_column = "image";
+  for (const auto& [name, type] : predictor.column_types())
+    if (type == "image_path") image_column = name;
+  const automm::Predictions predictions = predictor.predict(data);
+  const bool json = std::filesystem::path(a.out).extension() == ".json";
+  const size_t boxes = json ? automm::write_coco_results(data, predictions, a.out)
+                            : automm::write_detection_csv(data, image_column, predictions, a.out);
+  if (!a.visualize.empty()) automm::draw_detection_files(data, image_column, predictions, a.visualize);
+  std::cerr << "wrote " << boxes << " boxes of " << predictions.size() << " images to " << a.out
+            << (json ? " (COCO results)" : "") << (a.visualize.empty() ? "" : ", drawings to " + a.visualize) << "\n";
   return 0;
 }
 
@@ -246,10 +274,11 @@ int run_predict(const PredictArgs& a) {
   }();
   if (a.zero_shot && candidates.empty())
     throw std::invalid_argument("--zero-shot needs the candidate class names: --classes \"cat,dog\" or --classes-file F");
-  const automm::Table data = automm::read_table(a.data);
+  const automm::Table data = read_data(a.data, predictor.config());
   if (predictor.problem_type() == "semantic_segmentation") return write_segmentation(predictor, data, a);
-  if (!a.visualize.empty()) throw std::invalid_argument("--visualize draws segmentation masks; this predictor's "
-                                                        "problem type is " + predictor.problem_type());
+  if (predictor.problem_type() == "object_detection") return write_detections(predictor, data, a);
+  if (!a.visualize.empty()) throw std::invalid_argument("--visualize draws segmentation masks or detected boxes; "
+                                                        "this predictor's problem type is " + predictor.problem_type());
   automm::Table out;
   const bool with_candidates = !candidates.empty();
   if (a.proba) {
@@ -277,7 +306,7 @@ int run_predict(const PredictArgs& a) {
 
 int run_evaluate(const std::string& path, const std::string& data_path, const std::string& metrics, bool json) {
   const auto predictor = automm::MultiModalPredictor::load(path);
-  const auto scores = predictor.evaluate(automm::read_table(data_path), split_commas(metrics));
+  const auto scores = predictor.evaluate(read_data(data_path, predictor.config()), split_commas(metrics));
   if (json) {
     automm::Json j = automm::Json::object();
     for (const auto& [name, value] : scores) j[name] = value;
@@ -374,7 +403,7 @@ int run_serve(const std::string& path, automm::ServeOptions options, const std::
 
 int main(int argc, char** argv) {
   CLI::App app{"automm: AutoGluon MultiModal's MultiModalPredictor in C++. Tables are CSV, TSV or JSON Lines "
-               "(by extension)."};
+               "(by extension); object detection also reads COCO json files."};
   app.require_subcommand(1);
 
   FitArgs fit;
@@ -385,8 +414,8 @@ int main(int argc, char** argv) {
   fit_cmd->add_option("--tuning", fit.tuning, "tuning (validation) table");
   fit_cmd->add_option("--presets", fit.presets, "medium_quality, high_quality or best_quality");
   fit_cmd->add_option("--problem-type", fit.problem_type,
-                      "binary, multiclass, regression (default: inferred), text_similarity, image_similarity or "
-                      "image_text_similarity");
+                      "binary, multiclass, regression (default: inferred), text_similarity, image_similarity, "
+                      "image_text_similarity, semantic_segmentation or object_detection (no --label)");
   fit_cmd->add_option("--query", fit.query, "matching: the query column");
   fit_cmd->add_option("--response", fit.response, "matching: the response column");
   fit_cmd->add_option("--match-label", fit.match_label,
@@ -412,10 +441,12 @@ int main(int argc, char** argv) {
   predict_cmd->add_option("--path", predict.path, "predictor folder");
   predict_cmd->add_option("--data", predict.data, "table to predict")->required();
   predict_cmd->add_option("--out", predict.out,
-                          "CSV file to write (semantic_segmentation: a folder of PNG masks and masks.csv)")
+                          "CSV file to write (semantic_segmentation: a folder of PNG masks and masks.csv; "
+                          "object_detection: COCO results for a .json name, else a CSV of boxes)")
       ->required();
   predict_cmd->add_option("--visualize", predict.visualize,
-                          "semantic_segmentation: a folder for copies of the images with their masks painted over");
+                          "semantic_segmentation / object_detection: a folder for copies of the images with their "
+                          "masks painted over or their boxes drawn");
   predict_cmd->add_flag("--proba", predict.proba, "class probabilities instead of labels");
   predict_cmd->add_flag("--zero-shot", predict.zero_shot,
                         "zero-shot image classification with a CLIP checkpoint (no --path): each row's images "

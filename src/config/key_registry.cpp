@@ -8,7 +8,6 @@
 namespace automm {
 namespace {
 
-const char* kDetectionPending = "model.mmdet_image (object detection)";
 
 // Small builders so that each key reads as one line of the table.
 KeySpec key(std::string name, KeyType type, Json def, std::string doc) {
@@ -310,15 +309,36 @@ void add_model_keys(Builder& b) {
                        "Weight of each backbone's own loss; null = off."),
                  0.0, {}));
   // detection and segmentation
-  pending(b.add("model.mmdet_image.checkpoint_name", K::kString,
-                "yolov3_mobilenetv2_8xb24-320-300e_coco", "Detector (YOLOv3, yolox_*)."),
-          kDetectionPending);
-  pending(b.choice("model.mmdet_image.output_bbox_format", "xyxy", {"xyxy", "xywh"},
-                   "Box format of predictions."),
-          kDetectionPending);
-  pending(b.add("model.mmdet_image.frozen_layers", K::kStringList, Json::array(),
-                "Name substrings of frozen layers."),
-          kDetectionPending);
+  b.add("model.mmdet_image.checkpoint_name", K::kString, "yolov3_mobilenetv2_8xb24-320-300e_coco",
+        "Detector: yolov3_mobilenetv2_8xb24-320-300e_coco, yolox_nano, yolox_tiny, yolox_s, yolox_m, yolox_l, "
+        "yolox_x, or an mmdet checkpoint file (.pth) or folder with model.pth (the architecture is read from it).");
+  b.choice("model.mmdet_image.output_bbox_format", "xyxy", {"xyxy", "xywh"},
+           "Box format of predictions: [x1, y1, x2, y2] or [x1, y1, width, height] (width = x2 - x1).");
+  b.add("model.mmdet_image.frozen_layers", K::kStringList, Json::array(),
+        "Name substrings (e.g. backbone, neck) of layers kept frozen, their batch norms in eval mode.");
+  nullable(b.add("model.mmdet_image.coco_root", K::kString, nullptr,
+                 "Folder that COCO files' file_name entries are relative to; null = <json folder>/.. "
+                 "(then the json's folder, then <json folder>/../images)."));
+  nullable(range(b.add("model.mmdet_image.image_size", K::kInt, nullptr,
+                       "Input size (a multiple of 32): the long side is resized to it; null = the architecture's "
+                       "(YOLOv3 320, yolox_nano / tiny 416, others 640)."),
+                 32.0, {}));
+  nullable(range(b.add("model.mmdet_image.score_thr", K::kFloat, nullptr,
+                       "Detections scoring below it are dropped; null = mmdet's (YOLOX 0.01, YOLOv3 0.05)."),
+                 0.0, 1.0));
+  nullable(range(b.add("model.mmdet_image.nms_iou_thr", K::kFloat, nullptr,
+                       "Class-aware NMS suppresses boxes overlapping a better one by more than this IoU; null = "
+                       "mmdet's (YOLOX 0.65, YOLOv3 0.45)."),
+                 0.0, 1.0));
+  nullable(range(b.add("model.mmdet_image.max_per_img", K::kInt, nullptr,
+                       "Detections kept per image; null = mmdet's (YOLOX all, YOLOv3 100), 0 = all."),
+                 0.0, {}));
+  b.add("model.mmdet_image.multi_image_mix", K::kBool, true,
+        "YOLOX: Mosaic and MixUp in training, as AutoMM's configs (Mosaic with probability 0.5).");
+  range(b.add("model.mmdet_image.num_last_epochs", K::kInt, 15,
+              "YOLOX: the last N epochs train without Mosaic and MixUp and add the L1 loss on the raw box outputs, "
+              "as the YOLOX paper (AutoMM never switches: 0; N >= max_epochs: no switch, as mmdet's hook)."),
+        0.0, {});
   b.add("model.sam.checkpoint_name", K::kString, "facebook/sam-vit-huge",
         "SAM checkpoint: a Hugging Face SamModel id or folder (facebook/sam-vit-base, -large, -huge), or "
         "scratch:sam-tiny (random weights, a small encoder).");

@@ -9,6 +9,10 @@ std::string Predictions::text(size_t row) const {
   if (are_masks())
     throw std::logic_error("the predictions of '" + name +
                            "' are masks, one image each: write them as PNG files (automm predict --out FOLDER)");
+  if (are_detections())
+    throw std::logic_error("the predictions of '" + name +
+                           "' are boxes, a list per image: write them as COCO results or a CSV of boxes "
+                           "(automm predict --out preds.json | preds.csv)");
   const torch::Tensor v = values.contiguous();
   if (!are_classes()) {
     // The shortest text that reads back as the same double.

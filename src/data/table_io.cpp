@@ -8,6 +8,7 @@
 // from pd.read_csv / pd.read_json(lines=True).
 #include "automm/table.h"
 #include "config/json_text.h"
+#include "data/image/coco.h"
 #include "data/parallel.h"
 
 #include <algorithm>
@@ -612,6 +613,7 @@ Table read_table(const std::string& path) {
   if (!in) {
     throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
   }
+  if (ext == ".json" && is_coco_file(path)) return read_coco_table(path);  // object detection's COCO form
   return is_json ? read_json_lines(in, path) : read_delimited(in, delimiter, path);
 }
 

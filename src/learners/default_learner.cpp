@@ -320,6 +320,9 @@ void DefaultLearner::fit(const Table& train_input, const FitOptions& requested, 
       if (key.rfind("model.sam.", 0) == 0 || key.rfind("optim.mask2former_loss.", 0) == 0)
         throw std::invalid_argument("hyperparameter " + key + " is for problem_type semantic_segmentation (the sam "
                                     "model); this predictor fits a classification or regression table");
+      else if (key.rfind("model.mmdet_image.", 0) == 0)
+        throw std::invalid_argument("hyperparameter " + key + " is for problem_type object_detection (the "
+                                    "mmdet_image model); this predictor fits a classification or regression table");
     CompileOptions::from(config_);  // an unavailable env.compile.backend fails before training
   }
   // env.strategy = ddp: this process is one rank of a data-parallel fit.

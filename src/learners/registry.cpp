@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "learners/default_learner.h"
+#include "learners/detection_learner.h"
 #include "learners/matching_learner.h"
 #include "learners/segmentation_learner.h"
 #include "learners/zero_shot_learner.h"
@@ -18,6 +19,7 @@ struct Registry {
       {"zero_shot", make_zero_shot_learner},
       {"matching", make_matching_learner},
       {"semantic_segmentation", make_segmentation_learner},
+      {"object_detection", make_detection_learner},
   };
 };
 

@@ -309,6 +309,19 @@ PYBIND11_MODULE(_automm, m) {
                for (const torch::Tensor& mask : predictions.masks) masks.append(to_numpy(mask));
                return py::make_tuple("masks", masks, predictions.classes);
              }
+             if (predictions.are_detections()) {  // object detection: per image (image, boxes, scores, labels)
+               std::string image_column = "image";
+               for (const auto& [name, type] : p.column_types())
+                 if (type == "image_path") image_column = name;
+               const bool has_images = data.has_column(image_column);
+               py::list images;
+               for (size_t r = 0; r < predictions.detections.size(); ++r) {
+                 const auto& d = predictions.detections[r];
+                 images.append(py::make_tuple(has_images ? data.column(image_column).text(r) : std::string(),
+                                              to_numpy(d.boxes), to_numpy(d.scores), to_numpy(d.labels)));
+               }
+               return py::make_tuple("detections", images, predictions.classes);
+             }
              return py::make_tuple(predictions.are_classes() ? "classes" : "numbers", to_numpy(predictions.values),
                                    predictions.classes);
            })

@@ -26,8 +26,9 @@ Registry& registry() {
              TaskEntry{"text_similarity", nullptr, "matching", "", false},
              TaskEntry{"image_similarity", nullptr, "matching", "", false},
              TaskEntry{"image_text_similarity", nullptr, "matching", "", false},
+             // Image and box columns (or a COCO file): the detection learner reads them itself.
+             TaskEntry{"object_detection", nullptr, "object_detection", "", false},
              // AutoMM's other problem types, not built yet.
-             TaskEntry{"object_detection", nullptr, "object_detection", "object detection"},
              // Image and mask columns: the segmentation learner reads them itself.
              TaskEntry{"semantic_segmentation", nullptr, "semantic_segmentation", ""},
              TaskEntry{"ner", nullptr, "ner", "named-entity recognition"},

@@ -2,12 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <filesystem>
+#include <fstream>
 #include <cstdio>
 #include <sys/wait.h>
 
 #include "automm/config.h"
 #include "automm/table.h"
 #include "automm_test_paths.h"
+#include "detection_test_util.h"
 #include "image_test_util.h"
 #include "test_util.h"
 
@@ -124,6 +127,50 @@ TEST(Cli, NoPretrainedFitsImagesOffline) {
   const Result random = run(base + dir.file("q") + " --no-pretrained");
   ASSERT_EQ(random.status, 0) << random.output;
   EXPECT_NE(random.output.find("timm_image"), std::string::npos) << random.output;
+}
+
+// Object detection from COCO files: no --label, a coco_root for images kept
+// elsewhere, COCO results and a CSV of boxes, evaluate's 12 statistics.
+TEST(Cli, DetectionReadsCocoFilesAndWritesCocoResults) {
+  TempDir dir;
+  const std::string train = automm::testing::make_coco_dataset(dir.path().string(), "train", 16, 5);
+  const std::string test = automm::testing::make_coco_dataset(dir.path().string(), "test", 4, 6);
+  const std::string fit = "fit --train " + train + " --tuning " + test + " --problem-type object_detection " +
+                          "--no-pretrained --hp model.mmdet_image.checkpoint_name=yolox_nano " +
+                          "--hp model.mmdet_image.image_size=64 --hp optim.max_epochs=1 " +
+                          "--hp env.per_gpu_batch_size=8 --quiet --path ";
+  const Result fitted = run(fit + dir.file("m"));
+  ASSERT_EQ(fitted.status, 0) << fitted.output;
+  const Result json = run("predict --path " + dir.file("m") + " --data " + test + " --out " + dir.file("p.json") +
+                          " --visualize " + dir.file("drawn"));
+  ASSERT_EQ(json.status, 0) << json.output;
+  EXPECT_NE(json.output.find("(COCO results)"), std::string::npos) << json.output;
+  const Json results = Json::parse(std::ifstream(dir.file("p.json")));
+  ASSERT_TRUE(results.is_array());
+  if (!results.empty()) {
+    EXPECT_TRUE(results[0].contains("bbox") && results[0].contains("category_id"));
+  }
+  EXPECT_TRUE(std::filesystem::exists(dir.file("drawn/test_0.png")));
+  const Result csv = run("predict --path " + dir.file("m") + " --data " + test + " --out " + dir.file("p.csv"));
+  ASSERT_EQ(csv.status, 0) << csv.output;
+  EXPECT_EQ(read_table(dir.file("p.csv")).column_names(),
+            (std::vector<std::string>{"image", "class", "class_index", "score", "x1", "y1", "x2", "y2"}));
+  const Result scores = run("evaluate --path " + dir.file("m") + " --data " + test + " --json");
+  ASSERT_EQ(scores.status, 0) << scores.output;
+  const Json parsed = Json::parse(scores.output);
+  EXPECT_EQ(parsed.size(), 12u);
+  EXPECT_TRUE(parsed.contains("map_50") && parsed.contains("mar_large"));
+  // Images kept elsewhere: model.mmdet_image.coco_root names their root.
+  std::filesystem::create_directories(dir.path() / "elsewhere/deeper");
+  std::filesystem::copy_file(train, dir.file("elsewhere/deeper/train.json"));
+  const std::string moved = "fit --train " + dir.file("elsewhere/deeper/train.json") + " --problem-type object_detection " +
+                            "--no-pretrained --hp model.mmdet_image.checkpoint_name=yolox_nano " +
+                            "--hp model.mmdet_image.image_size=64 --hp optim.max_epochs=1 --quiet ";
+  const Result lost = run(moved + "--path " + dir.file("n"));
+  EXPECT_NE(lost.status, 0);
+  EXPECT_NE(lost.output.find("model.mmdet_image.coco_root"), std::string::npos) << lost.output;
+  const Result found = run(moved + "--hp model.mmdet_image.coco_root=" + dir.path().string() + " --path " + dir.file("o"));
+  EXPECT_EQ(found.status, 0) << found.output;
 }
 
 TEST(Cli, TokenizePrintsTheIdsTheModelSees) {
