@@ -1,7 +1,9 @@
 // Model benchmark: training step time and inference latency / throughput of
 // BERT-base, ELECTRA-small (discriminator), ViT-B/32 and Swin-T shaped models
 // (and, with --models, CLIP ViT-B/32's image and text towers: inference only;
-// SAM ViT-B's image encoder at 1024 pixels, batch 1, and a LoRA training step at 512),
+// SAM ViT-B's image encoder at 1024 pixels, batch 1, and a LoRA training step at 512;
+// the detectors yolox_s and yolov3_mobilenetv2: inference at batch 1 and 8 with
+// post-processing, a training step at batch 8, fp32, see bench_detection.h),
 // beside eager PyTorch (bench/models_peer.py, /usr/bin/python3, torch 1.13) and,
 // for inference, ONNX Runtime (bench/ort_peer.js, onnxruntime-node) in the same run.
 //
@@ -22,13 +24,17 @@
 //   bash bench/run.sh     (or: automm_bench_models OUT.json [--iters N] [--warmup W] [--rounds R]
 //                               [--threads T] [--models bert_base,electra_small,vit_b32,swin_t]
 //                                                        (also clip_b32_image, clip_b32_text,
-//                                                         sam_b_encoder, sam_b_lora)
+//                                                         sam_b_encoder, sam_b_lora,
+//                                                         yolox_s, yolov3_mobilenetv2)
+//                               [--data DIR]  (the detectors' weights and inputs; default a
+//                                              temporary folder, prepared at the start)
 //                               [--peer bench/models_peer.py] [--python /usr/bin/python3]
 //                               [--ort-js bench/ort_peer.js] [--node node])
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -49,6 +55,7 @@
 #include "learners/trainer.h"
 #include "optim/optim.h"
 #include "bench_common.h"
+#include "bench_detection.h"
 #include "models/clip/clip_model.h"
 #include "models/peft.h"
 #include "models/sam/sam_model.h"
@@ -59,7 +66,9 @@
 
 namespace {
 
+using automm_bench::detector_forward_flops;
 using automm_bench::gemm_gflops;
+using automm_bench::is_detector;
 using automm_bench::median_time;
 using automm_bench::peak_rss_mib;
 using nlohmann::json;
@@ -67,8 +76,9 @@ using nlohmann::json;
 const std::vector<std::string> kModels = {"bert_base", "electra_small", "vit_b32", "swin_t"};
 // infer1_mixed: batch 1 under bf16 autocast with fp32 weights, as a bf16-mixed
 // predictor (and AutoMM) runs inference.
-const std::vector<std::string> kConfigs = {"train_fp32",   "train_bf16",   "infer1_fp32", "infer1_bf16",
-                                           "infer1_mixed", "infer32_fp32", "infer32_bf16"};
+// infer8_fp32: the detectors' batch.
+const std::vector<std::string> kConfigs = {"train_fp32",   "train_bf16",  "infer1_fp32",  "infer1_bf16",
+                                           "infer1_mixed", "infer8_fp32", "infer32_fp32", "infer32_bf16"};
 constexpr int64_t kSeq = 128;
 constexpr int64_t kTrainBatch = 8;
 
@@ -103,6 +113,8 @@ constexpr int64_t kSamTrainSize = 512;
 // Which configurations a model runs: CLIP's towers and SAM's encoder infer only
 // (SAM at batch 1: a 1024-pixel batch of 32 takes minutes), SAM's LoRA step trains only.
 bool runs(const std::string& model, const std::string& config) {
+  if (is_detector(model)) return config == "train_fp32" || config == "infer1_fp32" || config == "infer8_fp32";
+  if (config == "infer8_fp32") return false;
   const bool train = config.rfind("train", 0) == 0;
   if (is_clip(model)) return !train;
   if (model == "sam_b_encoder") return config.rfind("infer1_", 0) == 0;
@@ -112,6 +124,7 @@ bool runs(const std::string& model, const std::string& config) {
 
 // Matmul FLOPs of one sample's forward pass (2 per multiply-add).
 double forward_flops(const std::string& model) {
+  if (is_detector(model)) return detector_forward_flops(model);
   if (is_text(model)) {
     const json c = text_config(model);
     const double h = c["hidden_size"], inter = c["intermediate_size"], layers = c["num_hidden_layers"];
@@ -261,7 +274,8 @@ void profile_once(F&& work) {
 }
 
 // One configuration, in this (fresh) process: {"ms", "samples_per_s", "peak_rss_mib"}.
-json run_child(const std::string& model, const std::string& config, int warmup, int iters) {
+json run_child(const std::string& model, const std::string& config, int warmup, int iters, const std::string& data) {
+  if (is_detector(model)) return automm_bench::run_detector_child(model, config, warmup, iters, data);
   const bool bf16 = config.find("bf16") != std::string::npos;
   ModelUnderTest m = make_model(model);
   json out;
@@ -294,7 +308,7 @@ json run_child(const std::string& model, const std::string& config, int warmup, 
     t = median_time(warmup, iters, step);
     profile_once(step);
   } else {
-    batch = config.rfind("infer1_", 0) == 0 ? 1 : 32;
+    batch = std::stoll(config.substr(5, config.find('_') - 5));  // infer<batch>_...
     m.module->eval();
     // infer*_mixed: what a bf16-mixed predictor runs (autocast, weights cast once).
     const bool mixed = config.find("mixed") != std::string::npos;
@@ -386,7 +400,7 @@ std::string ratio_text(double a, double b) {
 
 int main(int argc, char** argv) {
   std::string json_path = "bench_models.json", peer, python = "/usr/bin/python3", ort_js, node = "node";
-  std::string child_model, child_config, models_arg;
+  std::string child_model, child_config, models_arg, data, prepare_model;
   int iters = 5, warmup = 2, rounds = 1, threads = static_cast<int>(std::thread::hardware_concurrency());
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -403,6 +417,8 @@ int main(int argc, char** argv) {
     else if (arg == "--python") python = next();
     else if (arg == "--ort-js") ort_js = next();
     else if (arg == "--node") node = next();
+    else if (arg == "--data") data = next();
+    else if (arg == "--prepare") prepare_model = next();
     else if (arg == "--child") {
       child_model = next();
       child_config = next();
@@ -413,10 +429,23 @@ int main(int argc, char** argv) {
   torch::set_num_threads(threads);
   automm::configure_allocator();  // as a fit and a prediction do
 
+  if (!prepare_model.empty()) {  // --prepare MODEL --data DIR: a detector's weights and inputs
+    json result;
+    try {
+      if (!is_detector(prepare_model)) throw std::invalid_argument("--prepare takes yolox_s or yolov3_mobilenetv2");
+      result = automm_bench::prepare_detector(prepare_model, data);
+    } catch (const std::exception& e) {
+      std::string what = e.what();
+      result = {{"error", what.substr(0, what.find('\n'))}};
+    }
+    std::printf("%s\n", result.dump().c_str());
+    return result.contains("error") ? 1 : 0;
+  }
+
   if (!child_model.empty()) {
     json result;
     try {
-      result = run_child(child_model, child_config, warmup, iters);
+      result = run_child(child_model, child_config, warmup, iters, data);
     } catch (const std::exception& e) {
       std::string what = e.what();
       result = {{"error", what.substr(0, what.find('\n'))}};
@@ -444,10 +473,32 @@ int main(int argc, char** argv) {
   // machine then falls on both sides alike.
   json cpp = json::object();
   json peer_report = {{"torch", json::object()}, {"ort", json::object()}};
-  std::printf("%-14s %-13s %10s %11s %7s %9s %10s %9s\n", "model", "config", "C++ ms", "samples/s", "MFU", "RSS MiB",
+  std::string common = " --iters " + std::to_string(iters) + " --warmup " + std::to_string(warmup) +
+                       " --threads " + std::to_string(threads);
+  // The detectors' weights, images and boxes: written once (a child process), read by both engines' children.
+  bool own_data = false;
+  if (std::any_of(models.begin(), models.end(), is_detector)) {
+    if (data.empty()) {
+      char folder[] = "/tmp/automm_bench_detectors_XXXXXX";
+      if (!mkdtemp(folder)) throw std::runtime_error("cannot create a temporary folder for the detectors' data");
+      data = folder;
+      own_data = true;
+    } else {
+      std::filesystem::create_directories(data);
+    }
+    common += " --data " + shell_quote(data);
+    json prepared = json::object();
+    for (const auto& model : models) {
+      if (!is_detector(model)) continue;
+      prepared[model] = run_json_command(shell_quote(self) + " --prepare " + model + " --data " + shell_quote(data) +
+                                         " --threads " + std::to_string(threads));
+      std::printf("%s data: %s\n", model.c_str(), prepared[model].dump().c_str());
+    }
+    report["detector_data"] = prepared;
+    std::printf("\n");
+  }
+  std::printf("%-18s %-13s %10s %11s %7s %9s %10s %9s\n", "model", "config", "C++ ms", "samples/s", "MFU", "RSS MiB",
               "torch ms", "RSS MiB");
-  const std::string common = " --iters " + std::to_string(iters) + " --warmup " + std::to_string(warmup) +
-                             " --threads " + std::to_string(threads);
   for (const auto& model : models) {
     const double fwd = forward_flops(model);
     cpp[model]["forward_gflop_per_sample"] = fwd / 1e9;
@@ -465,17 +516,22 @@ int main(int argc, char** argv) {
         const double flops = (config.rfind("train", 0) == 0 ? 3 : 1) * fwd * r["samples_per_s"].get<double>();
         const bool bf16_matmuls = config.find("bf16") != std::string::npos || config.find("mixed") != std::string::npos;
         r["mfu"] = flops / 1e9 / (bf16_matmuls ? bf16_peak : fp32_peak);
-        std::printf("%-14s %-13s %10.2f %11.2f %6.1f%% %9.0f", model.c_str(), config.c_str(), r["ms"].get<double>(),
+        std::printf("%-18s %-13s %10.2f %11.2f %6.1f%% %9.0f", model.c_str(), config.c_str(), r["ms"].get<double>(),
                     r["samples_per_s"].get<double>(), 100 * r["mfu"].get<double>(), r["peak_rss_mib"].get<double>());
       } else {
-        std::printf("%-14s %-13s FAILED: %s", model.c_str(), config.c_str(), r["error"].get<std::string>().c_str());
+        std::printf("%-18s %-13s FAILED: %s", model.c_str(), config.c_str(), r["error"].get<std::string>().c_str());
       }
+      json t = json::object();
       if (!peer.empty()) {
-        const json t = median_result(theirs);
+        t = median_result(theirs);
         peer_report["torch"][model][config] = t;
         if (t.contains("error")) std::printf("   torch FAILED: %s", t["error"].get<std::string>().c_str());
         else std::printf(" %10.2f %9.0f", t["ms"].get<double>(), t["peak_rss_mib"].get<double>());
       }
+      // The detectors' agreement: both engines' detections (or first loss) on the same weights and inputs.
+      if (r.contains("check") || t.contains("check"))
+        std::printf("   [C++ %s | torch %s]", r.value("check", std::string("-")).c_str(),
+                    t.value("check", std::string("-")).c_str());
       std::printf("\n");
       std::fflush(stdout);
       cpp[model][config] = r;
@@ -509,7 +565,7 @@ int main(int argc, char** argv) {
     json ratios = json::object();
     std::printf("\nRatios in this run: speed = peer time / C++ time (>1 = C++ faster); "
                 "RSS = C++ peak RSS / peer's (<1 = C++ smaller). ORT runs the fp32 export.\n");
-    std::printf("%-14s %-13s %9s %9s %9s %9s %9s %9s\n", "model", "config", "C++ ms", "torch ms", "speed", "RSS",
+    std::printf("%-18s %-13s %9s %9s %9s %9s %9s %9s\n", "model", "config", "C++ ms", "torch ms", "speed", "RSS",
                 "ORT ms", "vs ORT");
     for (const auto& model : models) {
       for (const auto& config : kConfigs) {
@@ -530,13 +586,14 @@ int main(int argc, char** argv) {
           std::snprintf(buf, sizeof buf, "%9.2f", v);
           return std::string(buf);
         };
-        std::printf("%-14s %-13s %s %s    %s    %s %s    %s\n", model.c_str(), config.c_str(), ms_text(cm).c_str(),
+        std::printf("%-18s %-13s %s %s    %s    %s %s    %s\n", model.c_str(), config.c_str(), ms_text(cm).c_str(),
                     ms_text(tm).c_str(), ratio_text(tm, cm).c_str(), ratio_text(crss, trss).c_str(),
                     ms_text(om).c_str(), ratio_text(om, cm).c_str());
       }
     }
     report["ratios"] = ratios;
   }
+  if (own_data) std::filesystem::remove_all(data);
   std::ofstream(json_path) << report.dump(2) << "\n";
   std::printf("\nwrote %s\n", json_path.c_str());
   return 0;

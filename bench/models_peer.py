@@ -16,6 +16,15 @@ model exported with torch.onnx.export (opset 14, fp32).
           AutoMM's preset (LoRA r 3 alpha 32 on the vision qkv, the mask decoder but its iou head
           trained, AutoMM's structure loss) at 512 pixels (the weights resampled), batch 1, train only
 
+  detectors  yolox_s (640 x 640, raw BGR 0-255) and yolov3_mobilenetv2 (mmdet's
+          yolov3_mobilenetv2_8xb24-320-300e_coco, 320 x 320, normalised RGB), 80 classes:
+          tests/models/yolox_reference.py + yolox_head_ops_reference.py and
+          tests/models/yolov3_reference.py; weights, images and ground truth come from the
+          folder --data names, written by `automm_bench_models --prepare MODEL --data DIR`
+          (the weights load with strict=True). infer{1,8}_fp32 = network + decoding +
+          post-processing (score thresholds, class-aware NMS) under inference_mode;
+          train_fp32 = batch 8, network + mmdet's assignment and losses + backward + AdamW.
+
 The LayerNorm workaround for bf16 autocast (see fp32_layer_norms) is on for train_bf16.
 
 Configurations (each in a fresh child process; peak RSS = ru_maxrss of it):
@@ -27,7 +36,7 @@ Configurations (each in a fresh child process; peak RSS = ru_maxrss of it):
 Usage: models_peer.py OUT.json [--iters N] [--warmup W] [--threads T]
                       [--models bert_base,electra_small,vit_b32,swin_t]
                       [--ort-js bench/ort_peer.js] [--node node] [--ort-only]
-       models_peer.py --child MODEL CONFIG [--iters N] [--warmup W] [--threads T]
+       models_peer.py --child MODEL CONFIG [--iters N] [--warmup W] [--threads T] [--data DIR]
 (automm_bench_models runs the --child form beside each of its own configurations,
 then this script with --ort-only for ONNX Runtime.)
 Writes {"torch": {model: {config: {...}}}, "ort": {model: {...}}}; a failing
@@ -43,8 +52,26 @@ import sys
 import tempfile
 import time
 
-CONFIGS = ["train_fp32", "train_bf16", "infer1_fp32", "infer1_bf16", "infer1_mixed", "infer32_fp32", "infer32_bf16"]
+CONFIGS = ["train_fp32", "train_bf16", "infer1_fp32", "infer1_bf16", "infer1_mixed", "infer8_fp32", "infer32_fp32",
+           "infer32_bf16"]
 MODELS = ["bert_base", "electra_small", "vit_b32", "swin_t"]
+DETECTORS = ("yolox_s", "yolov3_mobilenetv2")
+
+
+def runs(model, config):
+    """Which configurations a model runs, as bench_models.cpp's runs()."""
+    if model in DETECTORS:
+        return config in ("train_fp32", "infer1_fp32", "infer8_fp32")
+    if config == "infer8_fp32":
+        return False
+    train = config.startswith("train")
+    if model in ("clip_b32_image", "clip_b32_text"):
+        return not train
+    if model == "sam_b_encoder":
+        return config.startswith("infer1_")
+    if model == "sam_b_lora":
+        return train
+    return True
 SEQ = 128
 TRAIN_BATCH = 8
 
@@ -234,7 +261,97 @@ def fp32_layer_norms(net):
     return count
 
 
-def run_child(model, config, warmup, iters):
+def detector_check(config, result):
+    """The figure both engines print beside each other: detections and their score sum
+    (inference), the first step's summed loss (training)."""
+    if config.startswith("train"):
+        return "loss %.6g" % result["loss"]
+    return "%d dets, score sum %.6g" % (result["detections"], result["score_sum"])
+
+
+def run_detector_child(model, config, warmup, iters, data):
+    """yolox_s / yolov3_mobilenetv2 on the weights, images and boxes that
+    `automm_bench_models --prepare MODEL --data DATA` wrote (bench_detection.h)."""
+    import torch
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "models"))
+    from safetensors_io import read_safetensors
+
+    if not data:
+        raise ValueError(f"{model} needs --data DIR, prepared by automm_bench_models --prepare {model} --data DIR")
+    weights = read_safetensors(os.path.join(data, model + ".weights.safetensors"))
+    inputs = read_safetensors(os.path.join(data, model + ".inputs.safetensors"))
+    train = config.startswith("train")
+    batch = TRAIN_BATCH if train else int(config[len("infer"):config.index("_")])
+    images = inputs["images"][:batch].contiguous()
+    gt_boxes = [inputs[f"gt_boxes_{i}"].float().reshape(-1, 4) for i in range(batch)]
+    gt_labels = [inputs[f"gt_labels_{i}"].long().reshape(-1) for i in range(batch)]
+    if model == "yolox_s":
+        import yolox_head_ops_reference as ops
+        from yolox_reference import YOLOX
+
+        # detector_spec("yolox_s", 80): deepen 0.33, widen 0.5, neck 128; test_cfg score 0.01, NMS 0.65 (ops.NMS_IOU)
+        net = YOLOX(dict(deepen=0.33, widen=0.5, depthwise=False, neck_channels=128, num_classes=80))
+        strides = [8, 16, 32]
+
+        def losses(images):
+            cls, reg, obj = net(images)
+            return ops.loss_by_feat(cls, reg, obj, strides, gt_boxes, gt_labels, False)[0]
+
+        def detect(images):
+            return ops.predict_by_feat(*net(images), strides, 0.01)
+    elif model == "yolov3_mobilenetv2":
+        import yolov3_reference as ops
+
+        net = ops.YOLOV3(80)
+        test_cfg = dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05, conf_thr=0.005, nms_iou=0.45, max_per_img=100)
+        gts = list(zip(gt_boxes, gt_labels))
+
+        def losses(images):
+            return ops.loss_by_feat(net(images), gts, 80)[0]
+
+        def detect(images):
+            return ops.predict_by_feat(net(images), 80, test_cfg)
+    else:
+        raise ValueError(f"unknown detector {model}")
+    net.load_state_dict(weights, strict=True)
+    out = {}
+    if train:
+        net.train()
+        optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4, eps=1e-6, weight_decay=0.01)
+        first = {}
+
+        def step():
+            optimizer.zero_grad()
+            named = losses(images)
+            total = sum(named.values())
+            if not first:
+                first.update({k: float(v) for k, v in named.items()}, loss=float(total))
+            total.backward()
+            optimizer.step()
+
+        t = median_time(warmup, iters, step)
+        out.update(loss=first.pop("loss"), losses=first)
+    else:
+        net.eval()
+        last = []
+
+        def forward():
+            last[:] = detect(images)
+
+        with torch.inference_mode():
+            t = median_time(warmup, iters, forward)
+        out.update(detections=sum(int(s.numel()) for _, s, _ in last),
+                   score_sum=float(sum(float(s.double().sum()) for _, s, _ in last)))
+    out["check"] = detector_check(config, out)
+    return {"ms": t * 1e3, "batch": batch, "samples_per_s": batch / t,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, **out}
+
+
+def run_child(model, config, warmup, iters, data=""):
+    if model in DETECTORS:
+        return run_detector_child(model, config, warmup, iters, data)
+
     import torch
 
     bf16 = "bf16" in config
@@ -263,7 +380,7 @@ def run_child(model, config, warmup, iters):
         if bf16:
             extra["layer_norms_made_fp32"] = patched
     else:
-        batch = 1 if config.startswith("infer1_") else 32
+        batch = int(config[len("infer"):config.index("_")])
         net.eval()
         mixed = "mixed" in config  # bf16 autocast over fp32 weights, as AutoMM predicts in bf16-mixed
         if bf16:
@@ -309,7 +426,7 @@ def last_json_line(text):
 
 def run_self(args, extra, timeout=1800):
     cmd = [sys.executable, os.path.abspath(__file__), "--threads", str(args.threads), "--iters", str(args.iters),
-           "--warmup", str(args.warmup)] + extra
+           "--warmup", str(args.warmup)] + (["--data", args.data] if args.data else []) + extra
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -334,13 +451,18 @@ def main():
                         help="only the ONNX Runtime runs (automm_bench_models runs the torch children itself)")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "CONFIG"))
     parser.add_argument("--export", nargs=2, metavar=("MODEL", "PATH"))
+    parser.add_argument("--data", default="",
+                        help="the detectors' weights / inputs folder (automm_bench_models --prepare MODEL --data DIR)")
     args = parser.parse_args()
 
     import torch
     torch.set_num_threads(args.threads)
     if args.child or args.export:
         try:
-            result = run_child(*args.child, args.warmup, args.iters) if args.child else export_child(*args.export)
+            if args.child:
+                result = run_child(*args.child, args.warmup, args.iters, args.data)
+            else:
+                result = export_child(*args.export)
         except Exception as e:  # recorded in the report, the run goes on
             result = {"error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
         print(json.dumps(result))
@@ -355,6 +477,8 @@ def main():
     for model in models if not args.ort_only else []:
         report["torch"][model] = {}
         for config in CONFIGS:
+            if not runs(model, config):
+                continue
             r = run_self(args, ["--child", model, config])
             report["torch"][model][config] = r
             if "error" in r:
@@ -368,6 +492,8 @@ def main():
         print(f"{'ORT model':<14} {'config':<13} {'ms/call':>10} {'samples/s':>11} {'RSS MiB':>9}")
         with tempfile.TemporaryDirectory() as tmp:
             for model in models:
+                if model in DETECTORS:  # not exported: the post-processing is data-dependent Python
+                    continue
                 path = os.path.join(tmp, model + ".onnx")
                 exported = run_self(args, ["--export", model, path])
                 if "error" in exported:
