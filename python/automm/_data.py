@@ -1,6 +1,7 @@
 """Data in and out: pandas DataFrames, dicts of lists and table files become the
 C++ library's tables; its results become pandas objects indexed like the input."""
 import base64
+import json
 import os
 
 import numpy as np
@@ -15,8 +16,8 @@ def to_table(data, what="data"):
         return data
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{what}: no such file: {path}")
+        if not os.path.isfile(path) and not os.path.isdir(path):  # a folder: a VOC detection root
+            raise FileNotFoundError(f"{what}: no such file or folder: {path}")
         return _automm.Table.read(path)
     if isinstance(data, dict):
         data = pd.DataFrame(data)
@@ -34,6 +35,21 @@ def to_table(data, what="data"):
     return table
 
 
+def _is_nested_sequence(value):
+    """A list of lists (a detection table's rois), as opposed to a list of image paths."""
+    return (isinstance(value, (list, tuple, np.ndarray)) and len(value) > 0
+            and all(isinstance(v, (list, tuple, np.ndarray)) for v in value))
+
+
+def _plain(value):
+    """Nested lists, tuples, arrays and numpy scalars as plain Python values (for json.dumps)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _add_column(table, name, series):
     dtype = series.dtype
     plain_numpy = isinstance(dtype, np.dtype)
@@ -46,6 +62,8 @@ def _add_column(table, name, series):
         values = series.to_numpy(dtype=object)
         missing = pd.isna(values)
         values = values.tolist()
+        if any(_is_nested_sequence(v) for v in values):  # boxes [[x1, y1, x2, y2, class], ...] travel as JSON
+            values = [json.dumps(_plain(v)) if _is_nested_sequence(v) else v for v in values]
         if any(isinstance(v, (bytes, bytearray)) for v in values):  # image bytes travel as base64 text
             values = [base64.b64encode(v).decode("ascii") if isinstance(v, (bytes, bytearray)) else v
                       for v in values]

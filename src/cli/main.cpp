@@ -403,7 +403,7 @@ int run_serve(const std::string& path, automm::ServeOptions options, const std::
 
 int main(int argc, char** argv) {
   CLI::App app{"automm: AutoGluon MultiModal's MultiModalPredictor in C++. Tables are CSV, TSV or JSON Lines "
-               "(by extension); object detection also reads COCO json files."};
+               "(by extension); object detection also reads COCO json files and Pascal VOC folders."};
   app.require_subcommand(1);
 
   FitArgs fit;

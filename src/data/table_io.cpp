@@ -9,6 +9,7 @@
 #include "automm/table.h"
 #include "config/json_text.h"
 #include "data/image/coco.h"
+#include "data/image/voc.h"
 #include "data/parallel.h"
 
 #include <algorithm>
@@ -595,6 +596,7 @@ Table read_json_lines(std::istream& in, const std::string& source) {
 }
 
 Table read_table(const std::string& path) {
+  if (is_voc_path(path)) return read_voc_table(path);  // a VOC folder or split file (object detection)
   std::string ext = std::filesystem::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });

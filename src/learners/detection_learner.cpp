@@ -212,6 +212,8 @@ class DetectionLearner : public Learner {
         throw std::invalid_argument("metric '" + m + "' does not apply to object_detection; known: map, map_50, "
                                     "map_75, map_small, map_medium, map_large, mar_1, mar_10, mar_100, mar_small, "
                                     "mar_medium, mar_large, mean_average_precision");
+    if (data.has_column(kCocoCategoriesColumn) && !data.has_column(kCocoGtColumn))
+      throw std::invalid_argument(data.source + " has no \"annotations\" to evaluate against");
     const DetectionRows rows = rows_of(data, true);
     if (rows.size() == 0) throw std::invalid_argument(data.source + " has no image to evaluate");
     check_categories(data);

@@ -22,8 +22,9 @@ const std::map<std::string, ModelEntry>& backbone_registry() {
       {"hf_text", {make_hf_text, ""}},
       {"timm_image", {make_timm_image, ""}},
       {"clip", {make_clip, ""}},
-      {"mmdet_image", {nullptr, "object detection (mmdet_image)"}},
-      {"sam", {nullptr, "segmentation (SAM)"}},
+      // Their own problem types' learners build them, never a table's fusion.
+      {"mmdet_image", {nullptr, "object_detection"}},
+      {"sam", {nullptr, "semantic_segmentation"}},
   };
   return registry;
 }
@@ -62,8 +63,8 @@ std::shared_ptr<BackboneImpl> make_backbone(const std::string& base_name, const 
   if (it == backbone_registry().end())
     throw std::invalid_argument("unknown model '" + prefix + "' in model.names; known models: " + known_models());
   if (!it->second.factory)
-    throw std::invalid_argument("model '" + prefix + "' (" + it->second.pending +
-                                ") is not supported yet in this version of automm.cpp");
+    throw std::invalid_argument("model '" + prefix + "' serves problem_type " + it->second.pending +
+                                " (its own learner), not a classification or regression table");
   return it->second.factory(prefix, context, config);
 }
 

@@ -164,13 +164,13 @@ TEST(ModelsRegistry, BackboneAndFusionNames) {
   EXPECT_FALSE(is_backbone_name("tabnet"));
 }
 
-TEST(ModelsRegistry, BackbonesNotBuiltYetSayWhich) {
+TEST(ModelsRegistry, DetectionAndSegmentationModelsSayWhichProblemTypeTheyServe) {
   Config config;
   ModelContext context;
   context.num_numerical = 2;
   for (const char* name : {"mmdet_image", "sam"}) {
     const std::string message = error_of([&] { make_backbone(name, name, context, config); });
-    EXPECT_TRUE(contains(message, "not supported yet")) << message;
+    EXPECT_TRUE(contains(message, "serves problem_type")) << message;
     EXPECT_TRUE(contains(message, name)) << message;
   }
   EXPECT_TRUE(contains(error_of([&] { make_backbone("sam", "sam_2", context, config); }), "sam_2"));

@@ -23,6 +23,7 @@
 
 #include "automm/weights_io.h"
 #include "optim/segmentation.h"
+#include "reference_util.h"
 #include "test_util.h"
 
 namespace automm {
@@ -251,32 +252,12 @@ const Reference& reference() {
       }
     }
     for (const auto& [name, cost] : r->costs) in["lsa." + name] = cost;
-    TempDir dir;
-    try {
-      save_safetensors(in, dir.file("in.safetensors"));
-    } catch (const std::exception& e) {
-      r->error = std::string("writing the inputs failed: ") + e.what();
-      return r;
-    }
-    r->error = testing::run_reference_command(
-        "/usr/bin/python3 '" + std::string(AUTOMM_SOURCE_DIR) + "/tests/optim/segmentation_reference.py' '" +
-            dir.file("in.safetensors") + "' '" + dir.file("out.safetensors") + "'",
-        dir.file("reference.log"));
-    if (!r->error.empty()) return r;
-    try {
-      r->out = load_safetensors(dir.file("out.safetensors"));
-    } catch (const std::exception& e) {
-      r->error = std::string("reading the reference failed: ") + e.what();
-    }
+    r->out = testing::run_tensor_reference("tests/optim/segmentation_reference.py", in, &r->error);
     return r;
   }();
   return *ref;
 }
 
-#define REQUIRE_REFERENCE(ref)                                   \
-  const Reference& ref = reference();                            \
-  if (!ref.skip_reason.empty()) GTEST_SKIP() << ref.skip_reason; \
-  ASSERT_TRUE(ref.error.empty()) << ref.error
 
 // ---- Metrics
 

@@ -321,8 +321,12 @@ TEST(PredictorErrors, UnknownMetricKeyAndWrongType) {
 
 TEST(PredictorErrors, PendingFeaturesAreRejectedNotIgnored) {
   TempDir dir;
-  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"model.mmdet_image.frozen_layers", Json::array({"x"})}}));
+  MultiModalPredictor predictor(quick_options(dir.file("p"), {{"model.ft_transformer.checkpoint_name", "x"}}));
   EXPECT_NE(error_of([&] { predictor.fit(make_tabular_table(60, 1)); }).find("not supported yet"), std::string::npos);
+  // A detection key on a table problem: refused, not ignored.
+  MultiModalPredictor detection_key(quick_options(dir.file("d"), {{"model.mmdet_image.frozen_layers", Json::array({"x"})}}));
+  EXPECT_NE(error_of([&] { detection_key.fit(make_tabular_table(60, 1)); }).find("object_detection"),
+            std::string::npos);
   // A segmentation key on a table problem: refused, not ignored.
   MultiModalPredictor segmentation_key(quick_options(dir.file("s"), {{"model.sam.num_mask_tokens", 2}}));
   EXPECT_NE(error_of([&] { segmentation_key.fit(make_tabular_table(60, 1)); }).find("semantic_segmentation"),

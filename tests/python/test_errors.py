@@ -35,8 +35,8 @@ def test_bad_values_and_types(tabular, tmp_path):
 
 
 def test_unsupported_features_say_so(tabular, tmp_path):
-    with pytest.raises(ValueError, match="object_detection.*not supported yet"):
-        MultiModalPredictor(problem_type="object_detection")
+    with pytest.raises(ValueError, match="ner.*not supported yet"):
+        MultiModalPredictor(problem_type="ner")
     with pytest.raises(ValueError, match="query column 'q'"):
         MultiModalPredictor(query="q", response="r", path=str(tmp_path / "m"), verbosity=0).fit(tabular[0])
     with pytest.raises(ValueError, match="pretrained backbones"):

@@ -94,7 +94,7 @@ Table read_coco_table(const std::string& path, const std::string& image_root) {
     throw std::invalid_argument(path + " has no \"categories\": COCO detection files name their classes there");
   const fs::path folder = fs::absolute(fs::path(path)).parent_path();
 
-  json categories = json::array();
+  std::vector<std::pair<int64_t, std::string>> categories;
   std::map<int64_t, int64_t> class_of;  // category id -> index in the file's order
   for (const json& c : document.at("categories")) {
     const int64_t id = id_of(c, "id", path + ": a category");
@@ -102,26 +102,19 @@ Table read_coco_table(const std::string& path, const std::string& image_root) {
       throw std::invalid_argument(path + ": category " + std::to_string(id) + " has no \"name\"");
     if (!class_of.emplace(id, static_cast<int64_t>(class_of.size())).second)
       throw std::invalid_argument(path + ": category id " + std::to_string(id) + " appears twice");
-    categories.push_back({id, c.at("name")});
+    categories.emplace_back(id, c.at("name").get<std::string>());
   }
-  const std::string categories_text = categories.dump();
 
-  struct Entry {
-    int64_t id, width, height;
-    std::string file;
-    std::vector<LabeledBox> boxes;
-    json gt = json::array();
-  };
-  std::vector<Entry> entries;
+  std::vector<DetectionImage> entries;
   std::map<int64_t, size_t> entry_of;
   for (const json& image : document.at("images")) {
-    Entry e;
+    DetectionImage e;
     e.id = id_of(image, "id", path + ": an image");
     const std::string where = path + ": image " + std::to_string(e.id);
     e.width = id_of(image, "width", where);
     e.height = id_of(image, "height", where);
     if (e.width <= 0 || e.height <= 0) throw std::invalid_argument(where + " has a non-positive width or height");
-    e.file = image_path(folder, image_root, image, e.id, path);
+    e.image = image_path(folder, image_root, image, e.id, path);
     if (!entry_of.emplace(e.id, entries.size()).second)
       throw std::invalid_argument(path + ": image id " + std::to_string(e.id) + " appears twice");
     entries.push_back(std::move(e));
@@ -151,8 +144,8 @@ Table read_coco_table(const std::string& path, const std::string& image_root) {
       const double w = number_at(b[2], where + " bbox width"), h = number_at(b[3], where + " bbox height");
       const bool is_crowd = a.value("iscrowd", 0) != 0;
       const double area = a.contains("area") ? number_at(a.at("area"), where + " area") : w * h;
-      Entry& e = entries[entry->second];
-      e.gt.push_back({id, label->second, x, y, w, h, area, is_crowd ? 1 : 0});
+      DetectionImage& e = entries[entry->second];
+      e.gt.push_back({id, label->second, x, y, w, h, area, is_crowd});
       if (is_crowd || a.value("ignore", 0) != 0) {
         ++crowd;
         continue;
@@ -172,7 +165,7 @@ Table read_coco_table(const std::string& path, const std::string& image_root) {
     }
   }
   int64_t empty = 0;
-  for (const Entry& e : entries) empty += annotated && e.boxes.empty() ? 1 : 0;
+  for (const DetectionImage& e : entries) empty += annotated && e.boxes.empty() ? 1 : 0;
   if (clipped > 0)
     log_message(LogLevel::kWarning, path + ": " + std::to_string(clipped) +
                                         " boxes reach outside their image and were clipped to it for training");
@@ -185,19 +178,31 @@ Table read_coco_table(const std::string& path, const std::string& image_root) {
                                         " images have no box to train on; they train as background");
   (void)crowd;
 
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.file < b.file; });
+  return make_detection_table(std::move(entries), categories, annotated, path);
+}
+
+Table make_detection_table(std::vector<DetectionImage> images,
+                           const std::vector<std::pair<int64_t, std::string>>& categories, bool annotated,
+                           const std::string& source) {
+  std::stable_sort(images.begin(), images.end(),
+                   [](const DetectionImage& a, const DetectionImage& b) { return a.image < b.image; });
+  json category_list = json::array();
+  for (const auto& [id, name] : categories) category_list.push_back({id, name});
+  const std::string categories_text = category_list.dump();
   std::vector<std::string> image, ids, widths, heights, rois, gt, cats;
-  for (const Entry& e : entries) {
-    image.push_back(e.file);
+  for (const DetectionImage& e : images) {
+    json boxes = json::array();
+    for (const CocoGtBox& g : e.gt) boxes.push_back({g.id, g.label, g.x, g.y, g.w, g.h, g.area, g.iscrowd ? 1 : 0});
+    image.push_back(e.image);
     ids.push_back(std::to_string(e.id));
     widths.push_back(std::to_string(e.width));
     heights.push_back(std::to_string(e.height));
     rois.push_back(format_rois(e.boxes));
-    gt.push_back(e.gt.dump());
+    gt.push_back(boxes.dump());
     cats.push_back(categories_text);
   }
   Table table;
-  table.source = path;
+  table.source = source;
   table.add_column(Column::from_cells("image", image));
   table.add_column(Column::from_cells(kCocoImageIdColumn, ids));
   table.add_column(Column::from_cells("width", widths));
@@ -225,9 +230,12 @@ std::vector<LabeledBox> parse_rois(const std::string& cell, const std::string& w
     if (!r.is_array() || r.size() != 5) throw std::invalid_argument(at + " must be [x1, y1, x2, y2, class]");
     LabeledBox box{number_at(r[0], at + " x1"), number_at(r[1], at + " y1"), number_at(r[2], at + " x2"),
                    number_at(r[3], at + " y2"), 0};
-    if (!r[4].is_number_integer() || r[4].get<int64_t>() < 0)
+    // An integral float (1.0, as pandas writes integers next to floats) is an index too.
+    const bool integral = r[4].is_number_integer() ||
+                          (r[4].is_number_float() && std::floor(r[4].get<double>()) == r[4].get<double>());
+    if (!integral || r[4].get<double>() < 0)
       throw std::invalid_argument(at + ": the class must be an index (an integer from 0), got " + r[4].dump());
-    box.label = r[4].get<int64_t>();
+    box.label = static_cast<int64_t>(r[4].get<double>());
     if (box.x2 <= box.x1 || box.y2 <= box.y1)
       throw std::invalid_argument(at + " is empty: x2 must exceed x1 and y2 exceed y1, got " + r.dump());
     out.push_back(box);

@@ -52,6 +52,19 @@ struct CocoGtBox {
   bool iscrowd = false;
 };
 
+// One image as a detection file reader found it.
+struct DetectionImage {
+  std::string image;  // the file's absolute path
+  int64_t id = 0, width = 0, height = 0;
+  std::vector<LabeledBox> boxes;  // what trains
+  std::vector<CocoGtBox> gt;      // what evaluation counts
+};
+// The table of those images, sorted by path, with the columns this header
+// names (coco_gt only when `annotated`).
+Table make_detection_table(std::vector<DetectionImage> images,
+                           const std::vector<std::pair<int64_t, std::string>>& categories, bool annotated,
+                           const std::string& source);
+
 // A rois cell: [[x1, y1, x2, y2, class], ...] with class an index; `where`
 // names the row in errors. Empty or missing: no boxes.
 std::vector<LabeledBox> parse_rois(const std::string& cell, const std::string& where);
