@@ -56,7 +56,6 @@ Json detection_defaults(const std::string& quality, std::string* note) {
   Json d = {{"env.batch_size", 32},
             {"env.per_gpu_batch_size", 1},
             {"env.inference_batch_size_ratio", 1},
-            {"env.precision", "32"},  // AutoMM's 16-mixed falls back to fp32 on CPU
             {"optim.optim_type", "adamw"},
             {"optim.lr", 1e-5},
             {"optim.weight_decay", 1e-4},
@@ -93,7 +92,7 @@ const std::vector<std::string>& detection_keys() {
       "optim.lr_mult", "optim.lr_schedule", "optim.max_epochs", "optim.max_steps", "optim.warmup_steps",
       "optim.patience", "optim.top_k", "optim.top_k_average_method", "optim.gradient_clip_algorithm",
       "optim.gradient_clip_val", "optim.check_val_every_n_epoch", "env.per_gpu_batch_size", "env.batch_size",
-      "env.inference_batch_size_ratio", "env.precision", "env.accelerator", "env.num_gpus"};
+      "env.inference_batch_size_ratio"};  // fp32 on the CPU only: env.precision and the accelerator keys are refused
   return keys;
 }
 
@@ -298,13 +297,10 @@ class DetectionLearner : public Learner {
   const PredictorOptions& options() const override { return options_; }
 
  private:
+  // Every core, no gradients, eval mode (detection runs in fp32 on the CPU: AutoMM's CPU fallback).
   struct InferenceScope {
-    explicit InferenceScope(const DetectionLearner& learner)
-        : threads(choose_thread_count()), placement(resolve_placement(learner.config_)) {
-      learner.net_->eval();
-    }
+    explicit InferenceScope(const DetectionLearner& learner) : threads(choose_thread_count()) { learner.net_->eval(); }
     ThreadScope threads;
-    Placement placement;
     torch::NoGradGuard no_grad;
   };
 

@@ -154,5 +154,69 @@ TEST(DetectionLearner, TablesOfBoxesAndBadSettings) {
                        "is for problem_type object_detection"));
 }
 
+// Every detection key changes what the fit or its predictions do; two equal
+// fits are equal (the control that makes each difference mean something).
+TEST(DetectionLearner, KeysChangeTheFitOrItsPredictions) {
+  TempDir dir;
+  const Table train = read_table(testing::make_coco_dataset(dir.path().string(), "train", 16, 7));
+  int run = 0;
+  const auto fit = [&](Json extra) {
+    extra["optim.max_epochs"] = 2;
+    if (!extra.contains("model.mmdet_image.num_last_epochs")) extra["model.mmdet_image.num_last_epochs"] = 1;
+    const std::string path = dir.file("m" + std::to_string(run++));
+    MultiModalPredictor predictor(nano_options(path, extra));
+    FitOptions options;
+    options.tuning_data = train;
+    predictor.fit(train, options);
+    return std::make_pair(predictor.predict(train), path);
+  };
+  const auto boxes = [](const Predictions& p) {
+    int64_t n = 0;
+    for (const auto& d : p.detections) n += d.boxes.size(0);
+    return n;
+  };
+  const auto weights = [](const std::string& path) { return load_safetensors(path + "/model.safetensors"); };
+  const auto [base, base_path] = fit({{"model.mmdet_image.score_thr", 0.0}});
+  const auto [again, again_path] = fit({{"model.mmdet_image.score_thr", 0.0}});
+  ASSERT_EQ(boxes(base), boxes(again));
+  ASSERT_TRUE(torch::equal(base.detections[0].boxes, again.detections[0].boxes));
+  ASSERT_GT(boxes(base), 16);
+  // Post-processing.
+  EXPECT_LT(boxes(fit({{"model.mmdet_image.score_thr", 0.5}}).first), boxes(base));
+  for (const auto& d : fit({{"model.mmdet_image.score_thr", 0.0}, {"model.mmdet_image.max_per_img", 1}}).first.detections)
+    EXPECT_LE(d.boxes.size(0), 1);
+  EXPECT_NE(boxes(fit({{"model.mmdet_image.score_thr", 0.0}, {"model.mmdet_image.nms_iou_thr", 0.1}}).first),
+            boxes(base));
+  // Training.
+  // (The last epoch's losses: with map 0 in both epochs, top-1 "best" keeps the first epoch's weights.)
+  const auto last_losses = [](const std::string& path) {
+    Json log = Json::parse(std::ifstream(path + "/predictor.json")).at("fit_summary").at("log");
+    return log.back().at("loss_obj").get<double>() + log.back().at("loss_bbox").get<double>();
+  };
+  const auto base_weights = weights(base_path);
+  const auto changes = [&](Json extra) {
+    extra["model.mmdet_image.score_thr"] = 0.0;
+    return last_losses(fit(extra).second) != last_losses(base_path);
+  };
+  EXPECT_FALSE(changes({}));
+  EXPECT_TRUE(changes({{"model.mmdet_image.multi_image_mix", false}}));
+  EXPECT_TRUE(changes({{"model.mmdet_image.num_last_epochs", 0}}));
+  EXPECT_TRUE(changes({{"optim.lr_mult", 1}}));
+  // frozen_layers: the backbone keeps its initial weights and batch-norm statistics.
+  const auto frozen = weights(fit({{"model.mmdet_image.frozen_layers", Json::array({"backbone"})}}).second);
+  torch::manual_seed(0);  // as the fit, before it builds the network
+  const auto initial = detection::make_detector(detection::detector_spec("yolox_nano", 2));
+  for (const auto& item : initial->named_parameters())
+    if (item.key().rfind("backbone.", 0) == 0)
+      EXPECT_TRUE(torch::equal(frozen.at(item.key()), item.value())) << item.key();
+  EXPECT_TRUE(torch::equal(frozen.at("backbone.stem.conv.bn.running_mean"),
+                           torch::zeros_like(frozen.at("backbone.stem.conv.bn.running_mean"))));
+  EXPECT_FALSE(torch::equal(base_weights.at("backbone.stem.conv.conv.weight"),
+                            initial->named_parameters()["backbone.stem.conv.conv.weight"]));
+  // Keys detection does not apply are refused by name.
+  MultiModalPredictor precision(nano_options(dir.file("p"), {{"env.precision", "bf16-mixed"}}));
+  EXPECT_TRUE(Contains(error_of([&] { precision.fit(train, FitOptions()); }), "env.precision is not used"));
+}
+
 }  // namespace
 }  // namespace automm
