@@ -275,6 +275,7 @@ void Communicator::broadcast(std::vector<torch::Tensor> tensors, const std::stri
     for (auto& t : tensors) {
       std::vector<torch::Tensor> one = {t};
       group_->broadcast(one)->wait();
+      t.unsafeGetTensorImpl()->bump_version();  // Gloo wrote it in place: caches keyed on versions must see it
     }
   } catch (const std::exception& e) {
     fail(what, e);

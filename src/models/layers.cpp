@@ -35,22 +35,31 @@ torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tens
   return layer_norm_in_weight_dtype(x, norm.weight, norm.bias, o.eps());
 }
 
-torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x) {
+torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x, kernels::Epilogue epilogue,
+                           const torch::Tensor& residual) {
   const LinearAdapter adapter = linear_adapter(linear);
+  torch::Tensor y;
   if (!adapter.any()) {
-    if (x.dim() <= 2 || !linear.bias.defined()) return linear.forward(x);
-    auto sizes = x.sizes().vec();
-    sizes.back() = linear.weight.size(0);
-    return torch::addmm(linear.bias, x.reshape({-1, x.size(-1)}), linear.weight.t()).view(sizes);
+    y = kernels::packed_linear(x, linear.weight, linear.bias, epilogue, residual);
+    if (y.defined()) return y;
+    if (x.dim() <= 2 || !linear.bias.defined()) {
+      y = linear.forward(x);
+    } else {
+      auto sizes = x.sizes().vec();
+      sizes.back() = linear.weight.size(0);
+      y = torch::addmm(linear.bias, x.reshape({-1, x.size(-1)}), linear.weight.t()).view(sizes);
+    }
+  } else {
+    // A PEFT adapter (models/peft.h): the frozen layer plus LoRA's low-rank update,
+    // scaled by IA3's vector.
+    y = linear.forward(x);
+    if (adapter.lora_A.defined())
+      y = y + torch::matmul(torch::matmul(x, adapter.lora_A.t()), adapter.lora_B.t()) *
+                  adapter.lora_scaling.to(y.scalar_type());
+    if (adapter.ia3.defined()) y = y * adapter.ia3.to(y.scalar_type());
   }
-  // A PEFT adapter (models/peft.h): the frozen layer plus LoRA's low-rank update,
-  // scaled by IA3's vector.
-  torch::Tensor y = linear.forward(x);
-  if (adapter.lora_A.defined())
-    y = y + torch::matmul(torch::matmul(x, adapter.lora_A.t()), adapter.lora_B.t()) *
-                adapter.lora_scaling.to(y.scalar_type());
-  if (adapter.ia3.defined()) y = y * adapter.ia3.to(y.scalar_type());
-  return y;
+  y = kernels::apply_epilogue(epilogue, y);
+  return residual.defined() ? y + residual : y;
 }
 
 MlpOptions mlp_options_from(const Config& config, const std::string& base, int64_t in_features) {

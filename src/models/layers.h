@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
+#include "kernels/packed_linear.h"
 #include "models/dropout.h"
 
 namespace automm {
@@ -21,9 +22,13 @@ torch::Tensor apply_layer_norm(torch::nn::LayerNormImpl& norm, const torch::Tens
 torch::Tensor layer_norm_in_weight_dtype(const torch::Tensor& x, const torch::Tensor& weight,
                                          const torch::Tensor& bias, double eps);
 
-// linear(x) for x of any rank >= 2 as one addmm on x viewed as a matrix: torch
-// 1.13's linear runs a rank-3 input as mm + a separate bias add.
-torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x);
+// epilogue(linear(x)) + residual (residual undefined: none). For inference, one
+// packed oneDNN matmul with the epilogue and the residual fused
+// (kernels/packed_linear.h); otherwise (training, tracing, other dtypes, a PEFT
+// adapter) one addmm on x viewed as a matrix, since torch 1.13's linear runs a
+// rank-3 input as mm + a separate bias add, then the epilogue and the add.
+torch::Tensor apply_linear(torch::nn::LinearImpl& linear, const torch::Tensor& x,
+                           kernels::Epilogue epilogue = kernels::Epilogue::kNone, const torch::Tensor& residual = {});
 
 struct MlpOptions {
   int64_t in_features = 0;

@@ -21,6 +21,11 @@ void fused_update(torch::Tensor& p, const torch::Tensor& grad, torch::Tensor& ex
   at::parallel_for(0, p.numel(), 32768, [&](int64_t begin, int64_t end) {
     kernels::adam_update(param + begin, g + begin, m + begin, v + begin, end - begin, s);
   });
+  // An in-place op would move the version counters; caches keyed on them
+  // (kernels/packed_linear.h) must see these writes too.
+  p.unsafeGetTensorImpl()->bump_version();
+  exp_avg.unsafeGetTensorImpl()->bump_version();
+  exp_avg_sq.unsafeGetTensorImpl()->bump_version();
 }
 
 bool fusable(const torch::Tensor& p) {

@@ -86,6 +86,16 @@ TEST(FusedAdam, StepMovesParametersAgainstTheGradient) {
   EXPECT_TRUE(torch::allclose(p.detach(), expected, 1e-6, 1e-6)) << p;
 }
 
+TEST(FusedAdam, StepMovesTheVersionCounterAsAnInPlaceOpWould) {
+  // Inference caches of the weights (kernels/packed_linear.h) repack on a version change.
+  auto p = torch::ones({4, 3}).requires_grad_();
+  FusedAdamW optimizer({p}, torch::optim::AdamWOptions(0.1));
+  const auto version = p._version();
+  p.mutable_grad() = torch::ones({4, 3});
+  optimizer.step();
+  EXPECT_GT(p._version(), version);
+}
+
 TEST(FusedAdam, SavedStateResumesTheSameTrajectory) {
   auto params = make_params(1);
   for (auto& p : params) p.requires_grad_();

@@ -106,13 +106,13 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const torch::Tensor
   return apply_linear(*out_proj, hf::attention_context(dropout_(torch::softmax(scores, -1)), v));
 }
 
-MlpImpl::MlpImpl(const ClipTowerConfig& config) : activation_(config.hidden_act) {
+MlpImpl::MlpImpl(const ClipTowerConfig& config) : activation_(hf::epilogue_by_name(config.hidden_act)) {
   fc1 = register_module("fc1", hf::make_linear(config.hidden_size, config.intermediate_size, kInitStd));
   fc2 = register_module("fc2", hf::make_linear(config.intermediate_size, config.hidden_size, kInitStd));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  return apply_linear(*fc2, hf::activation_by_name(activation_)(apply_linear(*fc1, x)));
+  return apply_linear(*fc2, apply_linear(*fc1, x, activation_));
 }
 
 EncoderLayerImpl::EncoderLayerImpl(const ClipTowerConfig& config) {

@@ -14,6 +14,7 @@
 #include <torch/torch.h>
 
 #include "automm/config.h"
+#include "kernels/packed_linear.h"
 #include "models/dropout.h"
 
 namespace automm {
@@ -77,7 +78,7 @@ class MlpImpl : public torch::nn::Module {
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
 
  private:
-  std::string activation_;
+  kernels::Epilogue activation_;
 };
 TORCH_MODULE(Mlp);
 

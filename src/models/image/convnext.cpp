@@ -24,7 +24,7 @@ class MlpImpl : public torch::nn::Module {
         fc2_(register_module("fc2", torch::nn::Linear(hidden, dim))) {}
 
   torch::Tensor forward(const torch::Tensor& x) {  // [..., dim] -> [..., dim]
-    return apply_linear(*fc2_, torch::gelu(apply_linear(*fc1_, x)));
+    return apply_linear(*fc2_, apply_linear(*fc1_, x, kernels::Epilogue::kGelu));
   }
 
  private:

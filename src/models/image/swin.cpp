@@ -123,7 +123,7 @@ class SwinBlockImpl : public torch::nn::Module {
 
   torch::Tensor forward(torch::Tensor x) {  // [batch, H, W, C]
     x = x + shifted_window_attention(apply_layer_norm(*norm1_, x));
-    return x + mlp_->forward(apply_layer_norm(*norm2_, x));
+    return mlp_->forward(apply_layer_norm(*norm2_, x), /*residual=*/x);
   }
 
  private:

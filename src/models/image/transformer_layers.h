@@ -40,7 +40,8 @@ TORCH_MODULE(PatchEmbed);
 class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(int64_t dim, int64_t hidden);
-  torch::Tensor forward(const torch::Tensor& x);  // [..., dim] -> [..., dim]
+  // [..., dim] -> [..., dim], plus `residual` when defined (fused into fc2 for inference).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& residual = {});
 
  private:
   torch::nn::Linear fc1_{nullptr}, fc2_{nullptr};
@@ -57,8 +58,9 @@ class AttentionImpl : public torch::nn::Module {
   // added to the scores before the softmax: shape [groups, heads or 1, tokens,
   // tokens] against the scores viewed [batch / groups, groups, heads, tokens,
   // tokens], so Swin can pass one bias per window (batch = images * windows,
-  // groups = windows) and a plain bias uses groups = 1.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias = {});
+  // groups = windows) and a plain bias uses groups = 1. `residual`, when
+  // defined, is added to the output (fused into proj for inference).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& bias = {}, const torch::Tensor& residual = {});
   int64_t num_heads() const { return num_heads_; }
 
  private:

@@ -62,8 +62,8 @@ class VitBlockImpl : public torch::nn::Module {
     mlp_ = register_module("mlp", Mlp(dim, mlp_hidden));
   }
   torch::Tensor forward(torch::Tensor x) {  // [batch, tokens, dim]
-    x = x + attn_->forward(apply_layer_norm(*norm1_, x));
-    return x + mlp_->forward(apply_layer_norm(*norm2_, x));
+    x = attn_->forward(apply_layer_norm(*norm1_, x), /*bias=*/{}, /*residual=*/x);
+    return mlp_->forward(apply_layer_norm(*norm2_, x), /*residual=*/x);
   }
 
  private:

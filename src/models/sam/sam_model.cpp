@@ -498,7 +498,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t in, int64_t hidden, int64_t out, int64_
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = torch::relu(linear(proj_in, x));
-  for (const auto& layer : *layers) h = torch::relu(apply_linear(*layer->as<torch::nn::LinearImpl>(), h));
+  for (const auto& layer : *layers) h = apply_linear(*layer->as<torch::nn::LinearImpl>(), h, kernels::Epilogue::kRelu);
   return linear(proj_out, h);
 }
 

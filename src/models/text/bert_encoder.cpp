@@ -35,20 +35,6 @@ std::string required_string(const nlohmann::json& config, const std::string& fie
   return hf::read_string(config, field, "");
 }
 
-torch::Tensor activate(bert::Activation activation, const torch::Tensor& x) {
-  switch (activation) {
-    case bert::Activation::kGelu:
-      return torch::gelu(x);
-    case bert::Activation::kGeluTanh:
-      return torch::gelu(x, "tanh");
-    case bert::Activation::kRelu:
-      return torch::relu(x);
-    case bert::Activation::kSilu:
-      return torch::silu(x);
-  }
-  throw std::logic_error("unhandled BERT activation");
-}
-
 hf::ResidualOutputOptions residual_output_options(int64_t in_features, const BertConfig& config) {
   return {in_features, config.hidden_size, config.layer_norm_eps, config.hidden_dropout_prob,
           config.initializer_range};
@@ -134,11 +120,11 @@ bool BertConfig::uses_roberta_positions() const { return model_type == "roberta"
 
 namespace bert {
 
-Activation parse_activation(const std::string& name) {
-  if (name == "gelu") return Activation::kGelu;
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::kGeluTanh;
-  if (name == "relu") return Activation::kRelu;
-  if (name == "silu" || name == "swish") return Activation::kSilu;
+kernels::Epilogue parse_activation(const std::string& name) {
+  if (name == "gelu") return kernels::Epilogue::kGelu;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return kernels::Epilogue::kGeluTanh;
+  if (name == "relu") return kernels::Epilogue::kRelu;
+  if (name == "silu" || name == "swish") return kernels::Epilogue::kSilu;
   throw std::invalid_argument("unknown activation '" + name +
                               "'; supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu, swish");
 }
@@ -202,7 +188,7 @@ IntermediateImpl::IntermediateImpl(const BertConfig& config) : activation(parse_
 }
 
 torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) {
-  return activate(activation, apply_linear(*dense, hidden));
+  return apply_linear(*dense, hidden, activation);
 }
 
 // --- Layers ----------------------------------------------------------------------------

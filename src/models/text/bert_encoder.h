@@ -60,8 +60,9 @@ struct BertConfig {
 
 namespace bert {
 
-enum class Activation { kGelu, kGeluTanh, kRelu, kSilu };
-Activation parse_activation(const std::string& name);  // throws std::invalid_argument
+// BERT's activations (gelu, gelu_new / gelu_pytorch_tanh, relu, silu / swish);
+// throws std::invalid_argument for others.
+kernels::Epilogue parse_activation(const std::string& name);
 
 // word + position + token type embeddings -> LayerNorm -> dropout.
 class EmbeddingsImpl : public torch::nn::Module {
@@ -116,7 +117,7 @@ class IntermediateImpl : public torch::nn::Module {
   explicit IntermediateImpl(const BertConfig& config);
   torch::Tensor forward(const torch::Tensor& hidden);  // [batch, seq, hidden] -> [batch, seq, intermediate]
 
-  Activation activation;
+  kernels::Epilogue activation;  // fused into dense for inference
   torch::nn::Linear dense{nullptr};
 };
 TORCH_MODULE(Intermediate);

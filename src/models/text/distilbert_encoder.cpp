@@ -108,14 +108,14 @@ torch::Tensor MultiHeadSelfAttentionImpl::forward(const torch::Tensor& x, const 
   return apply_linear(*out_lin, hf::attention_context(dropout(torch::softmax(scores, -1)), v));
 }
 
-FFNImpl::FFNImpl(const DistilBertConfig& config) : activation_(hf::activation_by_name(config.activation)) {
+FFNImpl::FFNImpl(const DistilBertConfig& config) : activation_(hf::epilogue_by_name(config.activation)) {
   lin1 = register_module("lin1", hf::make_linear(config.dim, config.hidden_dim, config.initializer_range));
   lin2 = register_module("lin2", hf::make_linear(config.hidden_dim, config.dim, config.initializer_range));
   dropout = register_module("dropout", Dropout(config.dropout));
 }
 
 torch::Tensor FFNImpl::forward(const torch::Tensor& x) {
-  return dropout(apply_linear(*lin2, activation_(apply_linear(*lin1, x))));
+  return dropout(apply_linear(*lin2, apply_linear(*lin1, x, activation_)));
 }
 
 TransformerBlockImpl::TransformerBlockImpl(const DistilBertConfig& config) {

@@ -95,7 +95,7 @@ class FFNImpl : public torch::nn::Module {
   Dropout dropout{nullptr};
 
  private:
-  hf::Activation activation_;
+  kernels::Epilogue activation_;
 };
 TORCH_MODULE(FFN);
 

@@ -201,18 +201,20 @@ EncoderInputs check_encoder_inputs(const std::string& encoder, const torch::Tens
 
 // --- modules ---------------------------------------------------------------------------
 
-Activation activation_by_name(const std::string& name) {
-  if (name == "gelu") return [](const torch::Tensor& x) { return torch::gelu(x); };
-  if (name == "gelu_new" || name == "gelu_pytorch_tanh") {
-    return [](const torch::Tensor& x) { return torch::gelu(x, "tanh"); };
-  }
-  if (name == "relu") return [](const torch::Tensor& x) { return torch::relu(x); };
-  if (name == "silu" || name == "swish") return [](const torch::Tensor& x) { return torch::silu(x); };
-  if (name == "tanh") return [](const torch::Tensor& x) { return torch::tanh(x); };
-  // CLIP's x * sigmoid(1.702 x).
-  if (name == "quick_gelu") return [](const torch::Tensor& x) { return x * torch::sigmoid(1.702 * x); };
+kernels::Epilogue epilogue_by_name(const std::string& name) {
+  using kernels::Epilogue;
+  if (name == "gelu") return Epilogue::kGelu;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Epilogue::kGeluTanh;
+  if (name == "relu") return Epilogue::kRelu;
+  if (name == "silu" || name == "swish") return Epilogue::kSilu;
+  if (name == "tanh") return Epilogue::kTanh;
+  if (name == "quick_gelu") return Epilogue::kQuickGelu;  // CLIP's x * sigmoid(1.702 x)
   throw std::invalid_argument("unknown activation '" + name +
                               "'; supported: gelu, gelu_new, gelu_pytorch_tanh, quick_gelu, relu, silu, swish, tanh");
+}
+
+Activation activation_by_name(const std::string& name) {
+  return [epilogue = epilogue_by_name(name)](const torch::Tensor& x) { return kernels::apply_epilogue(epilogue, x); };
 }
 
 torch::nn::Linear make_linear(int64_t in, int64_t out, double std, bool bias) {
@@ -280,16 +282,20 @@ ResidualOutputImpl::ResidualOutputImpl(const ResidualOutputOptions& options) {
 }
 
 torch::Tensor ResidualOutputImpl::forward(const torch::Tensor& x, const torch::Tensor& residual) {
+  // Without dropout the residual add fuses into dense.
+  if (!dropout->is_training() || dropout->options.p() == 0.0) {
+    return apply_layer_norm(*LayerNorm, apply_linear(*dense, x, kernels::Epilogue::kNone, residual));
+  }
   return apply_layer_norm(*LayerNorm, dropout(apply_linear(*dense, x)) + residual);
 }
 
 IntermediateImpl::IntermediateImpl(int64_t hidden_size, int64_t intermediate_size, const std::string& activation,
                                    double initializer_range)
-    : activation_(activation_by_name(activation)) {
+    : activation_(epilogue_by_name(activation)) {
   dense = register_module("dense", make_linear(hidden_size, intermediate_size, initializer_range));
 }
 
-torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return activation_(apply_linear(*dense, hidden)); }
+torch::Tensor IntermediateImpl::forward(const torch::Tensor& hidden) { return apply_linear(*dense, hidden, activation_); }
 
 // --- state dicts -------------------------------------------------------------------------
 

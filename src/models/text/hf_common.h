@@ -101,6 +101,8 @@ using Activation = std::function<torch::Tensor(const torch::Tensor&)>;
 // transformers' ACT2FN names: gelu (erf), gelu_new / gelu_pytorch_tanh (tanh
 // approximation), quick_gelu (CLIP), relu, silu / swish, tanh. Throws std::invalid_argument
 // listing the supported names.
+kernels::Epilogue epilogue_by_name(const std::string& name);
+// The same as a function (kernels::apply_epilogue).
 Activation activation_by_name(const std::string& name);
 
 // Hugging Face's _init_weights: weights ~ N(0, std), biases 0, embedding
@@ -162,7 +164,7 @@ class IntermediateImpl : public torch::nn::Module {
   torch::nn::Linear dense{nullptr};
 
  private:
-  Activation activation_;
+  kernels::Epilogue activation_;  // fused into dense for inference
 };
 TORCH_MODULE(Intermediate);
 
