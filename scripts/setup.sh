@@ -16,6 +16,7 @@ packages=(
   libutf8proc-dev       # Unicode normalization forms and grapheme clusters (tokenizers)
   libcpp-httplib-dev    # automm serve's HTTP server
   libtinyxml2-dev       # Pascal VOC annotation files (object detection)
+  libfreetype-dev fonts-dejavu-core  # class names drawn on detected boxes (FreeType, DejaVu Sans)
   libdnnl-dev           # oneDNN's headers: packed-weight matmuls for inference (LibTorch links oneDNN)
   python3               # examples/make_tabular_data.py
   python3-torch         # independent references in the tests (torch.nn, torch.save)

@@ -1,6 +1,7 @@
 // Detection outputs as files (detection_files.h).
 #include "data/image/detection_files.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -11,6 +12,7 @@
 
 #include "data/image/coco.h"
 #include "data/image/image_io.h"
+#include "data/image/text_drawing.h"
 
 namespace automm {
 namespace {
@@ -53,40 +55,35 @@ std::string csv_cell(const std::string& cell) {
   return quoted + "\"";
 }
 
-// 3 x 5 glyphs of the digits and '.', one row per 3-bit line (top first).
-const uint8_t kDigits[11][5] = {{7, 5, 5, 5, 7}, {2, 6, 2, 2, 7}, {7, 1, 7, 4, 7}, {7, 1, 7, 1, 7},
-                                {5, 5, 7, 1, 1}, {7, 4, 7, 1, 7}, {7, 4, 7, 5, 7}, {7, 1, 1, 1, 1},
-                                {7, 5, 7, 5, 7}, {7, 5, 7, 1, 7}, {0, 0, 0, 0, 2}};
-
-void put(Image& image, int64_t x, int64_t y, const uint8_t* rgb) {
+void put(Image& image, int64_t x, int64_t y, const Rgb& rgb) {
   if (x < 0 || y < 0 || x >= image.width || y >= image.height) return;
-  uint8_t* p = image.row(y) + x * 3;
-  p[0] = rgb[0], p[1] = rgb[1], p[2] = rgb[2];
+  std::copy(rgb.begin(), rgb.end(), image.row(y) + x * 3);
 }
 
-void draw_text(Image& image, int64_t x, int64_t y, const std::string& text, const uint8_t* rgb, int scale) {
-  for (char c : text) {
-    const int glyph = c == '.' ? 10 : c - '0';
-    if (glyph < 0 || glyph > 10) {
-      x += 2 * scale;
-      continue;
-    }
-    for (int row = 0; row < 5; ++row)
-      for (int col = 0; col < 3; ++col)
-        if (kDigits[glyph][row] & (4 >> col))
-          for (int dy = 0; dy < scale; ++dy)
-            for (int dx = 0; dx < scale; ++dx) put(image, x + col * scale + dx, y + row * scale + dy, rgb);
-    x += 4 * scale;
-  }
-}
-
-void draw_rectangle(Image& image, double x1, double y1, double x2, double y2, const uint8_t* rgb, int thickness) {
+void draw_rectangle(Image& image, double x1, double y1, double x2, double y2, const Rgb& rgb, int thickness) {
   const auto ix1 = static_cast<int64_t>(x1), iy1 = static_cast<int64_t>(y1);
   const auto ix2 = static_cast<int64_t>(x2), iy2 = static_cast<int64_t>(y2);
   for (int t = 0; t < thickness; ++t) {
     for (int64_t x = ix1; x <= ix2; ++x) put(image, x, iy1 + t, rgb), put(image, x, iy2 - t, rgb);
     for (int64_t y = iy1; y <= iy2; ++y) put(image, ix1 + t, y, rgb), put(image, ix2 - t, y, rgb);
   }
+}
+
+// The label on a filled rectangle of the box's colour, above the box's top-left
+// corner, or just inside the box where the image's top edge leaves no room.
+void draw_label(Image& image, const TextDrawer& text, const std::string& label, double box_x, double box_y,
+                const Rgb& rgb) {
+  const TextExtent extent = text.measure(label);
+  const int64_t pad = std::max<int64_t>(1, extent.height() / 8);
+  const int64_t width = extent.width + 2 * pad, height = extent.height() + 2 * pad;
+  const auto x = std::max<int64_t>(0, std::min(static_cast<int64_t>(box_x), image.width - width));
+  const auto top = static_cast<int64_t>(box_y) - height;
+  const int64_t y = top >= 0 ? top : std::max<int64_t>(0, static_cast<int64_t>(box_y));
+  for (int64_t row = y; row < y + height; ++row)
+    for (int64_t col = x; col < x + width; ++col) put(image, col, row, rgb);
+  // Black text on light colours, white on dark (Rec. 601 luma).
+  const bool light = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2] > 128;
+  text.draw(image, x + pad, y + pad, label, light ? Rgb{0, 0, 0} : Rgb{255, 255, 255});
 }
 
 }  // namespace
@@ -141,6 +138,7 @@ void draw_detection_files(const Table& data, const std::string& image_column, co
   const Column& images = data.column(image_column);
   const fs::path source(data.source);
   const fs::path base = fs::exists(source) ? source.parent_path() : fs::path();
+  const std::string font = find_font();  // fails before any file is written
   fs::create_directories(folder);
   std::set<std::string> used;
   for (size_t r = 0; r < p.detections.size(); ++r) {
@@ -149,19 +147,20 @@ void draw_detection_files(const Table& data, const std::string& image_column, co
     const auto boxes = as_xyxy(p, r);
     const auto& d = p.detections[r];
     const int thickness = std::max<int>(1, static_cast<int>(std::max(image.width, image.height) / 300));
+    const auto font_pixels = std::max<int64_t>(12, std::min(image.width, image.height) / 40);
+    const TextDrawer text(font, static_cast<int>(font_pixels));
     for (int64_t i = boxes.size(0) - 1; i >= 0; --i) {  // the best box drawn last, on top
       const int64_t label = d.labels[i].item<int64_t>();
       // A colour per class from a fixed hue walk.
-      const uint8_t rgb[3] = {static_cast<uint8_t>((label * 97 + 60) % 256), static_cast<uint8_t>((label * 57 + 200) % 256),
-                              static_cast<uint8_t>((label * 151 + 20) % 256)};
+      const Rgb rgb = {static_cast<uint8_t>((label * 97 + 60) % 256),
+                       static_cast<uint8_t>((label * 57 + 200) % 256),
+                       static_cast<uint8_t>((label * 151 + 20) % 256)};
       const auto b = boxes[i];
-      draw_rectangle(image, b[0].item<double>(), b[1].item<double>(), b[2].item<double>(), b[3].item<double>(), rgb,
-                     thickness);
-      char text[32];
-      std::snprintf(text, sizeof(text), "%lld %.2f", static_cast<long long>(label), d.scores[i].item<double>());
-      const int scale = thickness + 1;
-      draw_text(image, static_cast<int64_t>(b[0].item<double>()), static_cast<int64_t>(b[1].item<double>()) - 6 * scale,
-                text, rgb, scale);
+      const double x1 = b[0].item<double>(), y1 = b[1].item<double>();
+      draw_rectangle(image, x1, y1, b[2].item<double>(), b[3].item<double>(), rgb, thickness);
+      char score[16];
+      std::snprintf(score, sizeof(score), " %.2f", d.scores[i].item<double>());
+      draw_label(image, text, p.classes.at(static_cast<size_t>(label)) + score, x1, y1, rgb);
     }
     std::string stem = cell.stem().string();
     if (stem.empty() || !used.insert(stem).second) {

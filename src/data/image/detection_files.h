@@ -20,8 +20,9 @@ size_t write_detection_csv(const Table& data, const std::string& image_column, c
                            const std::string& path);
 
 // <folder>/<image stem>.png: each image with its boxes drawn, one colour per
-// class, the class index and score written above each box (the CSV and json
-// name the classes). Relative image paths resolve against the table's folder.
+// class, "<class name> <score>" written above each box in DejaVu Sans (or
+// $AUTOMM_FONT; see find_font in text_drawing.h, which throws when there is no
+// font). Relative image paths resolve against the table's folder.
 void draw_detection_files(const Table& data, const std::string& image_column, const Predictions& predictions,
                           const std::string& folder);
 
