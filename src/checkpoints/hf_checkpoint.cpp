@@ -115,6 +115,15 @@ std::string hf_cache_repo_folder(const std::string& repo_id) {
   return folder;
 }
 
+std::string find_hf_cache_snapshot(const std::string& repo_id) {
+  if (!looks_like_hub_id(repo_id)) return "";
+  for (const std::string& cache : hf_hub_cache_dirs()) {
+    const fs::path snapshot = pick_snapshot(fs::path(cache) / hf_cache_repo_folder(repo_id));
+    if (!snapshot.empty()) return snapshot.string();
+  }
+  return "";
+}
+
 ResolvedCheckpoint resolve_hf_checkpoint(const std::string& name, const std::string& predictor_dir) {
   if (name.empty()) throw std::invalid_argument("hf_text.checkpoint_name is empty");
 

@@ -29,6 +29,11 @@ std::vector<std::string> hf_hub_cache_dirs();
 // "models--ORG--NAME", "NAME" -> "models--NAME".
 std::string hf_cache_repo_folder(const std::string& repo_id);
 
+// The snapshot folder of a hub id in the first hf_hub_cache_dirs() entry that
+// holds it (the snapshot chosen as resolve_hf_checkpoint does), or "" when none
+// does or `repo_id` is not a hub id. Nothing is downloaded.
+std::string find_hf_cache_snapshot(const std::string& repo_id);
+
 // name:
 //  - an existing local folder (must hold config.json);
 //  - "local://relative/path", resolved against predictor_dir (an error when

@@ -97,8 +97,10 @@ int launch_workers(int workers, const std::vector<std::string>& arguments) {
 // A data file as a table; a COCO file's images under model.mmdet_image.coco_root
 // when the configuration sets it.
 automm::Table read_data(const std::string& path, const automm::Config& config) {
-  if (!config.is_null("model.mmdet_image.coco_root") && automm::is_coco_file(path))
-    return automm::read_coco_table(path, config.get_string("model.mmdet_image.coco_root"));
+  if (!config.is_null("model.mmdet_image.coco_root")) {
+    if (auto coco = automm::try_read_coco_table(path, config.get_string("model.mmdet_image.coco_root")))
+      return std::move(*coco);
+  }
   return automm::read_table(path);
 }
 

@@ -615,7 +615,9 @@ Table read_table(const std::string& path) {
   if (!in) {
     throw std::runtime_error("cannot open '" + path + "': " + std::strerror(errno));
   }
-  if (ext == ".json" && is_coco_file(path)) return read_coco_table(path);  // object detection's COCO form
+  if (ext == ".json") {
+    if (auto coco = try_read_coco_table(path)) return std::move(*coco);  // object detection's COCO form
+  }
   return is_json ? read_json_lines(in, path) : read_delimited(in, delimiter, path);
 }
 

@@ -19,6 +19,7 @@
 #include <iomanip>
 #include <limits>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -273,7 +274,7 @@ class DetectionLearner : public Learner {
       throw std::runtime_error(where + ": " + e.what());
     }
     spec_ = detection::detector_spec(name, static_cast<int64_t>(classes_.size()));
-    spec_.input.image_size = image_size;
+    detection::set_input_size(spec_, image_size);
     {
       const SkipInitialization skip;  // every weight comes from the file
       net_ = detection::make_detector(spec_);
@@ -419,20 +420,7 @@ class DetectionLearner : public Learner {
     return out;
   }
 
-  DetectionInputOptions input_options() const {
-    DetectionInputOptions o;
-    const auto& in = spec_.input;
-    o.image_size = in.image_size;
-    o.rgb = in.rgb;
-    o.mean = in.mean;
-    o.std = in.std;
-    o.pad_value = in.pad_value;
-    o.pad_after_normalize = in.pad_after_normalize;
-    o.pad_square = in.pad_square;
-    o.size_divisor = in.size_divisor;
-    o.hsv_jitter = spec_.family == "yolox";  // YOLOXHSVRandomAug; YOLOv3's PhotoMetricDistortion is not built
-    return o;
-  }
+  DetectionInputOptions input_options() const { return spec_.input; }
 
   detection::PostProcessOptions post_process() const {
     auto o = detection::default_post_process(spec_);
@@ -464,7 +452,7 @@ class DetectionLearner : public Learner {
             "(automm fit --no-pretrained, Python pretrained=False)");
     }
     if (!config_.is_null("model.mmdet_image.image_size"))
-      spec_.input.image_size = config_.get_int("model.mmdet_image.image_size");
+      detection::set_input_size(spec_, config_.get_int("model.mmdet_image.image_size"));
     net_ = detection::make_detector(spec_);
     std::string loaded = "random weights";
     if (!file.empty()) {
@@ -605,6 +593,8 @@ class DetectionLearner : public Learner {
     MultiImageMixOptions mix;
     mix.image_size = spec_.input.image_size;
     const bool mixing = spec_.family == "yolox" && config_.get_bool("model.mmdet_image.multi_image_mix");
+    std::optional<BatchRandomResize> random_resize;
+    if (input.random_resize_max > 0) random_resize.emplace(input.random_resize_min, input.random_resize_max);
     const auto load = [&](int64_t r) {
       const auto i = static_cast<size_t>(r);
       return load_boxed_image(train.images[i], train.boxes[i], train.where[i]);
@@ -632,7 +622,9 @@ class DetectionLearner : public Learner {
           targets.boxes.push_back(items.back().boxes);
           targets.labels.push_back(items.back().labels);
         }
-        const auto losses = net_->losses(collate_detection_pixels(items, input), targets);
+        torch::Tensor pixels = collate_detection_pixels(items, input);
+        if (random_resize) pixels = random_resize->apply(pixels, targets.boxes, rng);
+        const auto losses = net_->losses(pixels, targets);
         torch::Tensor total = torch::zeros({});
         for (const auto& [name, value] : losses) {
           total = total + value;

@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from boxed_images_io import read_manifest, read_rgb
+
 
 def imresize(img, size):
     """mmcv.imresize(img, (w, h)) with PIL's bilinear in place of cv2's."""
@@ -133,23 +135,10 @@ def mixup(base, other, s, jit_factor, is_flip, x_offset, y_offset):
 
 def main():
     out = sys.argv[1]
-    sizes, boxes, cases = {}, {}, []
-    with open(os.path.join(out, "manifest.txt")) as f:
-        for line in f:
-            p = line.split()
-            if not p:
-                continue
-            if p[0] == "image":
-                sizes[p[1]] = (int(p[2]), int(p[3]))
-                boxes[p[1]] = []
-            elif p[0] == "box":
-                boxes[p[1]].append([float(v) for v in p[2:6]] + [int(p[6])])
-            else:
-                cases.append(p)
+    sizes, boxes, cases = read_manifest(out)
 
     def sample(name):
-        w, h = sizes[name]
-        img = np.fromfile(os.path.join(out, name + ".rgb"), dtype=np.uint8).reshape(h, w, 3)
+        img = read_rgb(out, name, sizes)
         b = boxes[name]
         # LoadAnnotations: float32 boxes, int64 labels
         t = torch.tensor(np.array([r[:4] for r in b], dtype=np.float32).reshape(-1, 4))

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <random>
+#include <set>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -59,7 +61,7 @@ json box(int64_t id, int64_t category, std::vector<double> bbox, int crowd = 0) 
 TEST(CocoTable, ReadsImagesBoxesAndCategoriesInTheFilesOrder) {
   TempDir dir;
   const std::string path = testing::make_coco_dataset(dir.path().string(), "train", 4, 1);
-  EXPECT_TRUE(is_coco_file(path));
+  EXPECT_TRUE(try_read_coco_table(path).has_value());
   const Table table = read_table(path);  // read_table recognises COCO files
   ASSERT_EQ(table.num_rows(), 4u);
   EXPECT_EQ(table.column("image").text(0), std::filesystem::weakly_canonical(dir.path() / "images/train_0.png").string());
@@ -78,7 +80,7 @@ TEST(CocoTable, ReadsImagesBoxesAndCategoriesInTheFilesOrder) {
   EXPECT_EQ(rois[0].label, first["category_id"].get<int>() == 7 ? 0 : 1);
   // JSON Lines files are still tables of rows.
   std::ofstream(dir.file("rows.json")) << "{\"a\": 1}\n{\"a\": 2}\n";
-  EXPECT_FALSE(is_coco_file(dir.file("rows.json")));
+  EXPECT_FALSE(try_read_coco_table(dir.file("rows.json")).has_value());
   EXPECT_EQ(read_table(dir.file("rows.json")).num_rows(), 2u);
 }
 
@@ -186,6 +188,66 @@ TEST(DetectionData, HsvJitterMatchesOpenCvsRoundTrip) {
   Image shifted = image;
   jitter_hsv(shifted, 60, 0, 0);  // 120 degrees: red -> green
   EXPECT_GT(shifted.pixels[1], shifted.pixels[0]);
+}
+
+TEST(DetectionData, YoloV3TrainingExpandsCropsAndDistortsWithItsBoxes) {
+  // A 64 x 48 image: one bright square whose box must keep covering bright pixels
+  // through Expand, MinIoURandomCrop, the resize, the flip and the photometric distortion.
+  BoxedImage sample{Image(64, 48), {{20, 12, 36, 28, 0}}};
+  for (int y = 12; y < 28; ++y)
+    for (int x = 20; x < 36; ++x) std::fill_n(sample.image.row(y) + x * 3, 3, uint8_t{240});
+  DetectionInputOptions o;
+  o.image_size = 64;
+  o.rgb = true;
+  o.pad_square = false;
+  o.min_box_size = 0;
+  DetectionInputOptions plain = o;
+  o.ssd_augment = true;
+  std::mt19937_64 rng(3), plain_rng(3);
+  int64_t resized = 0, shifted = 0;
+  for (int i = 0; i < 40; ++i) {
+    const auto item = prepare_detection_item(sample, true, rng, o);
+    const auto reference = prepare_detection_item(sample, true, plain_rng, plain);
+    ASSERT_EQ(item.boxes.size(0), 1);  // the only box's centre stays in every crop
+    const auto b = item.boxes[0];
+    const int64_t h = item.pixels.size(1), w = item.pixels.size(2);
+    EXPECT_GE(b[0].item<float>(), 0.f);
+    EXPECT_LE(b[2].item<float>(), float(w));
+    EXPECT_LE(b[3].item<float>(), float(h));
+    // The box's centre pixel is the square's (bright, whatever the distortion did to it) .
+    const auto cx = static_cast<int64_t>((b[0].item<float>() + b[2].item<float>()) / 2);
+    const auto cy = static_cast<int64_t>((b[1].item<float>() + b[3].item<float>()) / 2);
+    EXPECT_GT(item.pixels.select(1, cy).select(1, cx).mean().item<float>(),
+              item.pixels.select(1, 0).select(1, 0).mean().item<float>() - 1e-3f);
+    resized += item.pixels.sizes() != reference.pixels.sizes();
+    shifted += !torch::allclose(item.boxes, reference.boxes);
+  }
+  // The transforms ran: sizes and boxes moved in some draws (a control that the options matter).
+  EXPECT_GT(resized, 0);
+  EXPECT_GT(shifted, 10);
+}
+
+TEST(DetectionData, BatchRandomResizeKeepsTheFirstSizeThenDrawsMultiplesOf32) {
+  BatchRandomResize resize(96, 160, /*interval=*/2);
+  std::mt19937_64 rng(0);
+  const auto pixels = torch::rand({2, 3, 128, 128});
+  std::vector<torch::Tensor> boxes = {torch::tensor({{16.f, 32.f, 64.f, 96.f}}), torch::zeros({0, 4})};
+  EXPECT_TRUE(torch::equal(resize.apply(pixels, boxes, rng), pixels));  // the first batch's own size
+  EXPECT_TRUE(torch::equal(boxes[0], torch::tensor({{16.f, 32.f, 64.f, 96.f}})));
+  std::set<int64_t> sizes;
+  for (int i = 0; i < 40; ++i) {
+    std::vector<torch::Tensor> b = {torch::tensor({{16.f, 32.f, 64.f, 96.f}})};
+    const auto out = resize.apply(pixels, b, rng);
+    const int64_t side = out.size(2);
+    EXPECT_EQ(out.size(3), side);  // square batches stay square
+    EXPECT_EQ(side % 32, 0);
+    EXPECT_GE(side, 96);
+    EXPECT_LE(side, 160);
+    EXPECT_TRUE(torch::allclose(b[0], torch::tensor({{16.f, 32.f, 64.f, 96.f}}) * (side / 128.0)));
+    sizes.insert(side);
+  }
+  EXPECT_EQ(sizes, (std::set<int64_t>{96, 128, 160}));
+  EXPECT_THROW(BatchRandomResize(10, 12), std::invalid_argument);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "automm_test_paths.h"
+#include "data/boxed_images_io.h"
 #include "data/image/mosaic_mixup.h"
 #include "test_util.h"
 
@@ -313,11 +314,7 @@ struct Case {
   BoxedImage ours;
 };
 
-std::string exact_decimal(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
+using testing::exact_decimal;
 
 TEST(MosaicMixUpReference, MatchesMmdetTranscriptionExactly) {
   const std::string missing = testing::python_reference_missing(
@@ -341,16 +338,7 @@ TEST(MosaicMixUpReference, MatchesMmdetTranscriptionExactly) {
   std::mt19937_64 rng(11);
   images["mosaic"] = mosaic({&images.at("n1"), &images.at("a"), &images.at("n2"), &images.at("c")}, kS,
                             draw_mosaic(rng, kS));
-  std::ofstream manifest(dir.file("manifest.txt"));
-  for (const auto& [name, img] : images) {
-    manifest << "image " << name << " " << img.image.width << " " << img.image.height << "\n";
-    for (const auto& b : img.boxes)
-      manifest << "box " << name << " " << exact_decimal(b.x1) << " " << exact_decimal(b.y1) << " "
-               << exact_decimal(b.x2) << " " << exact_decimal(b.y2) << " " << b.label << "\n";
-    std::ofstream(dir.file(name + ".rgb"), std::ios::binary)
-        .write(reinterpret_cast<const char*>(img.image.pixels.data()),
-               std::streamsize(img.image.pixels.size()));
-  }
+  std::ofstream manifest = testing::write_boxed_images(dir, images);
   std::vector<Case> cases;
   auto add_mosaic = [&](const std::string& id, int64_t s, MosaicDraw d, std::array<std::string, 4> n) {
     cases.push_back({id,

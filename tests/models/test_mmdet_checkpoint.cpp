@@ -93,6 +93,19 @@ TEST(MmdetCheckpoint, TorchSavedCheckpointsLoadWithAFreshHeadForOtherClasses) {
   EXPECT_EQ(find_mmdet_checkpoint("yolox_nano", &hint), dir.file("torch/hub/checkpoints/yolox_nano.pth"));
   EXPECT_TRUE(Contains(hint, "Megvii-BaseDetection"));
   EXPECT_EQ(find_mmdet_checkpoint("yolox_s"), "");
+  // A Hugging Face id in the hub cache: its snapshot's model.pth (refs/main picks the snapshot).
+  const auto repo = std::filesystem::path(dir.file("hub")) / "models--someone--yolox-nano-shapes";
+  std::filesystem::create_directories(repo / "snapshots/abc123");
+  std::filesystem::create_directories(repo / "snapshots/old999");
+  std::filesystem::create_directories(repo / "refs");
+  std::ofstream(repo / "refs/main") << "abc123";
+  std::filesystem::copy_file(dir.file("yolox_nano_coco.pth"), repo / "snapshots/abc123/model.pth");
+  std::filesystem::copy_file(dir.file("yolox_nano_coco.pth"), repo / "snapshots/old999/model.pth");
+  automm::testing::ScopedEnv hub({{"HF_HUB_CACHE", dir.file("hub")}});
+  EXPECT_EQ(find_mmdet_checkpoint("someone/yolox-nano-shapes"), (repo / "snapshots/abc123/model.pth").string());
+  EXPECT_EQ(find_mmdet_checkpoint("someone/not-there"), "");
+  std::filesystem::remove(repo / "snapshots/abc123/model.pth");  // a snapshot without weights is an error naming it
+  EXPECT_TRUE(Contains(error_of([] { find_mmdet_checkpoint("someone/yolox-nano-shapes"); }), "abc123 holds no model.pth"));
 }
 
 }  // namespace

@@ -70,25 +70,42 @@ std::string fixed_number(double v) {
 
 }  // namespace
 
-bool is_coco_file(const std::string& path) {
+namespace {
+
+bool is_coco_document(const json& document) {
+  return document.is_object() && document.contains("images") && document.at("images").is_array();
+}
+
+Table coco_table(const json& document, const std::string& path, const std::string& image_root);
+
+}  // namespace
+
+std::optional<Table> try_read_coco_table(const std::string& path, const std::string& image_root) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
+  if (!in) return std::nullopt;
   char c = 0;
   while (in.get(c) && std::isspace(static_cast<unsigned char>(c))) {
   }
-  if (c != '{') return false;
+  if (c != '{') return std::nullopt;
   in.seekg(0);
+  json document;
   try {
-    const json document = json::parse(in);
-    return document.is_object() && document.contains("images") && document.at("images").is_array();
+    document = json::parse(in);
   } catch (const json::exception&) {
-    return false;  // JSON Lines: several objects
+    return std::nullopt;  // JSON Lines: several objects
   }
+  if (!is_coco_document(document)) return std::nullopt;
+  return coco_table(document, path, image_root);
 }
 
 Table read_coco_table(const std::string& path, const std::string& image_root) {
-  const json document = read_json_file(path);
-  if (!document.is_object() || !document.contains("images") || !document.at("images").is_array())
+  return coco_table(read_json_file(path), path, image_root);
+}
+
+namespace {
+
+Table coco_table(const json& document, const std::string& path, const std::string& image_root) {
+  if (!is_coco_document(document))
     throw std::invalid_argument(path + " is not a COCO detection file: no \"images\" list");
   if (!document.contains("categories") || !document.at("categories").is_array() || document.at("categories").empty())
     throw std::invalid_argument(path + " has no \"categories\": COCO detection files name their classes there");
@@ -180,6 +197,8 @@ Table read_coco_table(const std::string& path, const std::string& image_root) {
 
   return make_detection_table(std::move(entries), categories, annotated, path);
 }
+
+}  // namespace
 
 Table make_detection_table(std::vector<DetectionImage> images,
                            const std::vector<std::pair<int64_t, std::string>>& categories, bool annotated,

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,9 +25,10 @@ constexpr const char* kCocoImageIdColumn = "image_id";
 constexpr const char* kCocoGtColumn = "coco_gt";
 constexpr const char* kCocoCategoriesColumn = "coco_categories";
 
-// True when `path` holds one JSON object with an "images" list (a COCO file),
-// rather than JSON Lines.
-bool is_coco_file(const std::string& path);
+// read_coco_table when `path` holds one JSON object with an "images" list (a
+// COCO file), nullopt when it holds something else (JSON Lines); the file is
+// parsed once either way.
+std::optional<Table> try_read_coco_table(const std::string& path, const std::string& image_root = "");
 
 // Reads a COCO detection file. Image paths: `image_root` / file_name when
 // image_root is given (AutoMM's model.mmdet_image.coco_root), else the first of

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 #include "data/image/image_io.h"
 #include "data/image/image_ops.h"
+#include "data/image/ssd_augment.h"
 
 namespace automm {
 namespace {
@@ -76,10 +78,15 @@ DetectionItem read_detection_item(const std::string& path, const std::vector<Lab
 }
 
 DetectionItem prepare_detection_item(BoxedImage sample, bool train, std::mt19937_64& rng, const DetectionInputOptions& o) {
-  Image& image = sample.image;
   DetectionItem item;
-  item.width = image.width;
-  item.height = image.height;
+  item.width = sample.image.width;
+  item.height = sample.image.height;
+  const bool ssd = train && o.ssd_augment;
+  if (ssd) {
+    sample = expand(sample, draw_expand(rng, sample.image.width, sample.image.height));
+    sample = min_iou_crop(sample, draw_min_iou_crop(rng, sample));
+  }
+  Image& image = sample.image;
   std::vector<LabeledBox> kept = std::move(sample.boxes);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   if (train && o.hsv_jitter) {
@@ -112,7 +119,9 @@ DetectionItem prepare_detection_item(BoxedImage sample, bool train, std::mt19937
   const float fill = o.pad_after_normalize ? 0.0f : static_cast<float>(o.pad_value);
   auto pixels = torch::full({3, out_h, out_w}, fill, torch::kFloat32);
   {
-    const auto hwc = torch::from_blob(image.pixels.data(), {new_h, new_w, 3}, torch::kUInt8);
+    // PhotoMetricDistortion works in float32 and leaves values outside 0-255 for the normalisation.
+    const auto hwc = ssd ? photometric_distortion(image, draw_photometric(rng))
+                         : torch::from_blob(image.pixels.data(), {new_h, new_w, 3}, torch::kUInt8);
     auto chw = hwc.permute({2, 0, 1}).to(torch::kFloat32);
     if (!o.rgb) chw = chw.flip({0});
     const auto mean = torch::tensor({o.mean[0], o.mean[1], o.mean[2]}, torch::kFloat32).view({3, 1, 1});
@@ -138,6 +147,40 @@ DetectionItem prepare_detection_item(BoxedImage sample, bool train, std::mt19937
   item.boxes = torch::tensor(coords, torch::kFloat32).view({-1, 4});
   item.labels = torch::tensor(labels, torch::kLong);
   return item;
+}
+
+BatchRandomResize::BatchRandomResize(int64_t min_size, int64_t max_size, int64_t interval, int64_t size_divisor)
+    : min_steps_(std::lround(double(min_size) / size_divisor)),
+      max_steps_(std::lround(double(max_size) / size_divisor)),
+      interval_(std::max<int64_t>(1, interval)),
+      divisor_(size_divisor) {
+  if (min_steps_ < 1 || max_steps_ < min_steps_) {
+    throw std::invalid_argument("random resize range " + std::to_string(min_size) + "-" + std::to_string(max_size) +
+                                " holds no multiple of " + std::to_string(size_divisor));
+  }
+}
+
+torch::Tensor BatchRandomResize::apply(const torch::Tensor& pixels, std::vector<torch::Tensor>& boxes,
+                                       std::mt19937_64& rng) {
+  const int64_t h = pixels.size(2), w = pixels.size(3);
+  if (height_ == 0) height_ = h, width_ = w;
+  torch::Tensor out = pixels;
+  if (height_ != h || width_ != w) {
+    namespace F = torch::nn::functional;
+    out = F::interpolate(pixels, F::InterpolateFuncOptions()
+                                     .size(std::vector<int64_t>{height_, width_})
+                                     .mode(torch::kBilinear)
+                                     .align_corners(false));
+    const auto scale = torch::tensor({double(width_) / w, double(height_) / h, double(width_) / w, double(height_) / h},
+                                     torch::kFloat32);
+    for (auto& b : boxes) b = b * scale;
+  }
+  if (++batches_ % interval_ == 0) {
+    const int64_t steps = std::uniform_int_distribution<int64_t>(min_steps_, max_steps_)(rng);
+    height_ = divisor_ * steps;
+    width_ = divisor_ * static_cast<int64_t>(double(w) / double(h) * double(steps));
+  }
+  return out;
 }
 
 torch::Tensor collate_detection_pixels(const std::vector<DetectionItem>& items, const DetectionInputOptions& o) {

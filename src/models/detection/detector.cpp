@@ -35,6 +35,16 @@ std::vector<std::string> known_detectors() {
   return out;
 }
 
+void set_input_size(DetectorSpec& spec, int64_t image_size) {
+  auto& in = spec.input;
+  if (in.random_resize_max > 0) {
+    const double ratio = static_cast<double>(image_size) / static_cast<double>(in.image_size);
+    in.random_resize_min = std::lround(in.random_resize_min * ratio);
+    in.random_resize_max = std::lround(in.random_resize_max * ratio);
+  }
+  in.image_size = image_size;
+}
+
 DetectorSpec detector_spec(const std::string& name, int64_t num_classes) {
   if (num_classes < 1) throw std::invalid_argument("a detector needs at least one class");
   DetectorSpec spec;
@@ -50,6 +60,10 @@ DetectorSpec detector_spec(const std::string& name, int64_t num_classes) {
     spec.input.pad_value = 0;
     spec.input.pad_after_normalize = true;
     spec.input.pad_square = false;
+    // Expand -> MinIoURandomCrop -> Resize -> RandomFlip -> PhotoMetricDistortion,
+    // and no FilterAnnotations.
+    spec.input.ssd_augment = true;
+    spec.input.min_box_size = 0;
     return spec;
   }
   for (const auto& v : kYoloxVariants) {
@@ -60,6 +74,10 @@ DetectorSpec detector_spec(const std::string& name, int64_t num_classes) {
     spec.neck_channels = v.neck_channels;
     spec.depthwise = v.depthwise;
     spec.input.image_size = v.image_size;
+    spec.input.hsv_jitter = true;  // YOLOXHSVRandomAug
+    // BatchSyncRandomResize's random_size_range in AutoMM's configs.
+    spec.input.random_resize_min = v.image_size == 416 ? 320 : 480;
+    spec.input.random_resize_max = v.image_size == 416 ? 640 : 800;
     return spec;  // raw BGR 0-255, padded to a square with 114
   }
   std::string known;

@@ -17,6 +17,8 @@
 
 #include <torch/torch.h>
 
+#include "data/image/detection_data.h"
+
 namespace automm::detection {
 
 // The ground truth of one batch.
@@ -41,17 +43,6 @@ struct PostProcessOptions {
   int64_t nms_pre = 1000;         // YOLOv3: (anchor, class) pairs kept before NMS
 };
 
-// What the network takes: the learner's pipeline produces it.
-struct InputSpec {
-  int64_t image_size = 640;  // mmdet's test scale (the long side is resized to it)
-  bool rgb = false;          // channel order: YOLOX takes BGR, YOLOv3 RGB
-  std::array<double, 3> mean{0, 0, 0}, std{1, 1, 1};  // in the network's channel order, on 0-255 pixels
-  double pad_value = 114;    // padding, in 0-255 pixels before normalisation (YOLOv3: 0 after it)
-  bool pad_after_normalize = false;  // YOLOv3: DetDataPreprocessor pads the normalised tensor with 0
-  bool pad_square = true;    // YOLOX pads to image_size x image_size; YOLOv3 to a multiple of 32
-  int64_t size_divisor = 32;
-};
-
 // The architecture a checkpoint name stands for.
 struct DetectorSpec {
   std::string name;            // the checkpoint name, e.g. "yolox_s"
@@ -63,12 +54,12 @@ struct DetectorSpec {
   int64_t neck_channels = 128;  // neck out_channels = head feat_channels
   // YOLOX training
   bool use_l1 = false;  // the L1 loss on raw box predictions (the YOLOX paper's last epochs)
-  InputSpec input;
+  DetectionInputOptions input;  // what the network takes, and the training transforms its config names
 };
 
 class DetectorImpl : public torch::nn::Module {
  public:
-  // images: [B, 3, H, W] normalised as InputSpec says, H and W multiples of 32.
+  // images: [B, 3, H, W] normalised as `input` says, H and W multiples of 32.
   // Named losses (each a scalar) for the targets, in training mode.
   virtual std::map<std::string, torch::Tensor> losses(const torch::Tensor& images, const BoxTargets& targets) = 0;
   // Post-processed detections per image, in input pixels.
@@ -86,6 +77,9 @@ class DetectorImpl : public torch::nn::Module {
 // AutoMM v0.6's alias yolov3_mobilenetv2_320_300e_coco), yolox_nano, yolox_tiny,
 // yolox_s, yolox_m, yolox_l, yolox_x. Throws std::invalid_argument listing them.
 DetectorSpec detector_spec(const std::string& checkpoint_name, int64_t num_classes);
+// Another input size (model.mmdet_image.image_size): the random resize range
+// scales with it (480-800 at 640 becomes 96-160 at 128).
+void set_input_size(DetectorSpec& spec, int64_t image_size);
 std::vector<std::string> known_detectors();
 // mmdet's test_cfg of the architecture: YOLOX score 0.01, NMS 0.65, no cap (AutoMM's
 // configs); YOLOv3 score 0.05, objectness 0.005, NMS 0.45, 100 per image, 1000 before NMS.

@@ -8,6 +8,8 @@
 #include <set>
 #include <stdexcept>
 
+#include "checkpoints/hf_checkpoint.h"
+
 namespace automm::detection {
 namespace {
 
@@ -49,14 +51,21 @@ void replace_prefix_or_part(std::string& name, const std::string& from, const st
 
 std::string find_mmdet_checkpoint(const std::string& name, std::string* download_hint) {
   if (fs::is_regular_file(name)) return name;
-  if (fs::is_directory(name)) {
-    if (fs::is_regular_file(fs::path(name) / "model.pth")) return (fs::path(name) / "model.pth").string();
+  // A folder (or a Hugging Face snapshot): model.pth, else its only .pth file.
+  const auto in_folder = [&name](const fs::path& folder) {
+    if (fs::is_regular_file(folder / "model.pth")) return (folder / "model.pth").string();
     std::vector<std::string> found;
-    for (const auto& entry : fs::directory_iterator(name))
+    for (const auto& entry : fs::directory_iterator(folder))
       if (entry.path().extension() == ".pth") found.push_back(entry.path().string());
     if (found.size() == 1) return found[0];
-    throw std::invalid_argument("model.mmdet_image.checkpoint_name = " + name + " is a folder without model.pth" +
-                                (found.empty() ? std::string() : " and with several .pth files"));
+    throw std::invalid_argument("model.mmdet_image.checkpoint_name = " + name + ": " + folder.string() +
+                                " holds no model.pth" +
+                                (found.empty() ? std::string(" and no .pth file") : " and several .pth files"));
+  };
+  if (fs::is_directory(name)) return in_folder(name);
+  if (name.find('/') != std::string::npos) {
+    const std::string snapshot = find_hf_cache_snapshot(name);
+    if (!snapshot.empty()) return in_folder(snapshot);
   }
   const std::string key = name == "yolov3_mobilenetv2_320_300e_coco" ? "yolov3_mobilenetv2_8xb24-320-300e_coco" : name;
   const auto url = release_urls().find(key);

@@ -16,6 +16,8 @@ namespace automm::detection {
 // this machine:
 //  - an existing file: itself; an existing folder: <folder>/model.pth (AutoMM's form),
 //    else the folder's only .pth file;
+//  - a Hugging Face id ORG/NAME in the hub cache (checkpoints/hf_checkpoint.h):
+//    its snapshot folder, read the same way;
 //  - a known name: the file name of its release URL (AutoMM's table) in
 //    $TORCH_HOME/hub/checkpoints (default ~/.cache/torch/hub/checkpoints, where
 //    mmengine keeps downloads), ~/.cache/automm/mmdet, or the working folder.
