@@ -26,6 +26,8 @@ import torch
 from PIL import Image
 
 from boxed_images_io import read_manifest, read_rgb
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+from mmdet_boxes import clip_, rescale_, translate_  # noqa: E402
 
 
 def imresize(img, size):
@@ -37,21 +39,6 @@ def imresize(img, size):
 
 
 # ---- HorizontalBoxes ops on [n, 4] float32 tensors
-def rescale_(boxes, s):
-    return boxes * boxes.new_tensor([s, s]).repeat(2)
-
-
-def translate_(boxes, d):
-    return boxes + boxes.new_tensor(d).repeat(2)
-
-
-def clip_(boxes, img_shape):
-    boxes = boxes.clone()
-    boxes[..., 0::2] = boxes[..., 0::2].clamp(0, img_shape[1])
-    boxes[..., 1::2] = boxes[..., 1::2].clamp(0, img_shape[0])
-    return boxes
-
-
 def flip_h_(boxes, img_shape):
     flipped = boxes.clone()
     flipped[..., 0] = img_shape[1] - boxes[..., 2]

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from boxed_images_io import read_manifest, read_rgb
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "models"))
+from mmdet_boxes import bbox_overlaps, clip_, translate_  # noqa: E402
 
 FLT_EPSILON = np.float32(1.1920928955078125e-07)
 
@@ -63,35 +65,9 @@ class Replay:
         return x
 
 
-# ---- HorizontalBoxes / bbox_overlaps on [n, 4] float32 tensors
-def translate_(boxes, d):
-    return boxes + boxes.new_tensor(d).repeat(2)
-
-
-def clip_(boxes, img_shape):
-    boxes = boxes.clone()
-    boxes[..., 0::2] = boxes[..., 0::2].clamp(0, img_shape[1])
-    boxes[..., 1::2] = boxes[..., 1::2].clamp(0, img_shape[0])
-    return boxes
-
-
+# ---- box centres (the other box ops: tests/models/mmdet_boxes.py)
 def centers(boxes):
     return (boxes[..., :2] + boxes[..., 2:]) / 2
-
-
-def bbox_overlaps(bboxes1, bboxes2, eps=1e-6):
-    rows, cols = bboxes1.size(-2), bboxes2.size(-2)
-    if rows * cols == 0:
-        return bboxes1.new(rows, cols)
-    area1 = (bboxes1[..., 2] - bboxes1[..., 0]) * (bboxes1[..., 3] - bboxes1[..., 1])
-    area2 = (bboxes2[..., 2] - bboxes2[..., 0]) * (bboxes2[..., 3] - bboxes2[..., 1])
-    lt = torch.max(bboxes1[..., :, None, :2], bboxes2[..., None, :, :2])
-    rb = torch.min(bboxes1[..., :, None, 2:], bboxes2[..., None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    overlap = wh[..., 0] * wh[..., 1]
-    union = area1[..., None] + area2[..., None, :] - overlap
-    union = torch.max(union, union.new_tensor([eps]))
-    return overlap / union
 
 
 # ---- OpenCV's float32 colour conversions (H in degrees)

@@ -37,6 +37,7 @@ import torchvision
 from torch import nn
 
 from safetensors_io import read_safetensors, write_safetensors
+from mmdet_boxes import bbox_overlaps
 
 STRIDES = [32, 16, 8]
 BASE_SIZES = [[(220, 125), (128, 222), (264, 266)],
@@ -215,18 +216,6 @@ def decode(bboxes, pred_bboxes, stride):
     whs = (bboxes[..., 2:] - bboxes[..., :2]) * 0.5 * pred_bboxes[..., 2:].exp()
     return torch.stack((xy_centers[..., 0] - whs[..., 0], xy_centers[..., 1] - whs[..., 1],
                         xy_centers[..., 0] + whs[..., 0], xy_centers[..., 1] + whs[..., 1]), dim=-1)
-
-
-def bbox_overlaps(bboxes1, bboxes2, eps=1e-6):
-    area1 = (bboxes1[..., 2] - bboxes1[..., 0]) * (bboxes1[..., 3] - bboxes1[..., 1])
-    area2 = (bboxes2[..., 2] - bboxes2[..., 0]) * (bboxes2[..., 3] - bboxes2[..., 1])
-    lt = torch.max(bboxes1[..., :, None, :2], bboxes2[..., None, :, :2])
-    rb = torch.min(bboxes1[..., :, None, 2:], bboxes2[..., None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    overlap = wh[..., 0] * wh[..., 1]
-    union = area1[..., None] + area2[..., None, :] - overlap
-    union = torch.max(union, union.new_tensor([eps]))
-    return overlap / union
 
 
 # ---------------------------------------------------------------- assignment, targets, losses

@@ -35,6 +35,7 @@ import torchvision
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
+from mmdet_boxes import bbox_overlaps  # noqa: E402
 
 INF = 100000.0
 EPS = 1.0e-7
@@ -58,25 +59,6 @@ def grid_priors(featmap_sizes, strides, dtype):
 
 
 # ---- mmdet.structures.bbox.bbox_overlaps (mode iou)
-
-def bbox_overlaps(bboxes1, bboxes2, is_aligned=False, eps=1e-6):
-    area1 = (bboxes1[..., 2] - bboxes1[..., 0]) * (bboxes1[..., 3] - bboxes1[..., 1])
-    area2 = (bboxes2[..., 2] - bboxes2[..., 0]) * (bboxes2[..., 3] - bboxes2[..., 1])
-    if is_aligned:
-        lt = torch.max(bboxes1[..., :2], bboxes2[..., :2])
-        rb = torch.min(bboxes1[..., 2:], bboxes2[..., 2:])
-        wh = (rb - lt).clamp(min=0)
-        overlap = wh[..., 0] * wh[..., 1]
-        union = area1 + area2 - overlap
-    else:
-        lt = torch.max(bboxes1[..., :, None, :2], bboxes2[..., None, :, :2])
-        rb = torch.min(bboxes1[..., :, None, 2:], bboxes2[..., None, :, 2:])
-        wh = (rb - lt).clamp(min=0)
-        overlap = wh[..., 0] * wh[..., 1]
-        union = area1[..., None] + area2[..., None, :] - overlap
-    union = torch.max(union, union.new_tensor([eps]))
-    return overlap / union
-
 
 # ---- mmdet SimOTAAssigner
 
