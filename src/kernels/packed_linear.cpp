@@ -88,6 +88,15 @@ struct PrimitiveKey {
   }
 };
 
+// A matmul for one row count and epilogue, with the scratchpad size it needs. The
+// scratchpad is the caller's (scratchpad_mode::user): in oneDNN's default mode it
+// is shared by all primitives, which may then run only on the thread that built
+// them, and predictions run on many threads (serve, Python).
+struct Matmul {
+  dnnl::matmul primitive;
+  memory::desc scratchpad;
+};
+
 struct PackedWeight {
   TensorStamp weight, bias;
   DataType type = DataType::f32;
@@ -95,7 +104,7 @@ struct PackedWeight {
   memory packed;                 // the weight, [in, out] in oneDNN's blocked layout
   torch::Tensor bias_f32;        // [1, out] fp32, or undefined
   std::mutex mutex;              // guards primitives
-  std::map<PrimitiveKey, std::shared_ptr<dnnl::matmul>> primitives;  // null: oneDNN offers only a reference kernel
+  std::map<PrimitiveKey, std::shared_ptr<Matmul>> primitives;  // null: oneDNN offers only a reference kernel
 };
 
 struct Cache {
@@ -175,7 +184,7 @@ void append_epilogue(dnnl::post_ops& ops, Epilogue epilogue) {
   }
 }
 
-std::shared_ptr<dnnl::matmul> primitive_for(PackedWeight& entry, const PrimitiveKey& key) {
+std::shared_ptr<Matmul> primitive_for(PackedWeight& entry, const PrimitiveKey& key) {
   std::lock_guard<std::mutex> lock(entry.mutex);
   auto it = entry.primitives.find(key);
   if (it != entry.primitives.end()) return it->second;
@@ -186,17 +195,18 @@ std::shared_ptr<dnnl::matmul> primitive_for(PackedWeight& entry, const Primitive
   if (key.residual) ops.append_binary(dnnl::algorithm::binary_add, rows_out);
   dnnl::primitive_attr attr;
   attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
   const memory::desc src({key.rows, entry.in}, entry.type, Tag::ab);
   const auto desc = entry.bias_f32.defined()
                         ? dnnl::matmul::desc(src, entry.packed.get_desc(),
                                              memory::desc({1, entry.out}, DataType::f32, Tag::ab), rows_out)
                         : dnnl::matmul::desc(src, entry.packed.get_desc(), rows_out);
-  std::shared_ptr<dnnl::matmul> primitive;
+  std::shared_ptr<Matmul> primitive;
   try {
     dnnl::matmul::primitive_desc pd(desc, attr, cpu_engine());
     // A reference kernel would be slower than ATen's path.
     if (std::string(pd.impl_info_str()).find("ref") == std::string::npos) {
-      primitive = std::make_shared<dnnl::matmul>(pd);
+      primitive = std::make_shared<Matmul>(Matmul{dnnl::matmul(pd), pd.scratchpad_desc()});
     }
   } catch (const dnnl::error&) {
     // No kernel takes this combination here: ATen runs it.
@@ -301,8 +311,16 @@ torch::Tensor packed_linear(const torch::Tensor& x, const torch::Tensor& weight,
     args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(post_op) | DNNL_ARG_SRC_1,
                  memory(memory::desc({rows, out}, dt, Tag::ab), engine, residual_rows.data_ptr()));
   }
+  // One scratchpad per thread, grown as needed: allocating it per call costs page faults.
+  thread_local torch::Tensor scratchpad;
+  const auto scratch_bytes = static_cast<int64_t>(primitive->scratchpad.get_size());
+  if (scratch_bytes > 0) {
+    if (!scratchpad.defined() || scratchpad.numel() < scratch_bytes)
+      scratchpad = torch::empty({scratch_bytes}, torch::TensorOptions().dtype(torch::kByte));
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(primitive->scratchpad, engine, scratchpad.data_ptr()));
+  }
   thread_local dnnl::stream stream(engine);
-  primitive->execute(stream, args);
+  primitive->primitive.execute(stream, args);
   stream.wait();
   torch::Tensor y = dst.view(out_sizes);
   if (residual.defined() && !fuse_residual) y = y + residual;

@@ -2,8 +2,12 @@
 // addmm and activations: every epilogue, with and without bias and a fused
 // residual, row counts around oneDNN's blocking, fp32, bf16 and bf16 autocast;
 // when it must step aside (autograd, disabled); and its cache (packed once,
-// repacked after an in-place update, released with the weight).
+// repacked after an in-place update, released with the weight); one primitive
+// running on several threads at once.
 #include <gtest/gtest.h>
+
+#include <thread>
+#include <vector>
 
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
@@ -164,6 +168,30 @@ TEST_F(PackedLinearTest, PacksOnceRepacksAfterAnUpdateAndReleasesWithTheWeight) 
   w = torch::Tensor();
   conv = torch::Tensor();
   EXPECT_EQ(packed_weight_count(), held);
+}
+
+TEST_F(PackedLinearTest, APrimitiveBuiltOnOneThreadRunsOnManyAtOnce) {
+  // Serve and Python predict from several threads: oneDNN's shared scratchpad
+  // would tie a primitive to the thread that built it; each call brings its own.
+  torch::manual_seed(3);
+  const auto w = torch::randn({256, 512}) * 0.05, b = torch::randn({256});
+  const auto x = torch::randn({37, 512});
+  const auto expected = packed_linear(x, w, b, Epilogue::kGelu);  // built here
+  ASSERT_TRUE(expected.defined());
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      torch::NoGradGuard no_grad;
+      for (int i = 0; i < 50; ++i) {
+        const auto y = packed_linear(x, w, b, Epilogue::kGelu);
+        if (!y.defined() || !torch::equal(y, expected)) ++mismatches[static_cast<size_t>(t)];
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+  EXPECT_LT(max_error(expected, reference(x, w, b, Epilogue::kGelu, {})), 1e-5);
 }
 
 }  // namespace
