@@ -31,6 +31,27 @@ StateDict state_of(DetectorImpl& net) {
   return out;
 }
 
+TEST(MmdetCheckpoint, SpecsCarryEachFamilysTransformsAndScaleTheRandomResize) {
+  auto s = detector_spec("yolox_s", 3);
+  EXPECT_TRUE(s.input.hsv_jitter);
+  EXPECT_FALSE(s.input.ssd_augment);
+  EXPECT_EQ(s.input.random_resize_min, 480);
+  EXPECT_EQ(s.input.random_resize_max, 800);
+  set_input_size(s, 128);  // model.mmdet_image.image_size
+  EXPECT_EQ(s.input.image_size, 128);
+  EXPECT_EQ(s.input.random_resize_min, 96);
+  EXPECT_EQ(s.input.random_resize_max, 160);
+  auto nano = detector_spec("yolox_nano", 3);
+  EXPECT_EQ(nano.input.random_resize_min, 320);
+  EXPECT_EQ(nano.input.random_resize_max, 640);
+  auto v3 = detector_spec("yolov3_mobilenetv2_8xb24-320-300e_coco", 3);
+  EXPECT_TRUE(v3.input.ssd_augment);
+  EXPECT_FALSE(v3.input.hsv_jitter);
+  EXPECT_EQ(v3.input.random_resize_max, 0);  // YOLOv3 trains at one size
+  set_input_size(v3, 256);
+  EXPECT_EQ(v3.input.random_resize_max, 0);
+}
+
 TEST(MmdetCheckpoint, MegviiNamesBecomeMmdetNames) {
   const std::pair<const char*, const char*> cases[] = {
       {"model.backbone.backbone.stem.conv.conv.weight", "backbone.stem.conv.conv.weight"},

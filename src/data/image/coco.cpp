@@ -138,8 +138,7 @@ Table coco_table(const json& document, const std::string& path, const std::strin
   }
 
   const bool annotated = document.contains("annotations");
-  int64_t clipped = 0, dropped = 0, crowd = 0;
-  std::string first_dropped;
+  BoxClipper clipper;
   if (annotated) {
     if (!document.at("annotations").is_array()) throw std::invalid_argument(path + ": \"annotations\" must be a list");
     for (const json& a : document.at("annotations")) {
@@ -163,42 +162,45 @@ Table coco_table(const json& document, const std::string& path, const std::strin
       const double area = a.contains("area") ? number_at(a.at("area"), where + " area") : w * h;
       DetectionImage& e = entries[entry->second];
       e.gt.push_back({id, label->second, x, y, w, h, area, is_crowd});
-      if (is_crowd || a.value("ignore", 0) != 0) {
-        ++crowd;
-        continue;
-      }
-      LabeledBox box{x, y, x + w, y + h, label->second};
-      const LabeledBox inside{std::clamp(box.x1, 0.0, double(e.width)), std::clamp(box.y1, 0.0, double(e.height)),
-                              std::clamp(box.x2, 0.0, double(e.width)), std::clamp(box.y2, 0.0, double(e.height)),
-                              box.label};
-      if (w <= 0 || h <= 0 || inside.x2 <= inside.x1 || inside.y2 <= inside.y1) {
-        if (dropped++ == 0)
-          first_dropped = "annotation " + std::to_string(id) + " of image " + std::to_string(image_id) + " (bbox " +
-                          b.dump() + ")";
-        continue;
-      }
-      if (inside.x1 != box.x1 || inside.y1 != box.y1 || inside.x2 != box.x2 || inside.y2 != box.y2) ++clipped;
-      e.boxes.push_back(inside);
+      if (is_crowd || a.value("ignore", 0) != 0) continue;  // evaluation only
+      const auto inside = clipper.clip({x, y, x + w, y + h, label->second}, double(e.width), double(e.height), [&] {
+        return "annotation " + std::to_string(id) + " of image " + std::to_string(image_id) + " (bbox " + b.dump() + ")";
+      });
+      if (inside) e.boxes.push_back(*inside);
     }
   }
   int64_t empty = 0;
   for (const DetectionImage& e : entries) empty += annotated && e.boxes.empty() ? 1 : 0;
-  if (clipped > 0)
-    log_message(LogLevel::kWarning, path + ": " + std::to_string(clipped) +
-                                        " boxes reach outside their image and were clipped to it for training");
-  if (dropped > 0)
-    log_message(LogLevel::kWarning, path + ": " + std::to_string(dropped) +
-                                        " boxes are empty or outside their image and do not train (the first: " +
-                                        first_dropped + "); evaluation still counts them");
+  clipper.warn(path, "do not train; evaluation still counts them");
   if (empty > 0)
     log_message(LogLevel::kWarning, path + ": " + std::to_string(empty) + " of " + std::to_string(entries.size()) +
                                         " images have no box to train on; they train as background");
-  (void)crowd;
 
   return make_detection_table(std::move(entries), categories, annotated, path);
 }
 
 }  // namespace
+
+std::optional<LabeledBox> BoxClipper::clip(const LabeledBox& box, double width, double height,
+                                           const std::function<std::string()>& describe) {
+  const LabeledBox inside{std::clamp(box.x1, 0.0, width), std::clamp(box.y1, 0.0, height),
+                          std::clamp(box.x2, 0.0, width), std::clamp(box.y2, 0.0, height), box.label};
+  if (inside.x2 <= inside.x1 || inside.y2 <= inside.y1) {  // also a negative width or height
+    if (dropped_++ == 0) first_dropped_ = describe();
+    return std::nullopt;
+  }
+  if (inside.x1 != box.x1 || inside.y1 != box.y1 || inside.x2 != box.x2 || inside.y2 != box.y2) ++clipped_;
+  return inside;
+}
+
+void BoxClipper::warn(const std::string& path, const std::string& dropped_note) const {
+  if (clipped_ > 0)
+    log_message(LogLevel::kWarning, path + ": " + std::to_string(clipped_) +
+                                        " boxes reach outside their image and were clipped to it for training");
+  if (dropped_ > 0)
+    log_message(LogLevel::kWarning, path + ": " + std::to_string(dropped_) + " boxes are empty or outside their image (the first: " +
+                                        first_dropped_ + ") and " + dropped_note);
+}
 
 Table make_detection_table(std::vector<DetectionImage> images,
                            const std::vector<std::pair<int64_t, std::string>>& categories, bool annotated,

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -52,6 +53,22 @@ struct CocoGtBox {
   int64_t id = 0, label = 0;
   double x = 0, y = 0, w = 0, h = 0, area = 0;
   bool iscrowd = false;
+};
+
+// Boxes as they train, for the detection file readers: clipped to their image,
+// and dropped when nothing of them is inside; both counted for one warning per file.
+class BoxClipper {
+ public:
+  // `box` clipped to [0, width] x [0, height], or nullopt when that leaves no area
+  // (`describe()` names the first such box in the warning).
+  std::optional<LabeledBox> clip(const LabeledBox& box, double width, double height,
+                                 const std::function<std::string()>& describe);
+  // The warnings of `path`; `dropped_note` says what became of the dropped boxes.
+  void warn(const std::string& path, const std::string& dropped_note) const;
+
+ private:
+  int64_t clipped_ = 0, dropped_ = 0;
+  std::string first_dropped_;
 };
 
 // One image as a detection file reader found it.

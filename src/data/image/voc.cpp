@@ -211,8 +211,9 @@ Table read_voc_table(const std::string& path) {
   const auto ids = voc_ids(root, split);
   if (ids.empty()) throw std::invalid_argument(path + " lists no image");
   std::vector<DetectionImage> rows;
-  int64_t clipped = 0, dropped = 0, empty = 0;
-  std::string first_dropped, first_empty;
+  BoxClipper clipper;
+  int64_t empty = 0;
+  std::string first_empty;
   for (const auto& [id, listed] : ids) {
     const fs::path xml_path = root / "Annotations" / (id + ".xml");
     if (!fs::is_regular_file(xml_path))
@@ -251,18 +252,13 @@ Table read_voc_table(const std::string& path) {
       const std::string at = where + " <bndbox>";
       const double xmin = child_number(*bndbox, "xmin", at), ymin = child_number(*bndbox, "ymin", at);
       const double xmax = child_number(*bndbox, "xmax", at), ymax = child_number(*bndbox, "ymax", at);
-      // VOC counts pixels from 1: each coordinate minus 1, then AutoMM's one-sided clip.
-      const LabeledBox box{std::max(0.0, xmin - 1), std::max(0.0, ymin - 1), std::min(width, xmax - 1),
-                           std::min(height, ymax - 1), label->second};
-      if (box.x1 >= box.x2 || box.y1 >= box.y2) {
-        if (dropped++ == 0)
-          first_dropped = "object " + std::to_string(i) + " ('" + name + "') of " + xml.path() + ", bndbox " +
-                          number_text(xmin) + "," + number_text(ymin) + "," + number_text(xmax) + "," +
-                          number_text(ymax);
-        continue;
-      }
-      if (box.x1 != xmin - 1 || box.y1 != ymin - 1 || box.x2 != xmax - 1 || box.y2 != ymax - 1) ++clipped;
-      row.boxes.push_back(box);
+      // VOC counts pixels from 1: each coordinate minus 1, then clipped (AutoMM clips
+      // x1, y1 at 0 and x2, y2 at the size, which keeps the same boxes).
+      const auto box = clipper.clip({xmin - 1, ymin - 1, xmax - 1, ymax - 1, label->second}, width, height, [&] {
+        return "object " + std::to_string(i) + " ('" + name + "') of " + xml.path() + ", bndbox " + number_text(xmin) +
+               "," + number_text(ymin) + "," + number_text(xmax) + "," + number_text(ymax);
+      });
+      if (box) row.boxes.push_back(*box);
     }
     if (row.boxes.empty()) {
       if (empty++ == 0) first_empty = xml.path();
@@ -270,13 +266,7 @@ Table read_voc_table(const std::string& path) {
     }
     rows.push_back(std::move(row));
   }
-  if (clipped > 0)
-    log_message(LogLevel::kWarning, path + ": " + std::to_string(clipped) +
-                                        " boxes reach outside their image and were clipped to it");
-  if (dropped > 0)
-    log_message(LogLevel::kWarning, path + ": " + std::to_string(dropped) +
-                                        " boxes are empty or outside their image and were dropped (the first: " +
-                                        first_dropped + ")");
+  clipper.warn(path, "were dropped");
   if (empty > 0)
     log_message(LogLevel::kWarning, path + ": " + std::to_string(empty) + " of " + std::to_string(ids.size()) +
                                         " images have no valid box and were left out, as AutoMM leaves them (the "
